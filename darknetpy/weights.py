@@ -1,0 +1,111 @@
+"""Darknet .weights files: the header, then each layer's float32 arrays in cfg order.
+
+The header is three int32 (major, minor, revision) and `seen`, which is a uint64 when
+`major*10 + minor >= 2` and both are below 1000, else an int32 (Darknet's
+`load_weights_upto`). `major > 1000 or minor > 1000` marks transposed connected-layer
+weights. The arrays are read from a memory map, so loading costs no copy.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import WeightsError
+from .fileio import atomic_write
+
+
+@dataclass(frozen=True)
+class WeightsHeader:
+    major: int = 0
+    minor: int = 2
+    revision: int = 0
+    seen: int = 0
+
+    @property
+    def seen_is_64bit(self) -> bool:
+        return self.major * 10 + self.minor >= 2 and self.major < 1000 and self.minor < 1000
+
+    @property
+    def transpose(self) -> bool:
+        return self.major > 1000 or self.minor > 1000
+
+    @property
+    def nbytes(self) -> int:
+        return 20 if self.seen_is_64bit else 16
+
+    def to_bytes(self) -> bytes:
+        head = np.array([self.major, self.minor, self.revision], "<i4").tobytes()
+        seen = np.array([self.seen], "<u8" if self.seen_is_64bit else "<i4")
+        return head + seen.tobytes()
+
+
+def read_header(raw: np.ndarray, path: str) -> WeightsHeader:
+    if raw.size < 16:
+        raise WeightsError(f"{path}: {raw.size} bytes is too short for a weights header (16 or 20 bytes)")
+    major, minor, revision = (int(v) for v in raw[:12].view("<i4"))
+    header = WeightsHeader(major, minor, revision)
+    if header.seen_is_64bit:
+        if raw.size < 20:
+            raise WeightsError(f"{path}: header of version {major}.{minor}.{revision} needs 20 bytes, file has {raw.size}")
+        seen = int(raw[12:20].view("<u8")[0])
+    else:
+        seen = int(raw[12:16].view("<i4")[0])
+    return WeightsHeader(major, minor, revision, seen)
+
+
+def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
+    """Map the file read-only; returns the header and the float32 body after it."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WeightsError(f"{path}: is a directory, not a .weights file")
+    try:
+        size = os.path.getsize(path)
+        raw = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read weights: {e.strerror}") from None
+    header = read_header(raw, path)
+    body = raw[header.nbytes:]
+    usable = body.size - body.size % 4
+    return header, body[:usable].view("<f4")
+
+
+def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHeader:
+    """Give each layer its arrays, in order; a short file names the layer that ran out.
+
+    `layers` are objects with `weight_arrays()` -> [(name, shape)] in file order and
+    `set_weights(dict)`; trailing bytes are reported as Darknet ignores them.
+    """
+    path = os.fspath(path)
+    header, body = open_weights(path)
+    pos = 0
+    for layer in layers:
+        spec = layer.weight_arrays(header)
+        need = sum(int(np.prod(shape)) for _, shape in spec)
+        if pos + need > body.size:
+            raise WeightsError(
+                f"{path}: ends early at layer {layer.index} ({layer.type}): "
+                f"expected {need} floats, {body.size - pos} left")
+        arrays = {}
+        for name, shape in spec:
+            count = int(np.prod(shape))
+            arrays[name] = body[pos:pos + count].reshape(shape)
+            pos += count
+        layer.set_weights(arrays, header)
+    extra = (body.size - pos) * 4 + (os.path.getsize(path) - header.nbytes) % 4
+    if extra and warn is not None:
+        print(f"warning: {path}: {extra} trailing bytes after the last layer (ignored, as Darknet does)",
+              file=warn)
+    return header
+
+
+def save_layers(path: str | os.PathLike, layers, header: WeightsHeader) -> None:
+    """Write the header and every layer's arrays in file order (Darknet's layout)."""
+    def write(f):
+        f.write(header.to_bytes())
+        for layer in layers:
+            for name, _ in layer.weight_arrays(header):
+                f.write(np.ascontiguousarray(layer.saved_weights()[name], "<f4").tobytes())
+    atomic_write(os.fspath(path), write)
