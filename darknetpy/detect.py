@@ -1,0 +1,599 @@
+"""Darknet's detection post-processing, bit for bit.
+
+From the float32 output of a `[region]` layer to the detections that `test_detector`
+prints, and the classifier's top-k lines:
+
+* `get_region_detections`: boxes, objectness and class probabilities for every
+  anchor of every cell (Darknet's detection array, `dets[n*w*h + cell]`), including
+  the WordNet-tree path (`hierarchy_predictions` + `hierarchy_top_prediction`), then
+  `correct_region_boxes`.
+* `do_nms_sort`: the swap loop, a stable (glibc merge sort) sort per class and the
+  IoU suppression, in place.
+* `detection_lines` / `classifier_lines`: the exact `printf` lines.
+
+All arithmetic is float32 where Darknet's is `float` and float64 where C promotes to
+`double`, one rounding per operation, in Darknet's order. The stock build runs with
+MXCSR flush-to-zero and denormals-are-zero; `ftz=True` (the default) reproduces that by
+treating subnormal operands as zero and flushing subnormal results, `ftz=False` gives
+the plain IEEE results of the -O2 build.
+
+Box corrections: the -Ofast build computes the letterbox scale factors with an
+approximate reciprocal (`rcpps` + one Newton step) whose last bits depend on the CPU.
+`correct_region_boxes(..., factors=...)` takes the factors that build actually used
+(the manifest's `ofast_correct_region_boxes`); without them the C source's exact IEEE
+arithmetic is used (what the -O2 build does).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple, Sequence
+
+import numba
+import numpy as np
+
+from .tree import Tree, _hierarchy_predictions, _hierarchy_top_prediction, flush32
+
+__all__ = [
+    "Box",
+    "Detection",
+    "OfastFactors",
+    "box_iou",
+    "classifier_lines",
+    "correct_region_boxes",
+    "detection_lines",
+    "do_nms_sort",
+    "get_region_box",
+    "get_region_detections",
+    "top_k",
+]
+
+_F32 = np.float32
+
+
+class Box(NamedTuple):
+    """A box as Darknet stores it: centre x, y and width, height (float32).
+
+    Coordinates are relative to the image (0..1 inside it) after `correct_region_boxes`
+    with `relative=True`, in pixels with `relative=False`, and relative to the network
+    input before the correction.
+    """
+
+    x: np.float32
+    y: np.float32
+    w: np.float32
+    h: np.float32
+
+
+@dataclass(eq=False)
+class Detection:
+    """One entry of Darknet's detection array.
+
+    `index` is the entry's position in the array that `get_region_detections` fills
+    (`anchor*w*h + cell`), which stays with the detection when `do_nms_sort` reorders
+    the list. `probs` holds the nonzero class probabilities only, `{class: float32}` in
+    ascending class order (a dense row of `classes` floats in Darknet); a class
+    suppressed by NMS is removed. Use `prob(k)` or `prob_array()` for dense access.
+    """
+
+    index: int
+    bbox: Box
+    objectness: np.float32
+    classes: int
+    probs: dict[int, np.float32] = field(default_factory=dict)
+
+    def prob(self, k: int) -> np.float32:
+        """Probability of class `k` (0 where Darknet's row holds 0)."""
+        if not 0 <= k < self.classes:
+            raise IndexError(f"class {k} out of range 0..{self.classes - 1}")
+        return self.probs.get(k, _F32(0.0))
+
+    def prob_array(self) -> np.ndarray:
+        """Darknet's dense `prob` row: float32 array of length `classes`."""
+        row = np.zeros(self.classes, np.float32)
+        if self.probs:
+            row[np.fromiter(self.probs.keys(), np.int64)] = np.fromiter(self.probs.values(), np.float32)
+        return row
+
+    @property
+    def best_class(self) -> int:
+        """Class with the highest probability (lowest index on ties), -1 if none is > 0."""
+        best, best_p = -1, _F32(0.0)
+        for k in sorted(self.probs):
+            if self.probs[k] > best_p:
+                best, best_p = k, self.probs[k]
+        return best
+
+    @property
+    def best_prob(self) -> np.float32:
+        k = self.best_class
+        return self.probs[k] if k >= 0 else _F32(0.0)
+
+    def classes_above(self, thresh: float) -> list[int]:
+        """Classes whose probability is `> thresh` (float32 compare), ascending, as
+        `draw_detections` visits them."""
+        t = _F32(thresh)
+        if t < 0:  # zeros pass a negative threshold too
+            return [k for k in range(self.classes) if self.prob(k) > t]
+        return [k for k in sorted(self.probs) if self.probs[k] > t]
+
+
+# ---------------------------------------------------------------------------
+# -Ofast correct_region_boxes factors
+# ---------------------------------------------------------------------------
+
+class OfastFactors(NamedTuple):
+    """Scale factors of the -Ofast `correct_region_boxes` for one image/network size.
+
+    `w_factor`, `h_factor` (float32) multiply w and h; `x_recip`, `y_recip` (float64)
+    multiply `x - x_offset`, `y - y_offset` (float64) in place of the division by
+    `new_w/netw`, `new_h/neth`. `x_ratio`, `y_ratio` are those approximated float32
+    ratios (informative only).
+    """
+
+    w_factor: np.float32
+    h_factor: np.float32
+    x_ratio: np.float32
+    y_ratio: np.float32
+    x_recip: float
+    y_recip: float
+    x_offset: float
+    y_offset: float
+
+    @classmethod
+    def from_mapping(cls, m: Mapping) -> "OfastFactors":
+        """From a dict with those keys whose values are numbers or `float.hex` strings
+        (the manifest's `ofast_correct_region_boxes`); extra keys are ignored."""
+        def num(key):
+            v = m[key]
+            return float.fromhex(v) if isinstance(v, str) else float(v)
+
+        def f32(key):
+            v = num(key)
+            out = _F32(v)
+            if float(out) != v and not math.isnan(v):
+                raise ValueError(f"factor {key}={m[key]!r} is not a float32 value")
+            return out
+
+        return cls(f32("w_factor"), f32("h_factor"), f32("x_ratio"), f32("y_ratio"),
+                   num("x_recip"), num("y_recip"), num("x_offset"), num("y_offset"))
+
+
+def _letterbox_size(w: int, h: int, netw: int, neth: int) -> tuple[int, int]:
+    """`new_w, new_h` of `letterbox_image` / `correct_region_boxes` (C integer division)."""
+    if _F32(netw) / _F32(w) < _F32(neth) / _F32(h):
+        return netw, (h * netw) // w
+    return (w * neth) // h, neth
+
+
+def _factors_tuple(w, h, netw, neth, factors):
+    """(use_recip, wf, hf, xmul_or_div, ymul_or_div, xoff, yoff) for the kernel."""
+    if w <= 0 or h <= 0 or netw <= 0 or neth <= 0:
+        raise ValueError(f"image {w}x{h} and network {netw}x{neth} must be positive")
+    if factors is None:
+        new_w, new_h = _letterbox_size(w, h, netw, neth)
+        wf = _F32(netw) / _F32(new_w)
+        hf = _F32(neth) / _F32(new_h)
+        xr = float(_F32(new_w) / _F32(netw))
+        yr = float(_F32(new_h) / _F32(neth))
+        xoff = (netw - new_w) / 2.0 / netw
+        yoff = (neth - new_h) / 2.0 / neth
+        return False, wf, hf, xr, yr, xoff, yoff
+    if not isinstance(factors, OfastFactors):
+        factors = OfastFactors.from_mapping(factors)
+    return (True, factors.w_factor, factors.h_factor, factors.x_recip, factors.y_recip,
+            factors.x_offset, factors.y_offset)
+
+
+# ---------------------------------------------------------------------------
+# Kernels
+# ---------------------------------------------------------------------------
+
+@numba.njit(cache=True, fastmath=False)
+def _correct_boxes_kernel(bbox, w, h, relative, use_recip, wf, hf, xq, yq, xoff, yoff, ftz):
+    # x, y: (x - offset) in double, divided by (or, -Ofast, multiplied by the
+    # reciprocal of) the float ratio new/net; w, h: float products.
+    fw = np.float32(w)
+    fh = np.float32(h)
+    for i in range(bbox.shape[0]):
+        x = np.float64(flush32(bbox[i, 0], ftz))
+        y = np.float64(flush32(bbox[i, 1], ftz))
+        if use_recip:
+            bx = flush32(np.float32((x - xoff) * xq), ftz)
+            by = flush32(np.float32((y - yoff) * yq), ftz)
+        else:
+            bx = flush32(np.float32((x - xoff) / xq), ftz)
+            by = flush32(np.float32((y - yoff) / yq), ftz)
+        bw = flush32(flush32(bbox[i, 2], ftz) * wf, ftz)
+        bh = flush32(flush32(bbox[i, 3], ftz) * hf, ftz)
+        if not relative:
+            bx = flush32(bx * fw, ftz)
+            bw = flush32(bw * fw, ftz)
+            by = flush32(by * fh, ftz)
+            bh = flush32(bh * fh, ftz)
+        bbox[i, 0] = bx
+        bbox[i, 1] = by
+        bbox[i, 2] = bw
+        bbox[i, 3] = bh
+
+
+@numba.njit(cache=True, fastmath=False, inline="always")
+def _region_box(out, biases, n, index, col, row, lw, lh, stride, ftz):
+    # x, y: float sum and float quotient; w, h: double exp (libm) times the anchor,
+    # divided by the grid size in double, rounded once to float.
+    x = flush32((np.float32(col) + flush32(out[index], ftz)) / np.float32(lw), ftz)
+    y = flush32((np.float32(row) + flush32(out[index + stride], ftz)) / np.float32(lh), ftz)
+    tw = np.float64(flush32(out[index + 2 * stride], ftz))
+    th = np.float64(flush32(out[index + 3 * stride], ftz))
+    w = flush32(np.float32(math.exp(tw) * np.float64(biases[2 * n]) / np.float64(lw)), ftz)
+    h = flush32(np.float32(math.exp(th) * np.float64(biases[2 * n + 1]) / np.float64(lh)), ftz)
+    return x, y, w, h
+
+
+@numba.njit(cache=True, fastmath=False)
+def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh,
+                   use_tree, parent, leaf, group_offset, group_size, child, hier_thresh,
+                   use_map, cmap, ftz, bbox, objectness, prob, top_class):
+    # Mirrors get_region_detections for batch 1. `out` is the flat region output
+    # ([anchor][entry][cell]); it is modified in place on the tree path.
+    # prob: (N, classes) for the plain softmax, (N, len(cmap)) with a map, (N, 1) plus
+    # top_class for the tree without a map.
+    cells = lw * lh
+    entries = classes + coords + 1
+    bg = 1 if background else 0
+    for i in range(cells):
+        row = i // lw
+        col = i % lw
+        for n in range(num):
+            index = n * cells + i
+            base = n * cells * entries + i
+            obj_index = base + coords * cells
+            box_index = base
+            class_index = base + (coords + 1 - bg) * cells
+            if background:
+                scale = np.float32(1.0)
+            else:
+                scale = flush32(out[obj_index], ftz)
+            x, y, w, h = _region_box(out, biases, n, box_index, col, row, lw, lh, cells, ftz)
+            bbox[index, 0] = x
+            bbox[index, 1] = y
+            bbox[index, 2] = w
+            bbox[index, 3] = h
+            objectness[index] = scale if scale > thresh else np.float32(0.0)
+            if use_tree:
+                _hierarchy_predictions(out, class_index, classes, parent, leaf, False, cells, ftz)
+                if use_map:
+                    for j in range(cmap.shape[0]):
+                        p = flush32(scale * flush32(out[class_index + cmap[j] * cells], ftz), ftz)
+                        prob[index, j] = p if p > thresh else np.float32(0.0)
+                else:
+                    top_class[index] = _hierarchy_top_prediction(
+                        out, class_index, group_offset, group_size, child, parent,
+                        hier_thresh, cells, ftz)
+                    prob[index, 0] = scale if scale > thresh else np.float32(0.0)
+            elif objectness[index] != 0:
+                for j in range(classes):
+                    p = flush32(scale * flush32(out[class_index + j * cells], ftz), ftz)
+                    prob[index, j] = p if p > thresh else np.float32(0.0)
+
+
+@numba.njit(cache=True, fastmath=False, inline="always")
+def _overlap(x1, w1, x2, w2, ftz):
+    half = np.float32(2.0)
+    l1 = flush32(x1 - flush32(w1 / half, ftz), ftz)
+    l2 = flush32(x2 - flush32(w2 / half, ftz), ftz)
+    left = l1 if l1 > l2 else l2
+    r1 = flush32(x1 + flush32(w1 / half, ftz), ftz)
+    r2 = flush32(x2 + flush32(w2 / half, ftz), ftz)
+    right = r1 if r1 < r2 else r2
+    return flush32(right - left, ftz)
+
+
+@numba.njit(cache=True, fastmath=False)
+def _iou(ax, ay, aw, ah, bx, by, bw, bh, ftz):
+    ax = flush32(ax, ftz)
+    ay = flush32(ay, ftz)
+    aw = flush32(aw, ftz)
+    ah = flush32(ah, ftz)
+    bx = flush32(bx, ftz)
+    by = flush32(by, ftz)
+    bw = flush32(bw, ftz)
+    bh = flush32(bh, ftz)
+    ow = _overlap(ax, aw, bx, bw, ftz)
+    oh = _overlap(ay, ah, by, bh, ftz)
+    if ow < 0 or oh < 0:
+        inter = np.float32(0.0)
+    else:
+        inter = flush32(ow * oh, ftz)
+    area = flush32(flush32(aw * ah, ftz) + flush32(bw * bh, ftz), ftz)
+    union = flush32(area - inter, ftz)
+    return flush32(inter / union, ftz)
+
+
+@numba.njit(cache=True, fastmath=False, inline="always")
+def _nms_cmp(prob, a, b, col, ftz):
+    # nms_comparator: sign of the float difference, larger probability first.
+    diff = flush32(flush32(prob[a, col], ftz) - flush32(prob[b, col], ftz), ftz)
+    if diff < 0:
+        return 1
+    if diff > 0:
+        return -1
+    return 0
+
+
+@numba.njit(cache=True, fastmath=False)
+def _msort(order, tmp, lo, n, prob, col, ftz):
+    # glibc's qsort for this element size is a top-down merge sort (msort_with_tmp):
+    # split n/2 | n - n/2, sort both halves, merge taking the left element when
+    # cmp(left, right) <= 0. Stable; reproduced split for split so that even a
+    # comparator made inconsistent by flush-to-zero gives glibc's order.
+    if n <= 1:
+        return 0
+    n1 = n // 2
+    n2 = n - n1
+    _msort(order, tmp, lo, n1, prob, col, ftz)
+    _msort(order, tmp, lo + n1, n2, prob, col, ftz)
+    i = lo
+    j = lo + n1
+    end1 = lo + n1
+    end2 = lo + n
+    t = 0
+    while i < end1 and j < end2:
+        if _nms_cmp(prob, order[i], order[j], col, ftz) <= 0:
+            tmp[t] = order[i]
+            i += 1
+        else:
+            tmp[t] = order[j]
+            j += 1
+        t += 1
+    while i < end1:
+        tmp[t] = order[i]
+        i += 1
+        t += 1
+    # whatever is left of the right half is already in place
+    for q in range(t):
+        order[lo + q] = tmp[q]
+    return 0
+
+
+@numba.njit(cache=True, fastmath=False)
+def _nms_kernel(bbox, objectness, prob, nms, ftz):
+    # do_nms_sort on index arrays; `prob` holds only the class columns that have a
+    # nonzero entry (a class whose probabilities are all zero sorts to the identity
+    # permutation and suppresses nothing). Returns the final order; zeroes `prob`.
+    total = objectness.shape[0]
+    order = np.arange(total)
+    k = total - 1
+    i = 0
+    while i <= k:
+        if flush32(objectness[order[i]], ftz) == 0:
+            s = order[i]
+            order[i] = order[k]
+            order[k] = s
+            k -= 1
+        else:
+            i += 1
+    total = k + 1
+    tmp = np.empty(max(total, 1), np.int64)
+    for col in range(prob.shape[1]):
+        anything = False
+        for q in range(total):
+            if flush32(prob[order[q], col], ftz) != 0:
+                anything = True
+                break
+        if not anything:
+            continue
+        _msort(order, tmp, 0, total, prob, col, ftz)
+        for q in range(total):
+            a = order[q]
+            if flush32(prob[a, col], ftz) == 0:
+                continue
+            for r in range(q + 1, total):
+                b = order[r]
+                v = _iou(bbox[a, 0], bbox[a, 1], bbox[a, 2], bbox[a, 3],
+                         bbox[b, 0], bbox[b, 1], bbox[b, 2], bbox[b, 3], ftz)
+                if v > nms:
+                    prob[b, col] = np.float32(0.0)
+    return order
+
+
+@numba.njit(cache=True, fastmath=False)
+def _top_k_kernel(a, k, ftz):
+    # utils.c top_k: insert each element into a k-slot list; a newcomer only displaces
+    # a slot holding a strictly smaller value, and the displaced one moves on down.
+    index = np.full(k, -1, np.int64)
+    for i in range(a.shape[0]):
+        curr = i
+        for j in range(k):
+            if index[j] < 0 or (curr >= 0 and flush32(a[curr], ftz) > flush32(a[index[j]], ftz)):
+                s = curr
+                curr = index[j]
+                index[j] = s
+    return index
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+def get_region_box(output, biases, n: int, index: int, col: int, row: int,
+                   lw: int, lh: int, stride: int, *, ftz: bool = True) -> Box:
+    """Darknet's `get_region_box` for one anchor/cell: `output` is the flat float32
+    region output, `index` the flat index of the anchor's x entry at that cell,
+    `stride` the distance between entries (`lw*lh`). Relative to the network input."""
+    out = np.ascontiguousarray(output, np.float32).reshape(-1)
+    b = np.ascontiguousarray(biases, np.float32)
+    x, y, w, h = _region_box(out, b, int(n), int(index), int(col), int(row),
+                             int(lw), int(lh), int(stride), bool(ftz))
+    return Box(_F32(x), _F32(y), _F32(w), _F32(h))
+
+
+def box_iou(a: Sequence[float], b: Sequence[float], *, ftz: bool = True) -> np.float32:
+    """Darknet's `box_iou` in float32 (boxes as x, y, w, h)."""
+    a = [_F32(v) for v in a]
+    b = [_F32(v) for v in b]
+    return _F32(_iou(*a, *b, bool(ftz)))
+
+
+def _correct_array(bbox, w, h, netw, neth, relative, factors, ftz):
+    use_recip, wf, hf, xq, yq, xoff, yoff = _factors_tuple(int(w), int(h), int(netw), int(neth), factors)
+    _correct_boxes_kernel(bbox, int(w), int(h), bool(relative), use_recip, _F32(wf), _F32(hf),
+                          float(xq), float(yq), float(xoff), float(yoff), bool(ftz))
+
+
+def correct_region_boxes(dets: list[Detection], w: int, h: int, netw: int, neth: int,
+                         relative: bool = True, factors=None, *, ftz: bool = True) -> list[Detection]:
+    """Darknet's `correct_region_boxes`, in place: undo the letterbox of a `w`x`h`
+    image into the `netw`x`neth` network input; with `relative=False` scale to pixels.
+
+    `factors`: None for the C source's exact arithmetic, or the -Ofast build's factors
+    (an `OfastFactors` or a mapping such as the manifest's `ofast_correct_region_boxes`).
+    Returns `dets` for convenience.
+    """
+    bbox = np.array([d.bbox for d in dets], np.float32).reshape(-1, 4)
+    _correct_array(bbox, w, h, netw, neth, relative, factors, ftz)
+    for d, b in zip(dets, bbox):
+        d.bbox = Box(*b)
+    return dets
+
+
+_EMPTY_I32 = np.zeros(0, np.int32)
+
+
+def get_region_detections(output, *, classes: int, coords: int, num: int, biases,
+                          w: int, h: int, netw: int, neth: int, thresh: float,
+                          hier_thresh: float = 0.5, tree: Tree | None = None, map=None,
+                          relative: bool = True, background: bool = False,
+                          factors=None, ftz: bool = True) -> list[Detection]:
+    """Darknet's `get_region_detections` for one image (batch 1): returns all
+    `lw*lh*num` detections in Darknet's array order (`anchor*lw*lh + cell`).
+
+    `output`: the region layer's float32 output, shape (num*(classes+coords+1), lh, lw)
+    (or flat, then lh = lw = sqrt(cells)). With a `tree` it is modified in place, as in
+    Darknet (`hierarchy_predictions` multiplies the class entries along the tree);
+    pass a copy to keep the original.
+    `biases`: the 2*num anchor values (float32, as `parse_region` stores them).
+    `w`, `h`: the original image size; `netw`, `neth`: the network input size.
+    `map`: optional class map (`map[j]` = tree class of output class j), as in
+    `get_network_boxes(..., map, ...)`; `factors`, `relative`: see
+    `correct_region_boxes`.
+    """
+    arr = np.asarray(output)
+    if arr.dtype != np.float32:
+        raise TypeError(f"region output must be float32, got {arr.dtype}")
+    entries = classes + coords + 1
+    if arr.ndim == 3:
+        c, lh, lw = arr.shape
+    elif arr.ndim == 1:
+        cells = arr.size // max(num * entries, 1)
+        lw = lh = int(round(math.sqrt(cells)))
+        c = arr.size // max(lw * lh, 1)
+    else:
+        raise ValueError(f"region output must be (c, h, w) or flat, got shape {arr.shape}")
+    if c != num * entries or arr.size != c * lh * lw:
+        raise ValueError(f"region output has {c} channels, expected num*(classes+coords+1) = "
+                         f"{num}*({classes}+{coords}+1) = {num * entries}")
+    flat = arr.reshape(-1)
+    if tree is not None and not np.shares_memory(flat, arr):
+        raise ValueError("region output must be contiguous: the tree path updates it in place")
+    b = np.ascontiguousarray(biases, np.float32).reshape(-1)
+    if b.size < 2 * num:
+        raise ValueError(f"{b.size} anchor values for num={num} (need {2 * num})")
+    nboxes = lw * lh * num
+    if tree is not None and tree.n < classes:
+        raise ValueError(f"tree {tree.path} has {tree.n} classes, the layer {classes}")
+
+    use_tree = tree is not None
+    use_map = map is not None
+    cmap = np.asarray(map if use_map else [], np.int64).reshape(-1)
+    if use_map and not use_tree:
+        raise ValueError("a class map is only used with a tree (softmax_tree) region layer")
+    if use_map and (cmap.min(initial=0) < 0 or cmap.max(initial=0) >= classes):
+        raise ValueError("class map entries must lie in 0..classes-1")
+    if use_tree:
+        width = cmap.size if use_map else 1
+        parent, leaf, goff, gsize, child = (tree.parent, tree.leaf, tree.group_offset,
+                                            tree.group_size, tree.child)
+    else:
+        width = classes
+        parent = leaf = goff = gsize = child = _EMPTY_I32
+    bbox = np.zeros((nboxes, 4), np.float32)
+    objectness = np.zeros(nboxes, np.float32)
+    prob = np.zeros((nboxes, width), np.float32)
+    top_class = np.zeros(nboxes, np.int64)
+    _region_kernel(flat, lw, lh, num, classes, coords, b, bool(background), _F32(thresh),
+                   use_tree, parent, leaf, goff, gsize, child, _F32(hier_thresh),
+                   use_map, cmap, bool(ftz), bbox, objectness, prob, top_class)
+    _correct_array(bbox, w, h, netw, neth, relative, factors, ftz)
+
+    rows, cols = np.nonzero(prob)
+    vals = prob[rows, cols]
+    cls = top_class[rows] if use_tree and not use_map else cols
+    dets = [Detection(i, Box(*bbox[i]), objectness[i], classes) for i in range(nboxes)]
+    for r, k, v in zip(rows.tolist(), cls.tolist(), vals):
+        dets[r].probs[k] = v
+    return dets
+
+
+def do_nms_sort(dets: list[Detection], classes: int, nms: float, *, ftz: bool = True) -> list[Detection]:
+    """Darknet's `do_nms_sort`, in place on the list and on the detections' `probs`.
+
+    Detections with objectness 0 are swapped to the end (Darknet's swap loop, which
+    permutes the others); then for each class in order the remaining ones are
+    stably sorted by that class's probability, descending, and every later box whose
+    IoU with a kept one is `> nms` loses that class. The list ends in the order of the
+    last class sort. Returns `dets`.
+    """
+    n = len(dets)
+    if n == 0:
+        return dets
+    used = sorted({k for d in dets for k in d.probs})
+    if any(not 0 <= k < classes for k in used):
+        raise ValueError(f"a detection has a class outside 0..{classes - 1}")
+    col_of = {k: c for c, k in enumerate(used)}
+    prob = np.zeros((n, len(used)), np.float32)
+    for r, d in enumerate(dets):
+        for k, v in d.probs.items():
+            prob[r, col_of[k]] = v
+    bbox = np.array([d.bbox for d in dets], np.float32).reshape(n, 4)
+    objectness = np.array([d.objectness for d in dets], np.float32)
+    before = prob.copy()
+    order = _nms_kernel(bbox, objectness, prob, _F32(nms), bool(ftz))
+    for r, c in zip(*np.nonzero((prob == 0) & (before != 0))):
+        del dets[r].probs[used[c]]
+    dets[:] = [dets[o] for o in order.tolist()]
+    return dets
+
+
+def _pct(p) -> float:
+    """`p*100` as Darknet computes it before printf: a float32 product, then double."""
+    return float(_F32(p) * _F32(100.0))
+
+
+def detection_lines(dets: Sequence[Detection], names: Sequence[str], thresh: float) -> list[str]:
+    """The lines `draw_detections` prints (`"%s: %.0f%%"`), per detection in list order
+    and per class in ascending order whose probability is `> thresh`.
+
+    Python's `%.0f` rounds the exact binary value half to even, as glibc's printf does.
+    """
+    lines = []
+    for d in dets:
+        for k in d.classes_above(thresh):
+            lines.append("%s: %.0f%%" % (names[k], _pct(d.prob(k))))
+    return lines
+
+
+def top_k(probs, k: int, *, ftz: bool = True) -> list[int]:
+    """Darknet's `top_k`: indices of the `k` largest values, largest first; strict `>`
+    keeps the lower index ahead on ties. Fewer than `k` values give fewer indices."""
+    a = np.ascontiguousarray(probs, np.float32).reshape(-1)
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    idx = _top_k_kernel(a, int(k), bool(ftz))
+    return [int(i) for i in idx if i >= 0]
+
+
+def classifier_lines(probs, names: Sequence[str], k: int = 5) -> list[str]:
+    """`predict_classifier`'s `"%5.2f%%: %s"` lines for the `top_k` classes."""
+    a = np.ascontiguousarray(probs, np.float32).reshape(-1)
+    return ["%5.2f%%: %s" % (_pct(a[i]), names[i]) for i in top_k(a, k)]
