@@ -322,21 +322,13 @@ def _nms_cmp(prob, a, b, col, ftz):
 
 
 @numba.njit(cache=True, fastmath=False)
-def _msort(order, tmp, lo, n, prob, col, ftz):
-    # glibc's qsort for this element size is a top-down merge sort (msort_with_tmp):
-    # split n/2 | n - n/2, sort both halves, merge taking the left element when
-    # cmp(left, right) <= 0. Stable; reproduced split for split so that even a
-    # comparator made inconsistent by flush-to-zero gives glibc's order.
-    if n <= 1:
-        return 0
-    n1 = n // 2
-    n2 = n - n1
-    _msort(order, tmp, lo, n1, prob, col, ftz)
-    _msort(order, tmp, lo + n1, n2, prob, col, ftz)
+def _merge(order, tmp, lo, n1, n2, prob, col, ftz):
+    # Merge the sorted runs order[lo:lo+n1] and order[lo+n1:lo+n1+n2], taking the left
+    # element when cmp(left, right) <= 0 (so equal keys keep their order).
     i = lo
     j = lo + n1
     end1 = lo + n1
-    end2 = lo + n
+    end2 = lo + n1 + n2
     t = 0
     while i < end1 and j < end2:
         if _nms_cmp(prob, order[i], order[j], col, ftz) <= 0:
@@ -350,10 +342,44 @@ def _msort(order, tmp, lo, n, prob, col, ftz):
         tmp[t] = order[i]
         i += 1
         t += 1
-    # whatever is left of the right half is already in place
+    # whatever is left of the right run is already in place
     for q in range(t):
         order[lo + q] = tmp[q]
-    return 0
+
+
+@numba.njit(cache=True, fastmath=False)
+def _msort(order, tmp, total, prob, col, ftz):
+    # glibc's qsort for this element size is a top-down merge sort (msort_with_tmp):
+    # split n into n/2 | n - n/2, sort both halves, merge. Reproduced split for split
+    # (with an explicit stack: Numba cannot cache recursive functions), so that even a
+    # comparator made inconsistent by flush-to-zero gives glibc's order.
+    stack = np.empty((256, 3), np.int64)  # (lo, n, halves_sorted); depth <= 64
+    stack[0, 0] = 0
+    stack[0, 1] = total
+    stack[0, 2] = 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        lo = stack[sp, 0]
+        n = stack[sp, 1]
+        done = stack[sp, 2]
+        if n <= 1:
+            continue
+        n1 = n // 2
+        n2 = n - n1
+        if done:
+            _merge(order, tmp, lo, n1, n2, prob, col, ftz)
+            continue
+        stack[sp, 2] = 1
+        sp += 1
+        stack[sp, 0] = lo + n1
+        stack[sp, 1] = n2
+        stack[sp, 2] = 0
+        sp += 1
+        stack[sp, 0] = lo
+        stack[sp, 1] = n1
+        stack[sp, 2] = 0
+        sp += 1
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -383,7 +409,7 @@ def _nms_kernel(bbox, objectness, prob, nms, ftz):
                 break
         if not anything:
             continue
-        _msort(order, tmp, 0, total, prob, col, ftz)
+        _msort(order, tmp, total, prob, col, ftz)
         for q in range(total):
             a = order[q]
             if flush32(prob[a, col], ftz) == 0:
