@@ -57,13 +57,13 @@ def read_header(raw: np.ndarray, path: str) -> WeightsHeader:
 
 
 def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
-    """Map the file read-only; returns the header and the float32 body after it."""
+    """Map the file copy-on-write; returns the header and the float32 body after it."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise WeightsError(f"{path}: is a directory, not a .weights file")
     try:
         size = os.path.getsize(path)
-        raw = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        raw = np.memmap(path, dtype=np.uint8, mode="c").view(np.ndarray) if size else np.zeros(0, np.uint8)
     except OSError as e:
         raise WeightsError(f"{path}: cannot read weights: {e.strerror}") from None
     header = read_header(raw, path)

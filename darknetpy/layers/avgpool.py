@@ -1,0 +1,26 @@
+"""[avgpool]: the mean of each channel (global average pooling)."""
+import numpy as np
+
+from ..cpu.pool import avgpool
+from .base import Layer
+
+
+class Avgpool(Layer):
+    type = "avgpool"
+
+    def __init__(self, index, section, in_shape, net):
+        super().__init__(index, section, in_shape, net)
+        c, h, w = in_shape
+        if not (c and h and w):
+            raise self.error("the layer before must output an image")
+        self.out_shape = (c, 1, 1)
+        self.outputs = c
+
+    def summary(self):
+        c, h, w = self.in_shape
+        return f"avg                     {w:4d} x{h:4d} x{c:4d}   ->  {c:4d}"
+
+    def forward(self, outputs, x, numerics):
+        out = np.empty(self.outputs, np.float32)
+        avgpool(x.reshape(self.in_shape), out, numerics.reciprocal, numerics.ftz)
+        return out

@@ -1,0 +1,65 @@
+"""What every layer has: its place in the graph, its shapes, its (possibly no) weights."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cfg import Section
+from ..errors import CfgError
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """How arithmetic is done; see `darknetpy.network.NUMERICS`."""
+
+    name: str
+    exact: bool      # GEMM summed in Darknet's order, no FMA
+    ftz: bool        # flush-to-zero / denormals-are-zero (the -Ofast build)
+    vector: bool     # -Ofast softmax (libmvec expf, 4-lane sums, reciprocal)
+    reciprocal: bool  # -Ofast avgpool (multiply by 1/(h*w))
+
+
+class Layer:
+    """A Darknet layer built from its cfg section and the shape of its input."""
+
+    type = "layer"
+
+    def __init__(self, index: int, section: Section, in_shape: tuple[int, int, int], net):
+        self.index = index
+        self.section = section
+        self.in_shape = in_shape
+        self.out_shape = in_shape
+        self.outputs = int(np.prod(in_shape))
+
+    @property
+    def inputs(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    def error(self, message: str, key: str | None = None) -> CfgError:
+        return CfgError(f"{self.section.where(key)}: layer {self.index} ({self.type}): {message}")
+
+    def positive(self, key: str, default: int) -> int:
+        value = self.section.get_int(key, default)
+        if value < 1:
+            raise self.error(f"{key}={value} must be at least 1", key)
+        return value
+
+    def weight_arrays(self, header) -> list[tuple[str, tuple[int, ...]]]:
+        return []
+
+    def set_weights(self, arrays: dict, header) -> None:
+        pass
+
+    def saved_weights(self) -> dict:
+        return {}
+
+    def bflops(self) -> float:
+        return 0.0
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def forward(self, outputs: list[np.ndarray], x: np.ndarray, numerics: Numerics) -> np.ndarray:
+        """x: the previous output (flat float32); outputs: every earlier layer's output."""
+        raise NotImplementedError

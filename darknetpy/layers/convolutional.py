@@ -1,0 +1,99 @@
+"""[convolutional]: im2col + GEMM, batch norm or bias, activation (Darknet's forward)."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..cpu import activations
+from ..cpu.convolution import convolution, epilogue
+from .base import Layer
+
+
+class Convolutional(Layer):
+    type = "convolutional"
+
+    def __init__(self, index, section, in_shape, net):
+        super().__init__(index, section, in_shape, net)
+        c, h, w = in_shape
+        if not (c and h and w):
+            raise self.error("the layer before must output an image")
+        s = section
+        self.filters = self.positive("filters", 1)
+        self.size = self.positive("size", 1)
+        self.stride = self.positive("stride", 1)
+        pad = s.get_int("pad", 0)
+        self.padding = s.get_int("padding", 0)
+        self.groups = self.positive("groups", 1)
+        if pad:
+            self.padding = self.size // 2
+        name = s.get_str("activation", "logistic")
+        if name not in activations.CODES:
+            print(f"{s.where('activation')}: Couldn't find activation function {name}, going with ReLU",
+                  file=sys.stderr)
+        self.activation_name = name if name in activations.CODES else "relu"
+        self.activation = activations.CODES[self.activation_name]
+        self.batch_normalize = s.get_int("batch_normalize", 0) != 0
+        for key in ("binary", "xnor"):
+            if s.get_int(key, 0):
+                raise self.error(f"{key}=1 (binary weights) is not supported", key)
+        self.flipped = s.get_int("flipped", 0) != 0
+        s.get_float("dot", 0)
+        if c % self.groups or self.filters % self.groups:
+            raise self.error(f"groups={self.groups} must divide channels {c} and filters {self.filters}",
+                             "groups")
+        out_h = (h + 2 * self.padding - self.size) // self.stride + 1
+        out_w = (w + 2 * self.padding - self.size) // self.stride + 1
+        if out_h < 1 or out_w < 1:
+            raise self.error(f"a {self.size}x{self.size} kernel does not fit a {w}x{h} input")
+        self.out_shape = (self.filters, out_h, out_w)
+        self.outputs = self.filters * out_h * out_w
+        k = c // self.groups * self.size * self.size
+        if self.size == 1 and k * out_h * out_w > c // self.groups * h * w:
+            raise self.error("a 1x1 kernel with padding reads past its input in Darknet", "padding")
+        self.workspace_floats = 0 if self.size == 1 else k * out_h * out_w
+        self.weights = np.zeros((self.filters, k), np.float32)
+        self.biases = np.zeros(self.filters, np.float32)
+        self.scales = np.ones(self.filters, np.float32)
+        self.rolling_mean = np.zeros(self.filters, np.float32)
+        self.rolling_variance = np.zeros(self.filters, np.float32)
+        self.dontloadscales = s.get_int("dontloadscales", 0) != 0
+
+    def weight_arrays(self, header):
+        arrays = [("biases", (self.filters,))]
+        if self.batch_normalize and not self.dontloadscales:
+            arrays += [("scales", (self.filters,)), ("rolling_mean", (self.filters,)),
+                       ("rolling_variance", (self.filters,))]
+        return arrays + [("weights", self.weights.shape)]
+
+    def set_weights(self, arrays, header):
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        if self.flipped:
+            k = self.weights.shape[1]
+            self.weights = np.ascontiguousarray(self.weights.reshape(k, self.filters).T)
+
+    def saved_weights(self):
+        weights = self.weights
+        if self.flipped:
+            weights = weights.T.reshape(self.filters, -1)
+        return {"biases": self.biases, "scales": self.scales, "rolling_mean": self.rolling_mean,
+                "rolling_variance": self.rolling_variance, "weights": weights}
+
+    def bflops(self):
+        c = self.in_shape[0]
+        _, out_h, out_w = self.out_shape
+        return (2.0 * self.filters * self.size * self.size * c / self.groups * out_h * out_w) / 1e9
+
+    def summary(self):
+        c, h, w = self.in_shape
+        oc, oh, ow = self.out_shape
+        return (f"conv  {self.filters:5d} {self.size:2d} x{self.size:2d} /{self.stride:2d}  "
+                f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
+
+    def forward(self, outputs, x, numerics, workspace=None):
+        out = convolution(x.reshape(self.in_shape), self.weights, self.groups, self.size, self.stride,
+                          self.padding, self.out_shape[1:], workspace, numerics.exact)
+        bn = (self.rolling_mean, self.rolling_variance, self.scales) if self.batch_normalize else None
+        epilogue(out, bn, self.biases, self.activation, numerics.ftz)
+        return out.reshape(-1)

@@ -1,0 +1,16 @@
+"""[dropout]: nothing at inference; Darknet's dropout output is the previous layer's buffer."""
+from .base import Layer
+
+
+class Dropout(Layer):
+    type = "dropout"
+
+    def __init__(self, index, section, in_shape, net):
+        super().__init__(index, section, in_shape, net)
+        self.probability = section.get_float("probability", 0.5)
+
+    def summary(self):
+        return f"dropout       p = {self.probability:.2f}               {self.inputs:4d}  ->  {self.inputs:4d}"
+
+    def forward(self, outputs, x, numerics):
+        return x

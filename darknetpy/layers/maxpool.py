@@ -1,0 +1,35 @@
+"""[maxpool]: Darknet's default padding is size-1, so a size-2 stride-1 pool keeps the size."""
+import numpy as np
+
+from ..cpu.pool import maxpool
+from .base import Layer
+
+
+class Maxpool(Layer):
+    type = "maxpool"
+
+    def __init__(self, index, section, in_shape, net):
+        super().__init__(index, section, in_shape, net)
+        c, h, w = in_shape
+        if not (c and h and w):
+            raise self.error("the layer before must output an image")
+        self.stride = self.positive("stride", 1)
+        self.size = self.positive("size", self.stride)
+        self.padding = section.get_int("padding", self.size - 1)
+        out_h = (h + self.padding - self.size) // self.stride + 1
+        out_w = (w + self.padding - self.size) // self.stride + 1
+        if out_h < 1 or out_w < 1:
+            raise self.error(f"a {self.size}x{self.size} window does not fit a {w}x{h} input")
+        self.out_shape = (c, out_h, out_w)
+        self.outputs = c * out_h * out_w
+
+    def summary(self):
+        c, h, w = self.in_shape
+        oc, oh, ow = self.out_shape
+        return (f"max          {self.size} x {self.size} / {self.stride}  {w:4d} x{h:4d} x{c:4d}   ->  "
+                f"{ow:4d} x{oh:4d} x{oc:4d}")
+
+    def forward(self, outputs, x, numerics):
+        out = np.empty(self.out_shape, np.float32)
+        maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding, out)
+        return out.reshape(-1)

@@ -1,0 +1,185 @@
+"""The layer graph: cfg sections -> layers with shapes and weights -> forward pass."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import cfg as cfgmod
+from .cfg import COMMON_OPTIONS, Section, warn_unused
+from .errors import CfgError, DarknetError
+from .image import letterbox_image, load_image_color
+from .layers import LAYER_TYPES
+from .layers.base import Layer, Numerics
+from .layers.region import COMPAT
+from .weights import WeightsHeader, load_layers, save_layers
+
+NUMERICS = {
+    # The stock -Ofast build: the reference.
+    "darknet": Numerics("darknet", exact=True, ftz=True, vector=True, reciprocal=True),
+    # The same sources built without fast-math (the kit's O2 flavor).
+    "ieee": Numerics("ieee", exact=True, ftz=False, vector=False, reciprocal=False),
+    # BLAS for the convolutions: not bit-exact, everything else as "darknet".
+    "fast": Numerics("fast", exact=False, ftz=True, vector=True, reciprocal=True),
+}
+
+# [net] keys Darknet reads (parse_net_options); it reports none of them as unused.
+_NET_INTS = ("batch", "subdivisions", "time_steps", "notruth", "random", "adam", "height", "width",
+             "channels", "inputs", "max_crop", "min_crop", "center", "burn_in", "max_batches", "step")
+
+
+@dataclass
+class NetOptions:
+    batch: int
+    width: int
+    height: int
+    channels: int
+    inputs: int
+
+
+def _net_options(section: Section) -> NetOptions:
+    get = section.get_int
+    batch = get("batch", 1)
+    subdivisions = get("subdivisions", 1)
+    if subdivisions < 1:
+        raise CfgError(f"{section.where('subdivisions')}: subdivisions={subdivisions} must be at least 1")
+    h, w, c = get("height", 0), get("width", 0), get("channels", 0)
+    if min(h, w, c) < 0:
+        raise CfgError(f"{section.where()}: width, height and channels must not be negative")
+    inputs = get("inputs", h * w * c)
+    if not inputs and not (h and w and c):
+        raise CfgError(f"{section.where()}: no input size: set width, height and channels")
+    for key in _NET_INTS:
+        get(key, 0)
+    section.get_str("policy")
+    for opt in section.options:
+        opt.used = True
+    return NetOptions(max(batch // subdivisions, 1), w, h, c, inputs)
+
+
+class Network:
+    """A Darknet network for inference on the CPU (batch 1, as `network_predict` runs it).
+
+    numerics: "darknet" (default, the stock -Ofast build bit for bit), "ieee" (the build
+    without fast-math), or "fast" (BLAS convolutions, not bit-exact).
+    compat: None (YOLO9000's tree as Darknet's GPU build computes it) or "darknet-cpu"
+    (the stock CPU build's tree softmax, NaNs and all; see layers/region.py).
+    """
+
+    def __init__(self, cfg_path: str | os.PathLike, weights_path: str | os.PathLike | None = None,
+                 numerics: str = "darknet", compat: str | None = None, warn=sys.stderr):
+        if numerics not in NUMERICS:
+            raise DarknetError(f"unknown numerics {numerics!r} (choose from {', '.join(NUMERICS)})")
+        if compat not in COMPAT:
+            raise DarknetError(f"unknown compat {compat!r} (the only choice is darknet-cpu)")
+        self.cfg_path = os.fspath(cfg_path)
+        self.numerics = NUMERICS[numerics]
+        self.compat = compat
+        sections = cfgmod.read_cfg(self.cfg_path)
+        self.options = _net_options(sections[0])
+        self.layers: list[Layer] = []
+        self._build(sections[1:], warn)
+        self.header = WeightsHeader()
+        if weights_path is not None:
+            self.weights_path = os.fspath(weights_path)
+            self.header = load_layers(self.weights_path, self.layers, warn)
+        self.workspace = np.empty(max([getattr(l, "workspace_floats", 0) for l in self.layers] + [1]),
+                                  np.float32)
+
+    def _build(self, sections: list[Section], warn) -> None:
+        o = self.options
+        shape = (o.channels, o.height, o.width)
+        if not (o.width and o.height and o.channels):
+            shape = (o.inputs, 1, 1)
+        for index, section in enumerate(sections):
+            cls = LAYER_TYPES.get(section.type)
+            if cls is None:
+                raise CfgError(f"{section.file}:{section.line}: layer type {section.header} is not supported "
+                               f"by darknetpy")
+            layer = cls(index, section, shape, self)
+            for key in COMMON_OPTIONS:
+                section.get_str(key)
+            if section.get_int("numload", 0):
+                raise layer.error("numload is not supported (Darknet fills the rest randomly)", "numload")
+            if section.get_int("dontload", 0):
+                raise layer.error("dontload is not supported (Darknet leaves random weights)", "dontload")
+            if hasattr(layer, "compat"):
+                layer.compat = self.compat
+            if warn is not None:
+                warn_unused(section, warn)
+            self.layers.append(layer)
+            shape = layer.out_shape
+        if not self.layers:
+            raise CfgError(f"{self.cfg_path}: the cfg has a [net] section but no layers")
+
+    @property
+    def width(self) -> int:
+        return self.options.width
+
+    @property
+    def height(self) -> int:
+        return self.options.height
+
+    @property
+    def output_layer(self) -> Layer:
+        """Darknet's `get_network_output_layer`: the last layer that is not [cost]."""
+        for layer in reversed(self.layers):
+            if layer.type != "cost":
+                return layer
+        return self.layers[-1]
+
+    def summary_lines(self) -> list[str]:
+        lines = ["layer     filters    size              input                output"]
+        lines += [f"{layer.index:5d} {layer.summary()}" for layer in self.layers]
+        total = sum(layer.bflops() for layer in self.layers)
+        lines.append(f"Total BFLOPs {total:.3f}")
+        return lines
+
+    def forward(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray]:
+        """Run every layer on x (c, h, w); returns each layer's flat float32 output.
+
+        With keep=False only the outputs a later route still reads are kept; the list
+        then holds None for the others, and the last layer's output.
+        """
+        x = np.ascontiguousarray(x, np.float32).reshape(-1)
+        if x.size != self.options.inputs:
+            raise DarknetError(f"input has {x.size} floats, the network expects {self.options.inputs}")
+        last_use = self._last_use() if not keep else None
+        outputs: list[np.ndarray | None] = []
+        current = x
+        for layer in self.layers:
+            if layer.type == "convolutional":
+                current = layer.forward(outputs, current, self.numerics, self.workspace)
+            else:
+                current = layer.forward(outputs, current, self.numerics)
+            outputs.append(current)
+            if last_use is not None:
+                for i in range(len(outputs) - 1):
+                    if outputs[i] is not None and last_use[i] <= layer.index:
+                        outputs[i] = None
+        return outputs
+
+    def _last_use(self) -> list[int]:
+        last = [i + 1 for i in range(len(self.layers))]
+        last[self.output_layer.index] = len(self.layers)
+        for layer in self.layers:
+            for source in getattr(layer, "sources", ()):
+                last[source] = max(last[source], layer.index)
+        return last
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The output layer's output, Darknet's `network_predict`."""
+        outputs = self.forward(x, keep=False)
+        return outputs[self.output_layer.index]
+
+    def letterbox(self, image: np.ndarray) -> np.ndarray:
+        return letterbox_image(image, self.width, self.height)
+
+    def load_input(self, path: str, decoder: str = "stb") -> np.ndarray:
+        """An image file as `detector test` feeds it: loaded, then letterboxed."""
+        return self.letterbox(load_image_color(path, decoder))
+
+    def save_weights(self, path: str) -> None:
+        save_layers(path, self.layers, self.header)
