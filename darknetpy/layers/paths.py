@@ -5,18 +5,21 @@ from ..errors import CfgError
 
 
 def resolve(section, key: str) -> str | None:
-    """Darknet opens the path from the working directory; failing that, try the cfg's folder."""
+    """Darknet opens the path from the working directory; failing that, try the cfg's
+    folder and its parent (Darknet's own layout: cfg/ beside data/)."""
     value = section.get_str(key)
     if value is None:
         return None
     tried = [value]
     if os.path.isfile(value):
         return value
-    beside = os.path.join(os.path.dirname(os.path.abspath(section.file)), value)
     if not os.path.isabs(value):
-        tried.append(beside)
-        if os.path.isfile(beside):
-            return beside
+        folder = os.path.dirname(os.path.abspath(section.file))
+        for base in (folder, os.path.dirname(folder)):
+            candidate = os.path.join(base, value)
+            tried.append(candidate)
+            if os.path.isfile(candidate):
+                return candidate
     raise CfgError(f"{section.where(key)}: {key}={value}: no such file (tried {', '.join(tried)})")
 
 
