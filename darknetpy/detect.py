@@ -189,7 +189,7 @@ def _factors_tuple(w, h, netw, neth, factors):
 # Kernels
 # ---------------------------------------------------------------------------
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _correct_boxes_kernel(bbox, w, h, relative, use_recip, wf, hf, xq, yq, xoff, yoff, ftz):
     # x, y: (x - offset) in double, divided by (or, -Ofast, multiplied by the
     # reciprocal of) the float ratio new/net; w, h: float products.
@@ -217,7 +217,7 @@ def _correct_boxes_kernel(bbox, w, h, relative, use_recip, wf, hf, xq, yq, xoff,
         bbox[i, 3] = bh
 
 
-@numba.njit(cache=True, fastmath=False, inline="always")
+@numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 def _region_box(out, biases, n, index, col, row, lw, lh, stride, ftz):
     # x, y: float sum and float quotient; w, h: double exp (libm) times the anchor,
     # divided by the grid size in double, rounded once to float.
@@ -230,7 +230,7 @@ def _region_box(out, biases, n, index, col, row, lw, lh, stride, ftz):
     return x, y, w, h
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh,
                    use_tree, parent, leaf, group_offset, group_size, child, hier_thresh,
                    use_map, cmap, ftz, bbox, objectness, prob, top_class):
@@ -277,7 +277,7 @@ def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh
                     prob[index, j] = p if p > thresh else np.float32(0.0)
 
 
-@numba.njit(cache=True, fastmath=False, inline="always")
+@numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 def _overlap(x1, w1, x2, w2, ftz):
     half = np.float32(2.0)
     l1 = flush32(x1 - flush32(w1 / half, ftz), ftz)
@@ -289,7 +289,7 @@ def _overlap(x1, w1, x2, w2, ftz):
     return flush32(right - left, ftz)
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _iou(ax, ay, aw, ah, bx, by, bw, bh, ftz):
     ax = flush32(ax, ftz)
     ay = flush32(ay, ftz)
@@ -310,7 +310,7 @@ def _iou(ax, ay, aw, ah, bx, by, bw, bh, ftz):
     return flush32(inter / union, ftz)
 
 
-@numba.njit(cache=True, fastmath=False, inline="always")
+@numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 def _nms_cmp(prob, a, b, col, ftz):
     # nms_comparator: sign of the float difference, larger probability first.
     diff = flush32(flush32(prob[a, col], ftz) - flush32(prob[b, col], ftz), ftz)
@@ -321,7 +321,7 @@ def _nms_cmp(prob, a, b, col, ftz):
     return 0
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _merge(order, tmp, lo, n1, n2, prob, col, ftz):
     # Merge the sorted runs order[lo:lo+n1] and order[lo+n1:lo+n1+n2], taking the left
     # element when cmp(left, right) <= 0 (so equal keys keep their order).
@@ -347,7 +347,7 @@ def _merge(order, tmp, lo, n1, n2, prob, col, ftz):
         order[lo + q] = tmp[q]
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _msort(order, tmp, total, prob, col, ftz):
     # glibc's qsort for this element size is a top-down merge sort (msort_with_tmp):
     # split n into n/2 | n - n/2, sort both halves, merge. Reproduced split for split
@@ -382,7 +382,7 @@ def _msort(order, tmp, total, prob, col, ftz):
         sp += 1
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _nms_kernel(bbox, objectness, prob, nms, ftz):
     # do_nms_sort on index arrays; `prob` holds only the class columns that have a
     # nonzero entry (a class whose probabilities are all zero sorts to the identity
@@ -423,7 +423,7 @@ def _nms_kernel(bbox, objectness, prob, nms, ftz):
     return order
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _top_k_kernel(a, k, ftz):
     # utils.c top_k: insert each element into a k-slot list; a newcomer only displaces
     # a slot holding a strictly smaller value, and the displaced one moves on down.
@@ -610,8 +610,13 @@ def detection_lines(dets: Sequence[Detection], names: Sequence[str], thresh: flo
 
 
 def top_k(probs, k: int, *, ftz: bool = True) -> list[int]:
-    """Darknet's `top_k`: indices of the `k` largest values, largest first; strict `>`
-    keeps the lower index ahead on ties. Fewer than `k` values give fewer indices."""
+    """Darknet's `top_k`: indices of the `k` largest values, largest first.
+
+    Each value is inserted into a k-slot list and only displaces a strictly smaller
+    one (`>`), so of equal values the lower index stays ahead. As in Darknet, an entry
+    pushed down the list also needs a strictly larger value to take the next slot,
+    so with ties the result can differ from a stable sort ([.1 .5 .5 .3 .5 .7], k=3
+    gives 5, 2, 4). Fewer than `k` values give fewer indices."""
     a = np.ascontiguousarray(probs, np.float32).reshape(-1)
     if k < 0:
         raise ValueError("k must be >= 0")

@@ -110,7 +110,7 @@ def read_tree(path: str) -> Tree:
 _FLT_MIN = np.float32(2.0 ** -126)
 
 
-@numba.njit(cache=True, fastmath=False, inline="always")
+@numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 def flush32(x, ftz):
     """Flush-to-zero / denormals-are-zero for one float32: a subnormal becomes a zero
     of the same sign when `ftz` is true (what MXCSR FTZ/DAZ do in the -Ofast build)."""
@@ -119,7 +119,7 @@ def flush32(x, ftz):
     return x
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _hierarchy_predictions(pred, base, n, parent, leaf, only_leaves, stride, ftz):
     # Parents precede their children in the file, so walking the classes in index
     # order multiplies each class by a parent that already holds its full path product.
@@ -135,7 +135,7 @@ def _hierarchy_predictions(pred, base, n, parent, leaf, only_leaves, stride, ftz
                 pred[base + j * stride] = np.float32(0.0)
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
 def _hierarchy_top_prediction(pred, base, group_offset, group_size, child, parent,
                               thresh, stride, ftz):
     # Descend from the root group while the running path probability stays above
