@@ -278,36 +278,44 @@ def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh
 
 
 @numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
-def _overlap(x1, w1, x2, w2, ftz):
-    half = np.float32(2.0)
-    l1 = flush32(x1 - flush32(w1 / half, ftz), ftz)
-    l2 = flush32(x2 - flush32(w2 / half, ftz), ftz)
+def _box_edges(x, y, w, h, ftz):
+    # The per-box half of box.c's overlap(): edges x -/+ w/2, y -/+ h/2 and the area
+    # w*h, each one float32 rounding (computing them once per box changes no bit).
+    x = flush32(x, ftz)
+    y = flush32(y, ftz)
+    w = flush32(w, ftz)
+    h = flush32(h, ftz)
+    two = np.float32(2.0)
+    hw = flush32(w / two, ftz)
+    hh = flush32(h / two, ftz)
+    return (flush32(x - hw, ftz), flush32(x + hw, ftz), flush32(y - hh, ftz),
+            flush32(y + hh, ftz), flush32(w * h, ftz))
+
+
+@numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def _iou_edges(l1, r1, t1, b1, area1, l2, r2, t2, b2, area2, ftz):
+    # box_iou: overlaps (max of the left edges, min of the right ones, first box on
+    # the left of each comparison as in C), intersection 0 if either is negative,
+    # union = (area_a + area_b) - intersection, then one float division.
     left = l1 if l1 > l2 else l2
-    r1 = flush32(x1 + flush32(w1 / half, ftz), ftz)
-    r2 = flush32(x2 + flush32(w2 / half, ftz), ftz)
     right = r1 if r1 < r2 else r2
-    return flush32(right - left, ftz)
-
-
-@numba.njit(cache=True, fastmath=False, error_model="numpy")
-def _iou(ax, ay, aw, ah, bx, by, bw, bh, ftz):
-    ax = flush32(ax, ftz)
-    ay = flush32(ay, ftz)
-    aw = flush32(aw, ftz)
-    ah = flush32(ah, ftz)
-    bx = flush32(bx, ftz)
-    by = flush32(by, ftz)
-    bw = flush32(bw, ftz)
-    bh = flush32(bh, ftz)
-    ow = _overlap(ax, aw, bx, bw, ftz)
-    oh = _overlap(ay, ah, by, bh, ftz)
+    ow = flush32(right - left, ftz)
+    top = t1 if t1 > t2 else t2
+    bot = b1 if b1 < b2 else b2
+    oh = flush32(bot - top, ftz)
     if ow < 0 or oh < 0:
         inter = np.float32(0.0)
     else:
         inter = flush32(ow * oh, ftz)
-    area = flush32(flush32(aw * ah, ftz) + flush32(bw * bh, ftz), ftz)
-    union = flush32(area - inter, ftz)
+    union = flush32(flush32(area1 + area2, ftz) - inter, ftz)
     return flush32(inter / union, ftz)
+
+
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
+def _iou(ax, ay, aw, ah, bx, by, bw, bh, ftz):
+    l1, r1, t1, b1, a1 = _box_edges(ax, ay, aw, ah, ftz)
+    l2, r2, t2, b2, a2 = _box_edges(bx, by, bw, bh, ftz)
+    return _iou_edges(l1, r1, t1, b1, a1, l2, r2, t2, b2, a2, ftz)
 
 
 @numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
@@ -401,6 +409,14 @@ def _nms_kernel(bbox, objectness, prob, nms, ftz):
             i += 1
     total = k + 1
     tmp = np.empty(max(total, 1), np.int64)
+    edges = np.empty((bbox.shape[0], 5), np.float32)
+    for q in range(bbox.shape[0]):
+        l, r, t, b, area = _box_edges(bbox[q, 0], bbox[q, 1], bbox[q, 2], bbox[q, 3], ftz)
+        edges[q, 0] = l
+        edges[q, 1] = r
+        edges[q, 2] = t
+        edges[q, 3] = b
+        edges[q, 4] = area
     for col in range(prob.shape[1]):
         anything = False
         for q in range(total):
@@ -416,8 +432,11 @@ def _nms_kernel(bbox, objectness, prob, nms, ftz):
                 continue
             for r in range(q + 1, total):
                 b = order[r]
-                v = _iou(bbox[a, 0], bbox[a, 1], bbox[a, 2], bbox[a, 3],
-                         bbox[b, 0], bbox[b, 1], bbox[b, 2], bbox[b, 3], ftz)
+                cur = prob[b, col]
+                if cur == 0 and math.copysign(1.0, cur) > 0:
+                    continue  # already +0: zeroing it again changes nothing
+                v = _iou_edges(edges[a, 0], edges[a, 1], edges[a, 2], edges[a, 3], edges[a, 4],
+                               edges[b, 0], edges[b, 1], edges[b, 2], edges[b, 3], edges[b, 4], ftz)
                 if v > nms:
                     prob[b, col] = np.float32(0.0)
     return order
