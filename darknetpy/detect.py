@@ -128,7 +128,8 @@ class OfastFactors(NamedTuple):
     `w_factor`, `h_factor` (float32) multiply w and h; `x_recip`, `y_recip` (float64)
     multiply `x - x_offset`, `y - y_offset` (float64) in place of the division by
     `new_w/netw`, `new_h/neth`. `x_ratio`, `y_ratio` are those approximated float32
-    ratios (informative only).
+    ratios (informative only). `new_w`, `new_h`, when given, are the letterboxed size
+    the factors belong to; they are checked against the image and network sizes.
     """
 
     w_factor: np.float32
@@ -139,6 +140,8 @@ class OfastFactors(NamedTuple):
     y_recip: float
     x_offset: float
     y_offset: float
+    new_w: int | None = None
+    new_h: int | None = None
 
     @classmethod
     def from_mapping(cls, m: Mapping) -> "OfastFactors":
@@ -155,8 +158,9 @@ class OfastFactors(NamedTuple):
                 raise ValueError(f"factor {key}={m[key]!r} is not a float32 value")
             return out
 
+        sizes = [int(m[k]) if m.get(k) is not None else None for k in ("new_w", "new_h")]
         return cls(f32("w_factor"), f32("h_factor"), f32("x_ratio"), f32("y_ratio"),
-                   num("x_recip"), num("y_recip"), num("x_offset"), num("y_offset"))
+                   num("x_recip"), num("y_recip"), num("x_offset"), num("y_offset"), *sizes)
 
 
 def _letterbox_size(w: int, h: int, netw: int, neth: int) -> tuple[int, int]:
@@ -181,6 +185,11 @@ def _factors_tuple(w, h, netw, neth, factors):
         return False, wf, hf, xr, yr, xoff, yoff
     if not isinstance(factors, OfastFactors):
         factors = OfastFactors.from_mapping(factors)
+    if factors.new_w is not None or factors.new_h is not None:
+        new_w, new_h = _letterbox_size(w, h, netw, neth)
+        if (factors.new_w, factors.new_h) != (new_w, new_h):
+            raise ValueError(f"-Ofast factors are for a {factors.new_w}x{factors.new_h} letterbox, "
+                             f"this {w}x{h} image in a {netw}x{neth} network gives {new_w}x{new_h}")
     return (True, factors.w_factor, factors.h_factor, factors.x_recip, factors.y_recip,
             factors.x_offset, factors.y_offset)
 
@@ -513,8 +522,8 @@ def get_region_detections(output, *, classes: int, coords: int, num: int, biases
     """Darknet's `get_region_detections` for one image (batch 1): returns all
     `lw*lh*num` detections in Darknet's array order (`anchor*lw*lh + cell`).
 
-    `output`: the region layer's float32 output, shape (num*(classes+coords+1), lh, lw)
-    (or flat, then lh = lw = sqrt(cells)). With a `tree` it is modified in place, as in
+    `output`: the region layer's float32 output, shape (num*(classes+coords+1), lh, lw),
+    C-contiguous. With a `tree` it is modified in place, as in
     Darknet (`hierarchy_predictions` multiplies the class entries along the tree);
     pass a copy to keep the original.
     `biases`: the 2*num anchor values (float32, as `parse_region` stores them).
@@ -527,14 +536,9 @@ def get_region_detections(output, *, classes: int, coords: int, num: int, biases
     if arr.dtype != np.float32:
         raise TypeError(f"region output must be float32, got {arr.dtype}")
     entries = classes + coords + 1
-    if arr.ndim == 3:
-        c, lh, lw = arr.shape
-    elif arr.ndim == 1:
-        cells = arr.size // max(num * entries, 1)
-        lw = lh = int(round(math.sqrt(cells)))
-        c = arr.size // max(lw * lh, 1)
-    else:
-        raise ValueError(f"region output must be (c, h, w) or flat, got shape {arr.shape}")
+    if arr.ndim != 3:
+        raise ValueError(f"region output must have shape (c, h, w), got {arr.shape}")
+    c, lh, lw = arr.shape
     if c != num * entries or arr.size != c * lh * lw:
         raise ValueError(f"region output has {c} channels, expected num*(classes+coords+1) = "
                          f"{num}*({classes}+{coords}+1) = {num * entries}")

@@ -470,3 +470,11 @@ def test_draw_small_image_has_no_box():
     img = np.zeros((100, 100, 3), np.uint8)  # int(100*.006) = 0: Darknet draws no box
     d = _det(0, (0.5, 0.5, 0.5, 0.5), 1, {0: 0.9}, classes=3)
     assert (draw_detections(img, [d], ["a", "b", "c"], 0.5, labels=False) == 0).all()
+
+
+@needs_ref
+def test_ofast_factors_of_another_size_are_refused():
+    case = case_by_id("yolo9000-128_dog_png")  # 768x576: letterbox 128x96
+    d = Detection(0, Box(F32(0.5), F32(0.5), F32(0.1), F32(0.1)), F32(1), 1)
+    with pytest.raises(ValueError, match="letterbox"):
+        correct_region_boxes([d], 576, 768, 128, 128, factors=case["ofast_correct_region_boxes"])
