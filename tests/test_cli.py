@@ -1,0 +1,83 @@
+"""The darknetpy command, run for real in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kit
+
+ENV = dict(os.environ, NUMBA_NUM_THREADS="2")
+
+
+def run(*args, cwd=None, stdin=None):
+    return subprocess.run([sys.executable, "-m", "darknetpy", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=ENV, input=stdin, timeout=600)
+
+
+def test_help_for_each_command():
+    r = run("--help")
+    assert r.returncode == 0 and "dump" in r.stdout
+    for cmd in ("summary", "dump"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "usage" in r.stdout
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_summary_prints_darknets_table():
+    r = run("summary", kit.cfg_path("yolov2-tiny"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "layer     filters    size              input                output"
+    assert lines[1] == "    0 conv     16  3 x 3 / 1   416 x 416 x   3   ->   416 x 416 x  16  0.150 BFLOPs"
+    assert lines[2] == "    1 max          2 x 2 / 2   416 x 416 x  16   ->   208 x 208 x  16"
+    assert lines[-2] == "   15 detection"
+    assert lines[-1].startswith("Total BFLOPs 5.406")
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_dump_writes_every_layer_with_the_kit_hashes(tmp_path):
+    c = kit.case("yolov2-tiny_dog_png")
+    w = kit.weights("yolov2-tiny.weights")
+    out = tmp_path / "dump"
+    r = run("dump", kit.cfg_path("yolov2-tiny"), w, kit.image_path(c), "-o", out, cwd=kit.KIT / "darknet")
+    assert r.returncode == 0, r.stderr
+    index = json.loads((out / "layers.json").read_text())
+    records = c["results"]["stock"]["layers"]
+    assert [rec["sha256"] for rec in index["layers"]] == [rec["sha256"] for rec in records]
+    x = np.load(out / "input.npy", allow_pickle=False)
+    assert kit.sha256_f32(x) == c["results"]["stock"]["input"]["sha256"]
+    layer = np.load(out / "layer_015.npy", allow_pickle=False)
+    assert layer.shape == tuple(records[15]["shape"]) and kit.sha256_f32(layer) == records[15]["sha256"]
+
+
+@pytest.mark.parametrize("case", ["missing_cfg", "broken_cfg", "truncated_weights", "missing_image", "bad_numerics"])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, case):
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=2\nsize=3\npad=1\n"
+                   "activation=leaky\n")
+    weights = tmp_path / "t.weights"
+    weights.write_bytes(np.array([0, 2, 0], "<i4").tobytes() + bytes(8) + np.zeros(2 + 54, "<f4").tobytes())
+    image = tmp_path / "i.png"
+    import cv2
+    cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+    args = ["dump", cfg, weights, image, "-o", tmp_path / "out"]
+    if case == "missing_cfg":
+        args[1] = tmp_path / "none.cfg"
+    elif case == "broken_cfg":
+        cfg.write_text("[net]\nwidth=8\nheight\n")
+    elif case == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[:-8])
+    elif case == "missing_image":
+        args[3] = tmp_path / "none.png"
+    else:
+        args.append("--numerics=bogus")
+    r = run(*args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    if case != "bad_numerics":
+        errors = [line for line in r.stderr.splitlines() if line.startswith("darknetpy: error:")]
+        assert len(errors) == 1, r.stderr
+    assert not (tmp_path / "out" / "layers.json").exists()
