@@ -60,7 +60,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 def cmd_dump(args) -> int:
     net = _load(args)
     x = net.load_input(args.image, args.decoder)
-    outputs = net.forward(x)
+    outputs = net.forward_layers(x)
     os.makedirs(args.out, exist_ok=True)
 
     def save(name: str, a: np.ndarray) -> None:

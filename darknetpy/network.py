@@ -137,11 +137,11 @@ class Network:
         lines.append(f"Total BFLOPs {total:.3f}")
         return lines
 
-    def forward(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray]:
+    def forward_layers(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray | None]:
         """Run every layer on x (c, h, w); returns each layer's flat float32 output.
 
-        With keep=False only the outputs a later route still reads are kept; the list
-        then holds None for the others, and the last layer's output.
+        With keep=False an output is dropped as soon as no later layer reads it (None in
+        the list), so memory holds only what the graph still needs.
         """
         x = np.ascontiguousarray(x, np.float32).reshape(-1)
         if x.size != self.options.inputs:
@@ -169,10 +169,10 @@ class Network:
                 last[source] = max(last[source], layer.index)
         return last
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The output layer's output, Darknet's `network_predict`."""
-        outputs = self.forward(x, keep=False)
-        return outputs[self.output_layer.index]
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Darknet's `network_predict`: the output layer's output, shape (c, h, w)."""
+        layer = self.output_layer
+        return self.forward_layers(x, keep=False)[layer.index].reshape(layer.out_shape)
 
     def letterbox(self, image: np.ndarray) -> np.ndarray:
         return letterbox_image(image, self.width, self.height)

@@ -239,11 +239,11 @@ def test_region_tree_default_and_stock_cpu_bug(tmp_path):
     cfg = tmp_path / "r.cfg"
     cfg.write_text(TREE_CFG.format(c=c, tree=tree))
     x = np.random.default_rng(5).normal(size=(c, 2, 2)).astype(np.float32)
-    fixed = Network(cfg, warn=None).forward(x)[0].reshape(2, 8, 4)
+    fixed = Network(cfg, warn=None).forward_layers(x)[0].reshape(2, 8, 4)
     # group 0 = classes {a, b}, group 1 = {c}: softmax over a,b per cell and c alone -> 1
     cls = fixed[:, 5:]
     assert np.allclose(cls[:, 0] + cls[:, 1], 1, atol=1e-6) and np.all(cls[:, 2] == 1)
-    stock = Network(cfg, compat="darknet-cpu", warn=None).forward(x)[0]
+    stock = Network(cfg, compat="darknet-cpu", warn=None).forward_layers(x)[0]
     cells = 2 * 2 * 2
     reach = 5 + max(0 + 2 * cells, 2 + 1 * cells)
     assert np.all(np.isnan(stock[5:reach])) and not np.any(np.isnan(stock[reach:]))
@@ -292,7 +292,7 @@ def test_convolution_batchnorm_route(tmp_path, size, stride, bn, numerics):
     conv.rolling_mean = rng.normal(size=5).astype(np.float32)
     conv.rolling_variance = rng.uniform(0.5, 1.5, 5).astype(np.float32)
     x = rng.random((3, 7, 9), dtype=np.float32)
-    outputs = net.forward(x)
+    outputs = net.forward_layers(x)
     acc = ref_conv(x, conv.weights, size, stride, size // 2)
     if bn:
         d = np.sqrt(conv.rolling_variance.astype(np.float64)) + f64(f32(1e-6))

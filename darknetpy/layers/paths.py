@@ -1,6 +1,5 @@
 """Files named inside a cfg (`tree=`, `map=`), found as Darknet finds them."""
-import os
-
+from ..data import find_file
 from ..errors import CfgError
 
 
@@ -10,17 +9,11 @@ def resolve(section, key: str) -> str | None:
     value = section.get_str(key)
     if value is None:
         return None
-    tried = [value]
-    if os.path.isfile(value):
-        return value
-    if not os.path.isabs(value):
-        folder = os.path.dirname(os.path.abspath(section.file))
-        for base in (folder, os.path.dirname(folder)):
-            candidate = os.path.join(base, value)
-            tried.append(candidate)
-            if os.path.isfile(candidate):
-                return candidate
-    raise CfgError(f"{section.where(key)}: {key}={value}: no such file (tried {', '.join(tried)})")
+    found = find_file(value, [section.file])
+    if found is None:
+        raise CfgError(f"{section.where(key)}: {key}={value}: no such file (looked in the working directory, "
+                       f"the cfg's folder and its parent)")
+    return found
 
 
 def read_map(path: str) -> list[int]:
