@@ -85,11 +85,189 @@ def cmd_dump(args) -> int:
     return 0
 
 
+def _names_for(net, data_path: str | None, args) -> list[str]:
+    """Names from the .data file's `names` (as Darknet), else by class count for `detect`."""
+    from .data import NAMES_BY_CLASSES, get_labels, read_data_cfg, resolve
+
+    bases = [args.cfg] + ([data_path] if data_path else [])
+    if data_path:
+        options = read_data_cfg(data_path)
+        name_list = options.get("names") or options.get("labels") or "data/names.list"
+        names = get_labels(resolve(name_list, bases, "names file"))
+    else:
+        guess = NAMES_BY_CLASSES.get(net.classes)
+        if guess is None:
+            print(f"darknetpy: no names file is known for {net.classes} classes: printing class numbers",
+                  file=sys.stderr)
+            return [str(i) for i in range(net.classes)]
+        path, label = guess
+        names = get_labels(resolve(path, bases, "names file"))
+        print(f"darknetpy: {net.classes} classes: using the {label} names from {path}", file=sys.stderr)
+    if len(names) < net.classes:
+        raise DarknetError(f"{net.cfg_path} has {net.classes} classes but the names file has only {len(names)} names")
+    return names
+
+
+def _image_paths(args):
+    """The images named on the command line, or, like Darknet, paths typed on stdin."""
+    if args.images:
+        yield from args.images
+        return
+    while True:
+        print("Enter Image Path: ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        line = line.rstrip("\n")
+        if line:
+            yield line
+
+
+def _detection_json(path, im_shape, dets, names, thresh) -> dict:
+    h, w = im_shape[1], im_shape[2]
+    items = []
+    for d in dets:
+        for k in d.classes_above(thresh):
+            x, y, bw, bh = (float(v) for v in d.bbox)
+            items.append({"label": names[k], "class_id": k, "prob": float(d.prob(k)),
+                          "objectness": float(d.objectness), "bbox": {"x": x, "y": y, "w": bw, "h": bh},
+                          "box": {"left": max(int((x - bw / 2) * w), 0), "top": max(int((y - bh / 2) * h), 0),
+                                  "right": min(int((x + bw / 2) * w), w - 1),
+                                  "bottom": min(int((y + bh / 2) * h), h - 1)}})
+    return {"image": path, "width": w, "height": h, "detections": items}
+
+
+def _save_prediction(im, dets, names, thresh, out_name: str) -> None:
+    import cv2
+
+    from .draw import draw_detections
+
+    rgb = np.clip(np.rint(im * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    drawn = draw_detections(rgb, dets, names, thresh)
+    ok, data = cv2.imencode(".jpg", drawn[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise DarknetError(f"{out_name}: could not encode the predictions image")
+    atomic_write(out_name, lambda f: f.write(data.tobytes()))
+
+
+def _run_detector(args, data_path: str | None) -> int:
+    import time
+
+    from .errors import ImageError
+
+    net = _load(args)
+    print("\n".join(net.summary_lines()), file=sys.stderr)
+    names = _names_for(net, data_path, args)
+    failures, results = 0, []
+    paths = list(args.images) if args.images else None
+    for n, path in enumerate(_image_paths(args)):
+        try:
+            im = net.image(path, args.decoder)
+            start = time.time()
+            dets = net.detect(im, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms)
+        except (ImageError, OSError) as e:
+            print(f"darknetpy: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{path}: Predicted in {time.time() - start:f} seconds.")
+        from .detect import detection_lines
+        for line in detection_lines(dets, names, args.thresh):
+            print(line)
+        if args.json is not None:
+            results.append(_detection_json(path, im.shape, dets, names, args.thresh))
+        if not args.no_draw:
+            name = args.out or "predictions"
+            if paths is not None and len(paths) > 1:
+                name = f"{name}-{n}-{os.path.splitext(os.path.basename(path))[0]}"
+            _save_prediction(im, dets, names, args.thresh, name + ".jpg")
+    if args.json is not None:
+        text = "".join(json.dumps(r) + "\n" for r in results)
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            atomic_write(args.json, lambda f: f.write(text.encode()))
+    return 2 if failures else 0
+
+
+def cmd_detect(args) -> int:
+    return _run_detector(args, None)
+
+
+def cmd_detector(args) -> int:
+    if args.action != "test":
+        raise DarknetError(f"detector {args.action}: only 'detector test' is supported (no training)")
+    return _run_detector(args, args.data)
+
+
+def cmd_classifier(args) -> int:
+    from .data import read_data_cfg
+    from .errors import ImageError
+
+    if args.action != "predict":
+        raise DarknetError(f"classifier {args.action}: only 'classifier predict' is supported")
+    net = _load(args)
+    print("\n".join(net.summary_lines()), file=sys.stderr)
+    names = _names_for(net, args.data, args)
+    top = args.t or int(read_data_cfg(args.data).get("top", "1") or 1)
+    failures = 0
+    import time
+    from .detect import _pct
+    for path in _image_paths(args):
+        try:
+            start = time.process_time()
+            ranked = net.classify(path, top, args.decoder)
+        except (ImageError, OSError) as e:
+            print(f"darknetpy: error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{path}: Predicted in {time.process_time() - start:f} seconds.", file=sys.stderr)
+        for index, prob in ranked:
+            print("%5.2f%%: %s" % (_pct(prob), names[index]))
+    return 2 if failures else 0
+
+
+def _detector_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-thresh", type=float, default=0.5, help="print and draw classes with probability above this (.5)")
+    p.add_argument("-hier", type=float, default=0.5, help="YOLO9000: threshold to descend the tree (.5)")
+    p.add_argument("-nms", type=float, default=0.45, help="non-maximum suppression IoU (.45; 0 turns it off)")
+    p.add_argument("-out", default=None, metavar="NAME", help="save the drawn image as NAME.jpg (predictions.jpg)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write one JSON object per image (- for stdout)")
+    p.add_argument("--no-draw", action="store_true", help="do not write the predictions image")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="darknetpy", description="Darknet (YOLOv2, YOLO9000, Darknet-19) in Python, "
                                      "bit for bit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("detect", help="detect objects like './darknet detect' (names chosen by class count)")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    _detector_flags(p)
+    _numerics_args(p)
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("detector", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
+    p.add_argument("action", metavar="test", choices=("test",))
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    _detector_flags(p)
+    _numerics_args(p)
+    p.set_defaults(func=cmd_detector)
+
+    p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
+    p.add_argument("action", metavar="predict", choices=("predict",))
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    p.add_argument("-t", type=int, default=0, metavar="TOP", help="how many classes to print (the .data file's top=)")
+    _numerics_args(p)
+    p.set_defaults(func=cmd_classifier)
 
     p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs")
     p.add_argument("cfg", metavar="CFG")

@@ -52,9 +52,9 @@ def decode_rgb(data: bytes, path: str = "<bytes>", decoder: str = "stb") -> np.n
     """Bytes -> uint8 (h, w, 3) RGB, gray replicated and alpha dropped as stb_image does."""
     if decoder not in DECODERS:
         raise ImageError(f"unknown JPEG decoder {decoder!r} (choose from {', '.join(DECODERS)})")
-    if decoder == "stb" and data[:2] == b"\xff\xd8":
-        from .jpeg import decode_jpeg
+    from .jpeg import decode_jpeg, is_jpeg
 
+    if decoder == "stb" and is_jpeg(data):
         try:
             return decode_jpeg(data)
         except ImageError as e:

@@ -10,7 +10,7 @@ import numpy as np
 from . import cfg as cfgmod
 from .cfg import COMMON_OPTIONS, Section, warn_unused
 from .errors import CfgError, DarknetError
-from .image import letterbox_image, load_image_color
+from .image import letterbox_image, load_image_color, to_float_chw
 from .layers import LAYER_TYPES
 from .layers.base import Layer, Numerics
 from .layers.region import COMPAT
@@ -180,6 +180,74 @@ class Network:
     def load_input(self, path: str, decoder: str = "stb") -> np.ndarray:
         """An image file as `detector test` feeds it: loaded, then letterboxed."""
         return self.letterbox(load_image_color(path, decoder))
+
+    def image(self, image, decoder: str = "stb") -> np.ndarray:
+        """A path, an (h, w, 3) uint8 RGB array or a float32 (3, h, w) Darknet image ->
+        the float32 (3, h, w) image."""
+        if isinstance(image, (str, os.PathLike)):
+            return load_image_color(image, decoder)
+        a = np.asarray(image)
+        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
+            return to_float_chw(a)
+        if a.dtype == np.float32 and a.ndim == 3 and a.shape[0] == 3:
+            return np.ascontiguousarray(a)
+        raise DarknetError(f"an image must be a path, (h, w, 3) uint8 RGB or (3, h, w) float32; got "
+                           f"{a.dtype} {a.shape}")
+
+    def detect(self, image, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
+               map=None, factors=None, decoder: str = "stb") -> list:
+        """`detector test` on one image: the detections it prints, in Darknet's order.
+
+        Each Detection keeps the classes whose probability is nonzero after NMS; those
+        above `thresh` are the printed ones. `map`: a class map (a path such as
+        data/coco9k.map, or a list) for a tree network, as Darknet's validation uses it.
+        `factors`: the -Ofast box-correction factors (see detect.correct_region_boxes).
+        """
+        self._region()
+        im = self.image(image, decoder)
+        out = self.forward(self.letterbox(im))
+        return self.detections(out, im.shape[2], im.shape[1], thresh, hier_thresh, nms, map, factors)
+
+    def _region(self):
+        region = self.output_layer
+        if region.type != "region":
+            raise DarknetError(f"{self.cfg_path}: the last layer is [{region.type}], not [region]: not a detector")
+        return region
+
+    def detections(self, out: np.ndarray, w: int, h: int, thresh: float = 0.5, hier_thresh: float = 0.5,
+                   nms: float = 0.45, map=None, factors=None) -> list:
+        """The detections of a region output `out` for a `w` x `h` image (see `detect`).
+        With a tree, `out` is modified in place, as Darknet's hierarchy products do."""
+        from .detect import do_nms_sort, get_region_detections
+        from .layers.paths import read_map
+
+        region = self._region()
+        if isinstance(map, (str, os.PathLike)):
+            map = read_map(os.fspath(map))
+        dets = get_region_detections(out, classes=region.classes, coords=region.coords, num=region.num,
+                                     biases=region.biases, w=w, h=h, netw=self.width, neth=self.height,
+                                     thresh=thresh, hier_thresh=hier_thresh, tree=region.tree, map=map,
+                                     background=region.background, factors=factors, ftz=self.numerics.ftz)
+        if nms:
+            do_nms_sort(dets, region.classes if map is None else len(map), nms, ftz=self.numerics.ftz)
+        return [d for d in dets if d.classes_above(thresh)]
+
+    def classify(self, image, top: int = 5, decoder: str = "stb") -> list[tuple[int, float]]:
+        """`classifier predict` on one image: the top classes as (index, probability),
+        after the tree's hierarchy products when the softmax has a tree."""
+        from .detect import top_k
+        from .tree import hierarchy_predictions
+
+        out = self.forward(self.letterbox(self.image(image, decoder))).reshape(-1).copy()
+        tree = getattr(self.output_layer, "tree", None)
+        if tree is not None and self.output_layer.type == "softmax":
+            hierarchy_predictions(out, min(out.size, tree.n), tree, True, 1, ftz=self.numerics.ftz)
+        return [(i, out[i]) for i in top_k(out, top, ftz=self.numerics.ftz)]
+
+    @property
+    def classes(self) -> int:
+        layer = self.output_layer
+        return layer.classes if layer.type == "region" else layer.outputs
 
     def save_weights(self, path: str) -> None:
         save_layers(path, self.layers, self.header)
