@@ -226,6 +226,14 @@ def cmd_classifier(args) -> int:
     return 2 if failures else 0
 
 
+def cmd_download(args) -> int:
+    from .download import download
+
+    written = download(args.models, dest=args.dest, mirror=args.mirror, progress=not args.quiet)
+    print(f"darknetpy: {len(written)} files written under {args.dest}", file=sys.stderr)
+    return 0
+
+
 def _detector_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-thresh", type=float, default=0.5, help="print and draw classes with probability above this (.5)")
     p.add_argument("-hier", type=float, default=0.5, help="YOLO9000: threshold to descend the tree (.5)")
@@ -268,6 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", type=int, default=0, metavar="TOP", help="how many classes to print (the .data file's top=)")
     _numerics_args(p)
     p.set_defaults(func=cmd_classifier)
+
+    from .download import MODELS
+
+    p = sub.add_parser("download", help="fetch the official cfg, weights, names, tree and sample images")
+    p.add_argument("models", metavar="MODEL", nargs="+", choices=sorted(MODELS),
+                   help=f"one or more of: {', '.join(sorted(MODELS))}")
+    p.add_argument("--dest", default=".", help="folder that gets cfg/, weights/ and data/ (default: .)")
+    p.add_argument("--mirror", default=None, help="a folder or URL laid out like DEST (default: $DARKNETPY_MIRROR, "
+                                                  "else the official sources)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs")
     p.add_argument("cfg", metavar="CFG")

@@ -215,9 +215,10 @@ class Network:
         return region
 
     def detections(self, out: np.ndarray, w: int, h: int, thresh: float = 0.5, hier_thresh: float = 0.5,
-                   nms: float = 0.45, map=None, factors=None) -> list:
+                   nms: float = 0.45, map=None, factors=None, printed_only: bool = True) -> list:
         """The detections of a region output `out` for a `w` x `h` image (see `detect`).
-        With a tree, `out` is modified in place, as Darknet's hierarchy products do."""
+        With a tree, `out` is modified in place, as Darknet's hierarchy products do.
+        printed_only=False returns Darknet's whole detection array after NMS."""
         from .detect import do_nms_sort, get_region_detections
         from .layers.paths import read_map
 
@@ -230,7 +231,7 @@ class Network:
                                      background=region.background, factors=factors, ftz=self.numerics.ftz)
         if nms:
             do_nms_sort(dets, region.classes if map is None else len(map), nms, ftz=self.numerics.ftz)
-        return [d for d in dets if d.classes_above(thresh)]
+        return [d for d in dets if d.classes_above(thresh)] if printed_only else dets
 
     def classify(self, image, top: int = 5, decoder: str = "stb") -> list[tuple[int, float]]:
         """`classifier predict` on one image: the top classes as (index, probability),

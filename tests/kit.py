@@ -7,9 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from darknetpy.image import load_image_color
+from darknetpy.network import Network
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = Path(os.environ.get("DARKNETPY_KIT", REPO.parent / "shared" / "reference"))
@@ -102,3 +106,69 @@ def first_mismatch(records: list[dict], outputs: list[np.ndarray]) -> str | None
         return (f"layer {record['index']} ({record['type']}) differs: max abs diff over the kit's "
                 f"{idx.size} samples {diff:g}")
     return None
+
+
+# flavor -> (numerics, compat for YOLO9000)
+FLAVOR_SETTINGS = {"stock": ("darknet", "darknet-cpu"), "O2": ("ieee", "darknet-cpu"),
+                   "fixed-tree": ("darknet", None)}
+def expected_layers(c: dict, flavor: str) -> list[dict]:
+    if flavor == "fixed-tree":
+        return c["results"]["fixed-tree"]["layers"]
+    stock = c["results"]["stock"]["layers"]
+    if flavor == "stock":
+        return stock
+    differing = {d["index"]: d for d in manifest()["flavors"][flavor]["results"][c["id"]]["differing_layers"]}
+    records = []
+    for rec in stock:
+        if rec["index"] in differing:
+            d = differing[rec["index"]]
+            rec = {k: v for k, v in rec.items() if k not in ("sha256", "sha256_nan_canonical")}
+            rec["sha256"] = d["sha256"]
+            if "sha256_nan_canonical" in d:
+                rec["sha256_nan_canonical"] = d["sha256_nan_canonical"]
+        records.append(rec)
+    return records
+
+
+_networks: dict = {}
+_runs: dict = {}  # (model, flavor, input hash) -> (first mismatch, output layer's output)
+
+
+def network(model_name: str, flavor: str) -> Network:
+    """One network at a time (weights are memory-mapped, so switching is cheap)."""
+    numerics, compat = FLAVOR_SETTINGS[flavor]
+    if "yolo9000" not in model_name:
+        compat = None
+    key = (model_name, numerics, compat)
+    if key not in _networks:
+        _networks.clear()
+        _networks[key] = Network(cfg_path(model_name), weights(model(model_name)["weights"]),
+                                 numerics=numerics, compat=compat, warn=None)
+    return _networks[key]
+
+
+@dataclass
+class Run:
+    input: np.ndarray
+    mismatch: str | None   # None when every layer equals the kit's
+    output: np.ndarray     # the output layer's output, (c, h, w)
+    image_size: tuple[int, int]
+
+
+def run_case(c: dict, flavor: str) -> Run:
+    """Run a case in a flavor from the kit's darknet/ folder, once per distinct input."""
+    cwd = os.getcwd()
+    os.chdir(KIT / "darknet")
+    try:
+        net = network(c["model"], flavor)
+        im = load_image_color(image_path(c))
+        x = net.letterbox(im)
+        key = (c["model"], flavor, hashlib.sha256(x.tobytes()).hexdigest())
+        if key not in _runs:
+            outputs = net.forward_layers(x)
+            out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
+            _runs[key] = (first_mismatch(expected_layers(c, flavor), outputs), out)
+    finally:
+        os.chdir(cwd)
+    mismatch, out = _runs[key]
+    return Run(x, mismatch, out.copy(), (im.shape[2], im.shape[1]))
