@@ -24,6 +24,22 @@ def _numerics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", choices=("stb", "opencv"), default="stb",
                    help="JPEG decoder: stb (Darknet's, default) or opencv (libjpeg)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: NUMBA_NUM_THREADS or all)")
+    p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                   help="refuse networks needing more than SIZE bytes (e.g. 4G; default: the available memory)")
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    number, unit = text.rstrip("BbiI").upper(), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 4G or 512M") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the size must be positive")
+    return int(value)
 
 
 def _set_threads(n: int | None) -> None:
@@ -40,7 +56,8 @@ def _load(args, weights=True):
     from .network import Network
 
     _set_threads(getattr(args, "threads", None))
-    return Network(args.cfg, args.weights if weights else None, numerics=args.numerics, compat=args.compat)
+    return Network(args.cfg, args.weights if weights else None, numerics=args.numerics, compat=args.compat,
+                   max_memory=args.max_memory)
 
 
 def cmd_summary(args) -> int:

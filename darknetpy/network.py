@@ -30,6 +30,18 @@ _NET_INTS = ("batch", "subdivisions", "time_steps", "notruth", "random", "adam",
              "channels", "inputs", "max_crop", "min_crop", "center", "burn_in", "max_batches", "step")
 
 
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo, or a generous default where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 16 * 2**30
+
+
 @dataclass
 class NetOptions:
     batch: int
@@ -69,7 +81,8 @@ class Network:
     """
 
     def __init__(self, cfg_path: str | os.PathLike, weights_path: str | os.PathLike | None = None,
-                 numerics: str = "darknet", compat: str | None = None, warn=sys.stderr):
+                 numerics: str = "darknet", compat: str | None = None, warn=sys.stderr,
+                 max_memory: int | None = None):
         if numerics not in NUMERICS:
             raise DarknetError(f"unknown numerics {numerics!r} (choose from {', '.join(NUMERICS)})")
         if compat not in COMPAT:
@@ -81,12 +94,15 @@ class Network:
         self.options = _net_options(sections[0])
         self.layers: list[Layer] = []
         self._build(sections[1:], warn)
+        self._check_memory(max_memory)
         self.header = WeightsHeader()
         if weights_path is not None:
             self.weights_path = os.fspath(weights_path)
             self.header = load_layers(self.weights_path, self.layers, warn)
-        self.workspace = np.empty(max([getattr(l, "workspace_floats", 0) for l in self.layers] + [1]),
-                                  np.float32)
+        else:
+            for layer in self.layers:
+                layer.init_weights()
+        self.workspace = np.empty(self.workspace_floats, np.float32)
 
     def _build(self, sections: list[Section], warn) -> None:
         o = self.options
@@ -113,6 +129,28 @@ class Network:
             shape = layer.out_shape
         if not self.layers:
             raise CfgError(f"{self.cfg_path}: the cfg has a [net] section but no layers")
+
+    @property
+    def workspace_floats(self) -> int:
+        return max([getattr(layer, "workspace_floats", 0) for layer in self.layers] + [1])
+
+    def memory_estimate(self) -> list[tuple[Layer, int]]:
+        """Bytes each layer adds: its parameters and output (all outputs kept, as `dump`
+        keeps them), plus the shared im2col workspace at the layer that needs most."""
+        widest = max(self.layers, key=lambda layer: getattr(layer, "workspace_floats", 0))
+        return [(layer, 4 * (layer.parameter_floats() + layer.outputs
+                             + (self.workspace_floats if layer is widest else 0))) for layer in self.layers]
+
+    def _check_memory(self, limit: int | None) -> None:
+        """Refuse, before allocating anything, a network that cannot fit in `limit` bytes."""
+        limit = available_memory() if limit is None else limit
+        total = 0
+        for layer, nbytes in self.memory_estimate():
+            total += nbytes
+            if total > limit:
+                raise CfgError(f"{layer.section.where()}: layer {layer.index} ({layer.type}, output "
+                               f"{'x'.join(map(str, layer.out_shape))}) brings the network to {total / 2**20:.0f} MiB, "
+                               f"over the {limit / 2**20:.0f} MiB limit (--max-memory)")
 
     @property
     def width(self) -> int:

@@ -7,6 +7,7 @@ weights. The arrays are read from a memory map, so loading costs no copy.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -83,14 +84,14 @@ def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHead
     pos = 0
     for layer in layers:
         spec = layer.weight_arrays(header)
-        need = sum(int(np.prod(shape)) for _, shape in spec)
+        need = sum(math.prod(shape) for _, shape in spec)
         if pos + need > body.size:
             raise WeightsError(
                 f"{path}: ends early at layer {layer.index} ({layer.type}): "
                 f"expected {need} floats, {body.size - pos} left")
         arrays = {}
         for name, shape in spec:
-            count = int(np.prod(shape))
+            count = math.prod(shape)
             arrays[name] = body[pos:pos + count].reshape(shape)
             pos += count
         layer.set_weights(arrays, header)

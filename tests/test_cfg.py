@@ -159,3 +159,36 @@ def test_mutated_tiny_cfg_raises_only_cfg_error(tmp_path_factory, data):
         Network(p, warn=None)
     except CfgError as e:
         assert "\n" not in str(e)
+
+
+@pytest.mark.parametrize("edit,where", [
+    (("width=8\nheight = 8", "width=100000\nheight=100000"), ":8: layer 0"),
+    (("filters=4", "filters=1000000000"), ":8: layer 0"),
+])
+def test_absurd_sizes_are_refused_before_allocating(tmp_path, edit, where):
+    import time
+    p = tmp_path / "big.cfg"
+    p.write_text(TINY.replace(*edit))
+    start = time.perf_counter()
+    with pytest.raises(CfgError, match=where + r".*MiB limit") as e:
+        Network(p, warn=None, max_memory=2**30)
+    assert time.perf_counter() - start < 1.0
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[route]\nlayers=5\n", "not an earlier layer"),
+    ("[route]\nlayers=-9\n", "not an earlier layer"),
+    ("[reorg]\nstride=3\n", "must divide"),
+    ("[convolutional]\nfilters=0\n", "filters=0 must be at least 1"),
+    ("[convolutional]\nsize=-3\n", "size=-3 must be at least 1"),
+    ("[maxpool]\nstride=0\n", "stride=0 must be at least 1"),
+    ("[convolutional]\nsize=99\n", "does not fit"),
+    ("[region]\nclasses=3\nnum=2\n", "channels expected"),
+])
+def test_impossible_layers_name_the_line(tmp_path, text, message):
+    p = tmp_path / "bad.cfg"
+    p.write_text(TINY + text)
+    with pytest.raises(CfgError, match=message) as e:
+        Network(p, warn=None)
+    assert str(e.value).startswith(f"{p}:")

@@ -81,3 +81,62 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, case):
         errors = [line for line in r.stderr.splitlines() if line.startswith("darknetpy: error:")]
         assert len(errors) == 1, r.stderr
     assert not (tmp_path / "out" / "layers.json").exists()
+
+
+def _model_params():
+    params = []
+    for name, spec in (kit.manifest()["models"].items() if kit.available() else []):
+        if spec["kind"] != "detector":
+            continue
+        for thresh in ("0.5", "0.25"):
+            slow = name in ("yolov2", "yolov2-voc", "yolo9000") and thresh == "0.5"
+            params.append(pytest.param(name, thresh, id=f"{name}-{thresh}", marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+@pytest.mark.parametrize("model,thresh", _model_params())
+def test_detector_test_prints_the_kits_lines(model, thresh, tmp_path):
+    spec = kit.model(model)
+    cases = [c for c in kit.cases() if c["model"] == model and c["image"].endswith(".png")]
+    images = [kit.image_path(c) for c in cases]
+    r = run("detector", "test", kit.KIT / spec["data"], kit.cfg_path(model), kit.weights(spec["weights"]), *images,
+            "-thresh", thresh, "-out", tmp_path / "pred", cwd=kit.KIT / "darknet")
+    assert r.returncode == 0, r.stderr
+    got = [line for line in r.stdout.splitlines() if ": Predicted in " not in line]
+    want = []
+    for c in cases:
+        result = c["results"]["fixed-tree" if "yolo9000" in model else "stock"]
+        want += next(d["lines"] for d in result["detections"] if d["thresh"] == thresh)
+    assert got == want
+    assert sum(": Predicted in " in line for line in r.stdout.splitlines()) == len(images)
+    assert len(list(tmp_path.glob("pred*.jpg"))) == len(images)
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_classifier_predict_prints_the_kits_top5(tmp_path):
+    spec = kit.model("darknet19")
+    cases = [c for c in kit.cases() if c["model"] == "darknet19"]
+    r = run("classifier", "predict", kit.KIT / spec["data"], kit.cfg_path("darknet19"), kit.weights(spec["weights"]),
+            *[kit.image_path(c) for c in cases], cwd=kit.KIT / "darknet")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [line for c in cases for line in c["results"]["stock"]["lines"]]
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_detect_reads_paths_from_stdin_and_writes_json(tmp_path):
+    c = kit.case("yolov2-tiny_dog_png")
+    missing = tmp_path / "missing.png"
+    stdin = f"{kit.image_path(c)}\n{missing}\n"
+    r = run("detect", kit.cfg_path("yolov2-tiny"), kit.weights("yolov2-tiny.weights"), "-thresh", "0.25",
+            "--json", tmp_path / "out.json", "--no-draw", cwd=kit.KIT / "darknet", stdin=stdin)
+    assert r.returncode == 2, r.stderr
+    assert "Enter Image Path: " in r.stdout
+    assert "using the COCO names" in r.stderr and f"{missing}" in r.stderr
+    record = json.loads((tmp_path / "out.json").read_text().splitlines()[0])
+    lines = c["results"]["stock"]["detections"][1]["lines"]
+    assert [d["label"] for d in record["detections"]] == [line.split(":")[0] for line in lines]
+    assert record["width"] == 768 and record["height"] == 576
+    first = record["detections"][0]
+    assert set(first) == {"label", "class_id", "prob", "objectness", "bbox", "box"}
+    assert 0 <= first["box"]["left"] <= first["box"]["right"] < 768

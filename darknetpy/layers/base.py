@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
 import numpy as np
 
 from ..cfg import Section
@@ -30,11 +31,11 @@ class Layer:
         self.section = section
         self.in_shape = in_shape
         self.out_shape = in_shape
-        self.outputs = int(np.prod(in_shape))
+        self.outputs = math.prod(in_shape)
 
     @property
     def inputs(self) -> int:
-        return int(np.prod(self.in_shape))
+        return math.prod(self.in_shape)
 
     def error(self, message: str, key: str | None = None) -> CfgError:
         return CfgError(f"{self.section.where(key)}: layer {self.index} ({self.type}): {message}")
@@ -50,6 +51,12 @@ class Layer:
 
     def set_weights(self, arrays: dict, header) -> None:
         pass
+
+    def init_weights(self) -> None:
+        """Parameters for a network built without a weights file."""
+
+    def parameter_floats(self) -> int:
+        return 0
 
     def saved_weights(self) -> dict:
         return {}

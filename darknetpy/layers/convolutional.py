@@ -52,11 +52,9 @@ class Convolutional(Layer):
         if self.size == 1 and k * out_h * out_w > c // self.groups * h * w:
             raise self.error("a 1x1 kernel with padding reads past its input in Darknet", "padding")
         self.workspace_floats = 0 if self.size == 1 else k * out_h * out_w
-        self.weights = np.zeros((self.filters, k), np.float32)
-        self.biases = np.zeros(self.filters, np.float32)
-        self.scales = np.ones(self.filters, np.float32)
-        self.rolling_mean = np.zeros(self.filters, np.float32)
-        self.rolling_variance = np.zeros(self.filters, np.float32)
+        self.weights_shape = (self.filters, k)
+        self.weights = self.biases = self.rolling_mean = self.rolling_variance = None
+        self.scales = None
         self.dontloadscales = s.get_int("dontloadscales", 0) != 0
 
     def weight_arrays(self, header):
@@ -64,9 +62,22 @@ class Convolutional(Layer):
         if self.batch_normalize and not self.dontloadscales:
             arrays += [("scales", (self.filters,)), ("rolling_mean", (self.filters,)),
                        ("rolling_variance", (self.filters,))]
-        return arrays + [("weights", self.weights.shape)]
+        return arrays + [("weights", self.weights_shape)]
+
+    def parameter_floats(self):
+        return self.filters * (self.weights_shape[1] + 4)
+
+    def init_weights(self):
+        """Darknet's initial values where no weights file sets them (biases 0, scales 1,
+        rolling statistics 0); the weights are 0 here, not Darknet's random draw."""
+        self.weights = np.zeros(self.weights_shape, np.float32)
+        self.biases = np.zeros(self.filters, np.float32)
+        self.scales = np.ones(self.filters, np.float32)
+        self.rolling_mean = np.zeros(self.filters, np.float32)
+        self.rolling_variance = np.zeros(self.filters, np.float32)
 
     def set_weights(self, arrays, header):
+        self.init_weights()
         for name, value in arrays.items():
             setattr(self, name, value)
         if self.flipped:

@@ -1,4 +1,5 @@
 """[reorg]: space-to-depth, as Darknet's forward pass actually permutes it."""
+import math
 import numpy as np
 
 from ..cpu.reorg import reorg
@@ -28,7 +29,7 @@ class Reorg(Layer):
                 raise self.error(f"stride {s} must divide the input size {w}x{h} and {s * s} its "
                                  f"channels {c}", "stride")
             self.out_shape = (c * s * s, h // s, w // s)
-        self.outputs = int(np.prod(self.out_shape))
+        self.outputs = math.prod(self.out_shape)
 
     def summary(self):
         c, h, w = self.in_shape

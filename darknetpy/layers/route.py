@@ -1,4 +1,5 @@
 """[route]: the outputs of earlier layers, concatenated along channels."""
+import math
 import numpy as np
 
 from .. import cfg
@@ -29,7 +30,7 @@ class Route(Layer):
                                  f"outputs {first[2]}x{first[1]}: sizes must match", "layers")
             channels += shape[0]
         self.out_shape = (channels, first[1], first[2])
-        self.outputs = int(np.prod(self.out_shape))
+        self.outputs = math.prod(self.out_shape)
 
     def summary(self):
         return "route " + "".join(f" {s}" for s in self.sources)

@@ -1,0 +1,600 @@
+"""Convolution GEMM kernels for the CPU backend.
+
+``gemm_exact(a, b, c)`` writes ``c = a @ b`` for float32 C-contiguous
+``a`` (M, K), ``b`` (K, N) and ``c`` (M, N) with exactly the arithmetic of C
+Darknet's ``gemm_nn`` (ALPHA = 1, C zero-filled first): every output starts
+from +0.0f and adds ``a[i, k] * b[k, j]`` for k = 0, 1, ..., K-1 in that
+order, the product and the sum each rounded to float32 -- no fused
+multiply-add, no reassociation, no wider intermediate.  The result is
+bit-identical to Darknet's for every input, including signed zeros, infs
+and NaNs (NaN payloads aside: like C, only NaN-ness is specified).
+
+``gemm_fast(a, b, c)`` computes the same product with BLAS; it is not exact.
+
+Design of the exact kernel (BLIS-style, vectorised over output pixels j):
+
+* A is packed into panels of ``MR`` rows stored k-major (``MR`` consecutive
+  floats per k), zero-padded to a multiple of ``MR`` rows.
+* B is packed, per block of ``KC`` rows and ``NC`` columns, into
+  micro-panels of ``NR = 16 * NV`` columns stored k-major.  The first row of
+  tiles that uses a micro-panel packs it as a side effect of computing
+  (the kernel reads the original B rows, with software prefetch, and writes
+  the packed copy), so B is read from memory exactly once.
+* The micro-kernel keeps an ``MR x NR`` tile of C in ``MR * NV`` 512-bit
+  registers across the whole k loop: per k it loads ``NV`` vectors of the
+  packed B row and, for each of the ``MR`` rows, multiplies them by the
+  broadcast A element (``vmulps`` with an embedded ``{1to16}`` broadcast) and
+  adds the product to the accumulator (``vaddps``).  Separate multiply and
+  add, each rounded: exactly Darknet's ``C += A_PART * B``.
+* The k loop is split into chunks of ``KC`` only by storing the accumulator
+  tile to C after one chunk and loading it back before the next one, so
+  every output sees the same sequence of roundings as the plain loop.  The
+  first chunk starts from +0.0f.
+* Edge tiles (M or N not a multiple of the tile) are computed into a small
+  tile buffer (zero-padded A rows, zero-padded B columns) and only the valid
+  part is copied to C.
+* With ``numba.get_num_threads()`` > 1 the work is split over threads by
+  blocks of output rows or of output columns (never over k).
+
+On x86-64 hosts with AVX-512F the inner loop is inline assembly (so the
+instruction selection is fixed: no FMA can appear); elsewhere the same
+kernel is emitted as plain LLVM vector IR with ``fmul``/``fadd`` carrying
+no fast-math flags, which LLVM may not contract either.
+"""
+
+import os
+
+import numpy as np
+import numba
+from numba import njit, prange, types
+from numba.extending import intrinsic
+from numba.core import cgutils
+from llvmlite import ir
+import llvmlite.binding as llb
+
+__all__ = ["gemm_exact", "gemm_fast", "gemm_reference", "MR", "NR", "KC"]
+
+# ---------------------------------------------------------------------------
+# Tile parameters.
+_T = os.environ.get("GEMM_TUNE", "")  # TUNING ONLY, remove
+_T = dict(kv.split("=") for kv in _T.split(",") if kv)
+MR = int(_T.get("MR", 8))          # rows of C per micro-tile (A elements broadcast per k)
+NV = int(_T.get("NV", 3))          # 16-float vectors of C per micro-tile row
+VW = 16         # floats per vector
+NR = NV * VW    # columns of C per micro-tile
+KC = int(_T.get("KC", 256))        # k chunk (rows of B per packed block)
+NCP = int(_T.get("NCP", 8))         # micro-panels of B per packed block (NC = NCP * NR columns)
+B_BLOCK_BYTES = int(_T.get("BB", 384 * 1024))
+PFMODE = int(_T.get("PFMODE", 1))
+PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 0))]
+CPF = int(_T.get("CPF", 1))
+PF_DIST = int(_T.get("PF_DIST", 16))    # rows of B prefetched ahead when packing on the fly
+
+
+def _use_asm():
+    if numba.config.CPU_NAME not in (None, "host"):
+        return False
+    try:
+        llb.initialize_native_asmparser()
+        triple = llb.get_process_triple()
+        feats = llb.get_host_cpu_features()
+    except Exception:  # pragma: no cover
+        return False
+    return triple.startswith("x86_64") and bool(feats.get("avx512f"))
+
+
+USE_ASM = _use_asm()
+
+_f32 = ir.FloatType()
+_i64 = ir.IntType(64)
+_i32 = ir.IntType(32)
+_vec = ir.VectorType(_f32, VW)
+_vptr = _vec.as_pointer()
+
+
+def _c64(x):
+    return ir.Constant(_i64, x)
+
+
+def _data_ptr(context, builder, ty, val, off):
+    ptr = context.make_array(ty)(context, builder, val).data
+    return builder.gep(ptr, [off])
+
+
+def _broadcast(builder, s):
+    ins = builder.insert_element(ir.Constant(_vec, ir.Undefined), s,
+                                 ir.Constant(_i32, 0))
+    return builder.shuffle_vector(ins, ir.Constant(_vec, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_i32, VW), [0] * VW))
+
+
+def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb_bytes=None):
+    """k loop as inline asm: acc[r][v] += bcast(a[k*mr + r]) * b[k][v]."""
+    nacc = mr * nv
+    fused = bsrc is not None
+    ia, ib, icnt = nacc, nacc + 1, nacc + 2
+    nout = nacc + 3
+    if fused:
+        isrc, ipf = nacc + 3, nacc + 4
+        nout = nacc + 5
+        ildb = 2 * nout        # untied input after the tied ones
+    bregs = ["%%zmm%d" % (31 - v) for v in range(nv)]
+    ntmp = min(4, 32 - nacc - nv)
+    assert ntmp >= 1
+    tregs = ["%%zmm%d" % (31 - nv - t) for t in range(ntmp)]
+    lines = ["test $%d, $%d" % (icnt, icnt), "jle 2f", ".p2align 4", "1:"]
+    if fused:
+        for v in range(nv):
+            lines.append("vmovups %d($%d), %s" % (64 * v, isrc, bregs[v]))
+        for v in range(nv + 1):
+            if PFMODE == 0:
+                lines.append("prefetcht0 %d($%d)" % (min(64 * v, 64 * nv - 1), ipf))
+            else:
+                lines.append("%s %d($%d)" % (PFINS, 64 * nv + min(64 * v, 64 * nv - 1), isrc))
+        for v in range(nv):
+            lines.append("vmovups %s, %d($%d)" % (bregs[v], 64 * v, ib))
+    else:
+        for v in range(nv):
+            lines.append("vmovups %d($%d), %s" % (64 * v, ib, bregs[v]))
+    t = 0
+    for r in range(mr):
+        for v in range(nv):
+            j = r * nv + v
+            lines.append("vmulps %d($%d){1to16}, %s, %s" % (4 * r, ia, bregs[v], tregs[t]))
+            lines.append("vaddps %s, $%d, $%d" % (tregs[t], j, j))
+            t = (t + 1) % ntmp
+    lines += ["add $$%d, $%d" % (4 * mr, ia), "add $$%d, $%d" % (4 * VW * nv, ib)]
+    if fused:
+        lines += ["add $%d, $%d" % (ildb, isrc), "add $%d, $%d" % (ildb, ipf)]
+    lines += ["dec $%d" % icnt, "jnz 1b", "2:"]
+    asm = "\n\t".join(lines)
+
+    ptr_t = a_ptr.type
+    out_types = [_vec] * nacc + [ptr_t, ptr_t, _i64]
+    ins = [acc[r][v] for r in range(mr) for v in range(nv)] + [a_ptr, bp_ptr, kc]
+    if fused:
+        out_types += [ptr_t, ptr_t]
+        pf = builder.gep(bsrc, [builder.mul(builder.sdiv(ldb_bytes, _c64(4)), _c64(PF_DIST))])
+        ins += [bsrc, pf]
+    cons = ["=v"] * nacc + ["=&r"] * (nout - nacc)
+    cons += [str(i) for i in range(nout)]
+    in_types = list(out_types)
+    if fused:
+        cons.append("r")
+        ins.append(ldb_bytes)
+        in_types.append(_i64)
+    clob = ["~{zmm%d}" % (31 - i) for i in range(nv + ntmp)] + ["~{flags}", "~{memory}"]
+    fty = ir.FunctionType(ir.LiteralStructType(out_types), in_types)
+    res = builder.asm(fty, asm, ",".join(cons + clob), ins, side_effect=True)
+    return [[builder.extract_value(res, r * nv + v) for v in range(nv)] for r in range(mr)]
+
+
+def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
+    """Portable k loop in LLVM IR (no fast-math flags: fmul/fadd exactly)."""
+    fused = bsrc is not None
+    pre = builder.block
+    fn = builder.function
+    hdr = fn.append_basic_block("k_hdr")
+    body = fn.append_basic_block("k_body")
+    done = fn.append_basic_block("k_done")
+    builder.branch(hdr)
+    builder.position_at_end(hdr)
+    k = builder.phi(_i64)
+    k.add_incoming(_c64(0), pre)
+    phis = [[builder.phi(_vec) for _ in range(nv)] for _ in range(mr)]
+    for r in range(mr):
+        for v in range(nv):
+            phis[r][v].add_incoming(acc[r][v], pre)
+    builder.cbranch(builder.icmp_signed("<", k, kc), body, done)
+    builder.position_at_end(body)
+    boff = builder.mul(k, _c64(nv * VW))
+    bvec = []
+    for v in range(nv):
+        dst = builder.bitcast(builder.gep(bp_ptr, [builder.add(boff, _c64(VW * v))]), _vptr)
+        if fused:
+            src = builder.gep(bsrc, [builder.add(builder.mul(k, ldb), _c64(VW * v))])
+            x = builder.load(builder.bitcast(src, _vptr), align=4)
+            builder.store(x, dst, align=4)
+        else:
+            x = builder.load(dst, align=4)
+        bvec.append(x)
+    aoff = builder.mul(k, _c64(mr))
+    new = []
+    for r in range(mr):
+        s = builder.load(builder.gep(a_ptr, [builder.add(aoff, _c64(r))]), align=4)
+        bc = _broadcast(builder, s)
+        new.append([builder.fadd(phis[r][v], builder.fmul(bvec[v], bc)) for v in range(nv)])
+    k1 = builder.add(k, _c64(1))
+    end = builder.block
+    k.add_incoming(k1, end)
+    for r in range(mr):
+        for v in range(nv):
+            phis[r][v].add_incoming(new[r][v], end)
+    builder.branch(hdr)
+    builder.position_at_end(done)
+    return phis
+
+
+def _make_kernel(mr, nv, fused, use_asm):
+    """Micro-kernel intrinsic for an mr x (16*nv) tile of C.
+
+    kern(kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first, b, b_off, ldb)
+      acc = +0.0 (first) or the tile of C at c[c_off + r*ldc + j];
+      for k < kc: acc[r, j] = acc[r, j] + ap[ap_off + k*mr + r] * B[k, j]
+      store acc to C.
+    B[k, j] is bp[bp_off + k*16*nv + j]; if ``fused`` it is read from
+    b[b_off + k*ldb + j] instead and also written to bp at that place.
+    """
+
+    @intrinsic
+    def kern(typingctx, kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first,
+             b, b_off, ldb):
+        sig = types.void(kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first,
+                         b, b_off, ldb)
+
+        def codegen(context, builder, signature, args):
+            (kc_v, ap_v, apo, bp_v, bpo, c_v, co, ldc_v, first_v,
+             b_v, bo, ldb_v) = args
+            st = signature.args
+            a_ptr = _data_ptr(context, builder, st[1], ap_v, apo)
+            bp_ptr = _data_ptr(context, builder, st[3], bp_v, bpo)
+            c_ptr = _data_ptr(context, builder, st[5], c_v, co)
+
+            def cvec(r, v):
+                off = builder.add(builder.mul(ldc_v, _c64(r)), _c64(VW * v))
+                return builder.bitcast(builder.gep(c_ptr, [off]), _vptr)
+
+            with builder.if_else(first_v) as (then, otherwise):
+                with then:
+                    bb_then = builder.block
+                with otherwise:
+                    loaded = [[builder.load(cvec(r, v), align=4) for v in range(nv)]
+                              for r in range(mr)]
+                    bb_else = builder.block
+            zero = ir.Constant(_vec, [0.0] * VW)   # +0.0f
+            acc = []
+            for r in range(mr):
+                row = []
+                for v in range(nv):
+                    phi = builder.phi(_vec)
+                    phi.add_incoming(zero, bb_then)
+                    phi.add_incoming(loaded[r][v], bb_else)
+                    row.append(phi)
+                acc.append(row)
+            if CPF:
+                i8p = ir.IntType(8).as_pointer()
+                pfn = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), [i8p, _i32, _i32, _i32]),
+                    "llvm.prefetch.p0")
+                for r in range(mr):
+                    for v in range(nv + 1):
+                        off = builder.add(builder.mul(ldc_v, _c64(r)),
+                                          _c64(nv * VW + min(VW * v, VW * nv - 1)))
+                        builder.call(pfn, [builder.bitcast(builder.gep(c_ptr, [off]), i8p), ir.Constant(_i32, 1),
+                                           ir.Constant(_i32, 3), ir.Constant(_i32, 1)])
+            bsrc = ldb_x = None
+            if fused:
+                bsrc = _data_ptr(context, builder, st[9], b_v, bo)
+                ldb_x = ldb_v
+            if use_asm:
+                if fused:
+                    ldb_x = builder.mul(ldb_v, _c64(4))
+                acc = _asm_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
+            else:
+                acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
+            for r in range(mr):
+                for v in range(nv):
+                    builder.store(acc[r][v], cvec(r, v), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kern
+
+
+def _make_pack_a(mr):
+    """pack(a, a_off, lda, ap, ap_off): transpose an mr x 16 block of A.
+
+    Reads rows a[a_off + r*lda : +16] (r < mr) and writes them k-major:
+    ap[ap_off + kk*mr + r] = a[a_off + r*lda + kk].
+    """
+
+    @intrinsic
+    def pack(typingctx, a, a_off, lda, ap, ap_off):
+        sig = types.void(a, a_off, lda, ap, ap_off)
+
+        def codegen(context, builder, signature, args):
+            a_v, ao, lda_v, ap_v, apo = args
+            st = signature.args
+            src = _data_ptr(context, builder, st[0], a_v, ao)
+            dst = _data_ptr(context, builder, st[3], ap_v, apo)
+            rows = []
+            for r in range(mr):
+                p = builder.gep(src, [builder.mul(lda_v, _c64(r))])
+                rows.append(builder.load(builder.bitcast(p, _vptr), align=4))
+            undef = ir.Constant(_vec, ir.Undefined)
+            for q in range(mr):
+                out = None
+                have = [False] * VW
+                for r in range(mr):
+                    lanes = [l for l in range(VW) if (VW * q + l) % mr == r]
+                    if not lanes:
+                        continue
+                    if out is None:
+                        mask = [((VW * q + l) // mr) if (VW * q + l) % mr == r else 0
+                                for l in range(VW)]
+                        out = builder.shuffle_vector(rows[r], undef,
+                                                     ir.Constant(ir.VectorType(_i32, VW), mask))
+                    else:
+                        mask = [(VW + (VW * q + l) // mr) if (VW * q + l) % mr == r else l
+                                for l in range(VW)]
+                        out = builder.shuffle_vector(out, rows[r],
+                                                     ir.Constant(ir.VectorType(_i32, VW), mask))
+                p = builder.gep(dst, [_c64(VW * q)])
+                builder.store(out, builder.bitcast(p, _vptr), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return pack
+
+
+_pack_a16 = _make_pack_a(MR)
+_KF = _make_kernel(MR, NV, True, USE_ASM)
+_K1 = _make_kernel(MR, 1, False, USE_ASM)
+_K2 = _make_kernel(MR, 2, False, USE_ASM) if NV >= 2 else _K1
+_K3 = _make_kernel(MR, 3, False, USE_ASM) if NV >= 3 else _K1
+_K4 = _make_kernel(MR, 4, False, USE_ASM) if NV >= 4 else _K1
+
+
+@njit(cache=True, inline="always")
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@njit(cache=True)
+def _aligned_empty(n):
+    raw = np.empty(n + 16, np.float32)
+    off = ((-raw.ctypes.data) % 64) // 4
+    return raw[off:off + n]
+
+
+@njit(cache=True)
+def _kernel(nv, fused, kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb):
+    if fused:
+        _KF(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+    elif nv == 1:
+        _K1(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+    elif nv == 2:
+        _K2(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+    elif nv == 3:
+        _K3(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+    else:
+        _K4(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+
+
+@njit(cache=True)
+def _chunk(K, N):
+    """k chunk length: a multiple of 16, sized so a packed B block fits in L2."""
+    nc = min(NCP * NR, _cdiv(N, NR) * NR)
+    kmax = max(KC, (B_BLOCK_BYTES // (4 * nc)) // VW * VW)
+    nkc = _cdiv(K, kmax)
+    return _cdiv(_cdiv(K, nkc), VW) * VW
+
+
+@njit(cache=True)
+def _pack_a_panels(a, ap, p0, p1, kcs):
+    """Pack rows [p0*MR, p1*MR) of A (zero-padded to whole panels).
+
+    Layout: for each k chunk [pc, pc+kc) (pc a multiple of kcs), all panels
+    one after the other, each k-major: ap[pc*Mp + (p*kc + k - pc)*MR + r]
+    = a[p*MR + r, k], Mp = MR * number of panels.
+    """
+    M, K = a.shape
+    npan = _cdiv(M, MR)
+    Mp = npan * MR
+    for pc in range(0, K, kcs):
+        kc = min(kcs, K - pc)
+        k16 = kc - kc % VW
+        for p in range(p0, p1):
+            i0 = p * MR
+            base = pc * Mp + p * kc * MR
+            if i0 + MR <= M:
+                for k0 in range(0, k16, VW):
+                    _pack_a16(a, i0 * K + pc + k0, K, ap, base + k0 * MR)
+                for k in range(k16, kc):
+                    for r in range(MR):
+                        ap[base + k * MR + r] = a[i0 + r, pc + k]
+            else:
+                h = M - i0
+                for k in range(kc):
+                    for r in range(h):
+                        ap[base + k * MR + r] = a[i0 + r, pc + k]
+                    for r in range(h, MR):
+                        ap[base + k * MR + r] = 0.0
+
+
+@njit(cache=True)
+def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
+    """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
+
+    j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
+    """
+    M, N = c.shape
+    K = b.shape[0]
+    Mp = _cdiv(M, MR) * MR
+    cf = c.reshape(-1)
+    bf = b.reshape(-1)
+    ncb = NCP * NR
+    for jc in range(j0, j1, ncb):
+        nc = min(ncb, j1 - jc)
+        nmp = _cdiv(nc, NR)
+        for pc in range(0, K, kcs):
+            kc = min(kcs, K - pc)
+            first = pc == 0
+            for p in range(p0, p1):
+                i0 = p * MR
+                h = min(MR, M - i0)
+                aoff = pc * Mp + p * kc * MR
+                for mp in range(nmp):
+                    jb = jc + mp * NR
+                    w = min(NR, j1 - jb)
+                    boff = mp * kc * NR
+                    nv = _cdiv(w, VW)
+                    fused = False
+                    if p == p0:
+                        if w == NR:
+                            fused = True
+                        else:
+                            ldp = nv * VW
+                            for k in range(kc):
+                                src = (pc + k) * N + jb
+                                d = boff + k * ldp
+                                for jj in range(w):
+                                    bp[d + jj] = bf[src + jj]
+                                for jj in range(w, ldp):
+                                    bp[d + jj] = 0.0
+                    if h == MR and w == nv * VW:
+                        _kernel(nv, fused, kc, ap, aoff, bp, boff, cf, i0 * N + jb, N,
+                                first, bf, pc * N + jb, N)
+                    else:
+                        ldt = nv * VW
+                        if not first:
+                            for r in range(h):
+                                for jj in range(w):
+                                    tile[r * ldt + jj] = c[i0 + r, jb + jj]
+                        _kernel(nv, fused, kc, ap, aoff, bp, boff, tile, 0, ldt,
+                                first, bf, pc * N + jb, N)
+                        for r in range(h):
+                            for jj in range(w):
+                                c[i0 + r, jb + jj] = tile[r * ldt + jj]
+
+
+@njit(cache=True)
+def _split(M, N, nt):
+    """Return (by_cols, per): columns per thread (multiple of NR) or panels per thread."""
+    npan = _cdiv(M, MR)
+    nj = _cdiv(N, NR)
+    n16 = _cdiv(N, VW) * VW
+    per_c = _cdiv(nj, nt)
+    per_r = _cdiv(npan, nt)
+    work_c = npan * MR * min(per_c * NR, n16)
+    work_r = per_r * MR * n16
+    if work_c < work_r or (work_c == work_r and N > M):
+        return True, per_c * NR
+    return False, per_r
+
+
+@njit(cache=True)
+def _gemm_serial(a, b, c):
+    M, K = a.shape
+    N = b.shape[1]
+    npan = _cdiv(M, MR)
+    kcs = _chunk(K, N)
+    ap = _aligned_empty(npan * MR * K)
+    _pack_a_panels(a, ap, 0, npan, kcs)
+    bp = _aligned_empty(kcs * NCP * NR)
+    tile = _aligned_empty(MR * NR)
+    _gemm_block(ap, b, c, 0, npan, 0, N, kcs, bp, tile)
+
+
+@njit(cache=True, parallel=True)
+def _gemm_parallel(a, b, c, nt):
+    M, K = a.shape
+    N = b.shape[1]
+    npan = _cdiv(M, MR)
+    ap = _aligned_empty(npan * MR * K)
+    by_cols, per = _split(M, N, nt)
+    if by_cols:
+        kcs = _chunk(K, per)
+        pp = _cdiv(npan, nt)
+        for t in prange(nt):
+            _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
+        for t in prange(nt):
+            j0 = min(N, t * per)
+            j1 = min(N, (t + 1) * per)
+            if j0 < j1:
+                bp = _aligned_empty(kcs * NCP * NR)
+                tile = _aligned_empty(MR * NR)
+                _gemm_block(ap, b, c, 0, npan, j0, j1, kcs, bp, tile)
+    else:
+        kcs = _chunk(K, N)
+        for t in prange(nt):
+            p0 = min(npan, t * per)
+            p1 = min(npan, (t + 1) * per)
+            if p0 < p1:
+                _pack_a_panels(a, ap, p0, p1, kcs)
+                bp = _aligned_empty(kcs * NCP * NR)
+                tile = _aligned_empty(MR * NR)
+                _gemm_block(ap, b, c, p0, p1, 0, N, kcs, bp, tile)
+
+
+def _num_threads():
+    """numba.get_num_threads(), without its per-call lock once threads are up."""
+    global _fast_get_num_threads
+    if _fast_get_num_threads is None:
+        n = numba.get_num_threads()
+        from numba.np.ufunc import parallel as _par
+        fn = getattr(_par, "_get_num_threads", None)
+        if fn is not None and getattr(_par, "_is_initialized", False):
+            _fast_get_num_threads = fn
+        return n
+    n = _fast_get_num_threads()
+    return n if n > 0 else numba.get_num_threads()
+
+
+_fast_get_num_threads = None
+# Below this many flops a call runs on one thread (thread start-up dominates).
+PAR_MIN_FLOPS = 4e6
+
+
+def _check(a, b, c):
+    for name, x in (("a", a), ("b", b), ("c", c)):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 \
+                or not x.flags.c_contiguous:
+            raise TypeError("gemm: %s must be a 2-D C-contiguous float32 array" % name)
+    M, K = a.shape
+    if b.shape[0] != K or c.shape != (M, b.shape[1]):
+        raise ValueError("gemm: shapes %s @ %s -> %s do not match"
+                         % (a.shape, b.shape, c.shape))
+    if not c.flags.writeable:
+        raise ValueError("gemm: c is read-only")
+
+
+def gemm_exact(a, b, c):
+    """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
+
+    a: (M, K), b: (K, N), c: (M, N); float32, C-contiguous.  c must not
+    overlap a or b.  Uses numba.get_num_threads() threads.
+    """
+    _check(a, b, c)
+    M, K = a.shape
+    N = b.shape[1]
+    if M == 0 or N == 0:
+        return c
+    if K == 0:
+        c.fill(0.0)
+        return c
+    nt = _num_threads()
+    if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
+        _gemm_serial(a, b, c)
+    else:
+        _gemm_parallel(a, b, c, nt)
+    return c
+
+
+def gemm_fast(a, b, c):
+    """c[:] = a @ b with BLAS (numpy.matmul); fast but not bit-exact."""
+    _check(a, b, c)
+    np.matmul(a, b, out=c)
+    return c
+
+
+def gemm_reference(a, b):
+    """Slow numpy reference of the exact semantics (for tests)."""
+    a = np.asarray(a, np.float32)
+    b = np.asarray(b, np.float32)
+    acc = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    for k in range(a.shape[1]):
+        acc = (acc + (a[:, k:k + 1] * b[k:k + 1, :]).astype(np.float32)).astype(np.float32)
+    return acc
