@@ -65,10 +65,11 @@ NR = NV * VW    # columns of C per micro-tile
 KC = int(_T.get("KC", 256))        # k chunk (rows of B per packed block)
 NCP = int(_T.get("NCP", 8))         # micro-panels of B per packed block (NC = NCP * NR columns)
 B_BLOCK_BYTES = int(_T.get("BB", 384 * 1024))
-PFMODE = int(_T.get("PFMODE", 1))
-PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 0))]
+APF = int(_T.get("APF", 1))
+PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 1))]
 CPF = int(_T.get("CPF", 1))
-PF_DIST = int(_T.get("PF_DIST", 16))    # rows of B prefetched ahead when packing on the fly
+L1_B_BYTES = int(_T.get("L1B", 0))
+PF_CYCLES = int(_T.get("PFC", 10000))
 
 
 def _use_asm():
@@ -108,34 +109,45 @@ def _broadcast(builder, s):
                                   ir.Constant(ir.VectorType(_i32, VW), [0] * VW))
 
 
-def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb_bytes=None):
-    """k loop as inline asm: acc[r][v] += bcast(a[k*mr + r]) * b[k][v]."""
+def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb_bytes=None,
+              bpf_bytes=None):
+    """k loop as inline asm: acc[r][v] += b[k][v] * bcast(a[k*mr + r]).
+
+    Each step is one vmulps (B vector times the broadcast A element, the
+    broadcast embedded in the memory operand) and one vaddps into the
+    accumulator: two roundings, in Darknet's order.  ``apf_bytes`` is the
+    distance to the A panel used next (prefetched).  If ``bsrc`` is given
+    the B rows are read from there (row stride ``ldb_bytes``) and stored to
+    the packed panel ``bp_ptr``, and the B rows ``bpf_bytes`` further on
+    (those of a micro-panel packed soon) are prefetched.
+    """
     nacc = mr * nv
     fused = bsrc is not None
     ia, ib, icnt = nacc, nacc + 1, nacc + 2
     nout = nacc + 3
     if fused:
-        isrc, ipf = nacc + 3, nacc + 4
-        nout = nacc + 5
-        ildb = 2 * nout        # untied input after the tied ones
+        isrc = nacc + 3
+        nout = nacc + 4
+    iapf = 2 * nout                 # untied inputs after the tied ones
+    ildb = iapf + 1
+    ibpf = iapf + 2
     bregs = ["%%zmm%d" % (31 - v) for v in range(nv)]
     ntmp = min(4, 32 - nacc - nv)
     assert ntmp >= 1
     tregs = ["%%zmm%d" % (31 - nv - t) for t in range(ntmp)]
-    lines = ["test $%d, $%d" % (icnt, icnt), "jle 2f", ".p2align 4", "1:"]
+    lines = ["test $%d, $%d" % (icnt, icnt), "jle 2f", ".p2align 5", "1:"]
     if fused:
         for v in range(nv):
             lines.append("vmovups %d($%d), %s" % (64 * v, isrc, bregs[v]))
         for v in range(nv + 1):
-            if PFMODE == 0:
-                lines.append("prefetcht0 %d($%d)" % (min(64 * v, 64 * nv - 1), ipf))
-            else:
-                lines.append("%s %d($%d)" % (PFINS, 64 * nv + min(64 * v, 64 * nv - 1), isrc))
+            lines.append("%s %d($%d,$%d)" % (PFINS, min(64 * v, 64 * nv - 1), isrc, ibpf))
         for v in range(nv):
             lines.append("vmovups %s, %d($%d)" % (bregs[v], 64 * v, ib))
     else:
         for v in range(nv):
             lines.append("vmovups %d($%d), %s" % (64 * v, ib, bregs[v]))
+    if APF:
+        lines.append("prefetcht0 ($%d,$%d)" % (ia, iapf))
     t = 0
     for r in range(mr):
         for v in range(nv):
@@ -145,7 +157,7 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb_bytes=None
             t = (t + 1) % ntmp
     lines += ["add $$%d, $%d" % (4 * mr, ia), "add $$%d, $%d" % (4 * VW * nv, ib)]
     if fused:
-        lines += ["add $%d, $%d" % (ildb, isrc), "add $%d, $%d" % (ildb, ipf)]
+        lines += ["add $%d, $%d" % (ildb, isrc)]
     lines += ["dec $%d" % icnt, "jnz 1b", "2:"]
     asm = "\n\t".join(lines)
 
@@ -153,16 +165,18 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb_bytes=None
     out_types = [_vec] * nacc + [ptr_t, ptr_t, _i64]
     ins = [acc[r][v] for r in range(mr) for v in range(nv)] + [a_ptr, bp_ptr, kc]
     if fused:
-        out_types += [ptr_t, ptr_t]
-        pf = builder.gep(bsrc, [builder.mul(builder.sdiv(ldb_bytes, _c64(4)), _c64(PF_DIST))])
-        ins += [bsrc, pf]
+        out_types += [ptr_t]
+        ins += [bsrc]
     cons = ["=v"] * nacc + ["=&r"] * (nout - nacc)
     cons += [str(i) for i in range(nout)]
     in_types = list(out_types)
+    cons.append("r")
+    ins.append(apf_bytes)
+    in_types.append(_i64)
     if fused:
-        cons.append("r")
-        ins.append(ldb_bytes)
-        in_types.append(_i64)
+        cons += ["r", "r"]
+        ins += [ldb_bytes, bpf_bytes]
+        in_types += [_i64, _i64]
     clob = ["~{zmm%d}" % (31 - i) for i in range(nv + ntmp)] + ["~{flags}", "~{memory}"]
     fty = ir.FunctionType(ir.LiteralStructType(out_types), in_types)
     res = builder.asm(fty, asm, ",".join(cons + clob), ins, side_effect=True)
@@ -218,27 +232,29 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
 def _make_kernel(mr, nv, fused, use_asm):
     """Micro-kernel intrinsic for an mr x (16*nv) tile of C.
 
-    kern(kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first, b, b_off, ldb)
+    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first, b, b_off, ldb, bpf)
       acc = +0.0 (first) or the tile of C at c[c_off + r*ldc + j];
       for k < kc: acc[r, j] = acc[r, j] + ap[ap_off + k*mr + r] * B[k, j]
       store acc to C.
     B[k, j] is bp[bp_off + k*16*nv + j]; if ``fused`` it is read from
-    b[b_off + k*ldb + j] instead and also written to bp at that place.
+    b[b_off + k*ldb + j] instead and also written to bp at that place, and
+    b[b_off + bpf + k*ldb + j] is prefetched.  ap[ap_off + apf + ...] (the
+    next A panel) is prefetched.
     """
 
     @intrinsic
-    def kern(typingctx, kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first,
-             b, b_off, ldb):
-        sig = types.void(kc, ap, ap_off, bp, bp_off, c, c_off, ldc, first,
-                         b, b_off, ldb)
+    def kern(typingctx, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
+             b, b_off, ldb, bpf):
+        sig = types.void(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
+                         b, b_off, ldb, bpf)
 
         def codegen(context, builder, signature, args):
-            (kc_v, ap_v, apo, bp_v, bpo, c_v, co, ldc_v, first_v,
-             b_v, bo, ldb_v) = args
+            (kc_v, ap_v, apo, apf_v, bp_v, bpo, c_v, co, ldc_v, first_v,
+             b_v, bo, ldb_v, bpf_v) = args
             st = signature.args
             a_ptr = _data_ptr(context, builder, st[1], ap_v, apo)
-            bp_ptr = _data_ptr(context, builder, st[3], bp_v, bpo)
-            c_ptr = _data_ptr(context, builder, st[5], c_v, co)
+            bp_ptr = _data_ptr(context, builder, st[4], bp_v, bpo)
+            c_ptr = _data_ptr(context, builder, st[6], c_v, co)
 
             def cvec(r, v):
                 off = builder.add(builder.mul(ldc_v, _c64(r)), _c64(VW * v))
@@ -261,25 +277,16 @@ def _make_kernel(mr, nv, fused, use_asm):
                     phi.add_incoming(loaded[r][v], bb_else)
                     row.append(phi)
                 acc.append(row)
-            if CPF:
-                i8p = ir.IntType(8).as_pointer()
-                pfn = cgutils.get_or_insert_function(
-                    builder.module, ir.FunctionType(ir.VoidType(), [i8p, _i32, _i32, _i32]),
-                    "llvm.prefetch.p0")
-                for r in range(mr):
-                    for v in range(nv + 1):
-                        off = builder.add(builder.mul(ldc_v, _c64(r)),
-                                          _c64(nv * VW + min(VW * v, VW * nv - 1)))
-                        builder.call(pfn, [builder.bitcast(builder.gep(c_ptr, [off]), i8p), ir.Constant(_i32, 1),
-                                           ir.Constant(_i32, 3), ir.Constant(_i32, 1)])
             bsrc = ldb_x = None
             if fused:
-                bsrc = _data_ptr(context, builder, st[9], b_v, bo)
+                bsrc = _data_ptr(context, builder, st[10], b_v, bo)
                 ldb_x = ldb_v
             if use_asm:
                 if fused:
                     ldb_x = builder.mul(ldb_v, _c64(4))
-                acc = _asm_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
+                acc = _asm_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv,
+                                builder.mul(apf_v, _c64(4)), bsrc, ldb_x,
+                                builder.mul(bpf_v, _c64(4)))
             else:
                 acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
             for r in range(mr):
@@ -339,6 +346,28 @@ def _make_pack_a(mr):
     return pack
 
 
+@intrinsic
+def _prefetch_tile(typingctx, c, off, ldc, nrows, nbytes):
+    """Prefetch (for writing) nrows rows of nbytes bytes at c[off + r*ldc]."""
+    sig = types.void(c, off, ldc, nrows, nbytes)
+
+    def codegen(context, builder, signature, args):
+        c_v, off_v, ldc_v, nrows_v, nbytes_v = args
+        base = _data_ptr(context, builder, signature.args[0], c_v, off_v)
+        i8p = ir.IntType(8).as_pointer()
+        pfn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, _i32, _i32, _i32]),
+            "llvm.prefetch.p0")
+        with cgutils.for_range(builder, nrows_v) as loop:
+            row = builder.bitcast(builder.gep(base, [builder.mul(loop.index, ldc_v)]), i8p)
+            with cgutils.for_range_slice(builder, _c64(0), nbytes_v, _c64(64)) as (off, _):
+                builder.call(pfn, [builder.gep(row, [off]), ir.Constant(_i32, 1),
+                                   ir.Constant(_i32, 3), ir.Constant(_i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 _pack_a16 = _make_pack_a(MR)
 _KF = _make_kernel(MR, NV, True, USE_ASM)
 _K1 = _make_kernel(MR, 1, False, USE_ASM)
@@ -360,17 +389,17 @@ def _aligned_empty(n):
 
 
 @njit(cache=True)
-def _kernel(nv, fused, kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb):
+def _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf):
     if fused:
-        _KF(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+        _KF(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
     elif nv == 1:
-        _K1(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+        _K1(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
     elif nv == 2:
-        _K2(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+        _K2(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
     elif nv == 3:
-        _K3(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+        _K3(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
     else:
-        _K4(kc, ap, aoff, bp, boff, c, coff, ldc, first, b, b_off, ldb)
+        _K4(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
 
 
 @njit(cache=True)
@@ -419,6 +448,11 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
     j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
+    For each block of NC columns and chunk of kcs rows of B, the tiles
+    (p, mp) (row panel p, micro-panel mp of NR columns) are visited either
+    panel by panel (A panel kept in L1, B block in L2) or, when a chunk of
+    B micro-panel fits in L1, micro-panel by micro-panel.  The first visit
+    of a micro-panel packs it (fused kernel).
     """
     M, N = c.shape
     K = b.shape[0]
@@ -426,48 +460,72 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
     cf = c.reshape(-1)
     bf = b.reshape(-1)
     ncb = NCP * NR
+    npn = p1 - p0
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
         nmp = _cdiv(nc, NR)
         for pc in range(0, K, kcs):
             kc = min(kcs, K - pc)
             first = pc == 0
-            for p in range(p0, p1):
+            mp_outer = kc * NR * 4 <= L1_B_BYTES
+            # prefetch distances (in kernels) covering ~PF_CYCLES
+            dk = max(1, _cdiv(PF_CYCLES, kc * MR * NV))
+            db = dk
+            if mp_outer:
+                db = max(1, _cdiv(dk, npn))
+            ntile = npn * nmp
+            for t in range(ntile):
+                if mp_outer:
+                    mp = t // npn
+                    p = p0 + t - mp * npn
+                else:
+                    p = p0 + t // nmp
+                    mp = t - (p - p0) * nmp
+                # prefetch the C tile dk visits ahead
+                if CPF and t + dk < ntile:
+                    t2 = t + dk
+                    if mp_outer:
+                        mp2 = t2 // npn
+                        p2 = p0 + t2 - mp2 * npn
+                    else:
+                        p2 = p0 + t2 // nmp
+                        mp2 = t2 - (p2 - p0) * nmp
+                    _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N,
+                                   min(MR, M - p2 * MR), 4 * min(NR, j1 - jc - mp2 * NR))
                 i0 = p * MR
                 h = min(MR, M - i0)
                 aoff = pc * Mp + p * kc * MR
-                for mp in range(nmp):
-                    jb = jc + mp * NR
-                    w = min(NR, j1 - jb)
-                    boff = mp * kc * NR
-                    nv = _cdiv(w, VW)
-                    fused = False
-                    if p == p0:
-                        if w == NR:
-                            fused = True
-                        else:
-                            ldp = nv * VW
-                            for k in range(kc):
-                                src = (pc + k) * N + jb
-                                d = boff + k * ldp
-                                for jj in range(w):
-                                    bp[d + jj] = bf[src + jj]
-                                for jj in range(w, ldp):
-                                    bp[d + jj] = 0.0
-                    if h == MR and w == nv * VW:
-                        _kernel(nv, fused, kc, ap, aoff, bp, boff, cf, i0 * N + jb, N,
-                                first, bf, pc * N + jb, N)
+                jb = jc + mp * NR
+                w = min(NR, j1 - jb)
+                boff = mp * kc * NR
+                nv = _cdiv(w, VW)
+                fused = False
+                if p == p0:
+                    if w == NR:
+                        fused = True
                     else:
-                        ldt = nv * VW
-                        if not first:
-                            for r in range(h):
-                                for jj in range(w):
-                                    tile[r * ldt + jj] = c[i0 + r, jb + jj]
-                        _kernel(nv, fused, kc, ap, aoff, bp, boff, tile, 0, ldt,
-                                first, bf, pc * N + jb, N)
+                        ldp = nv * VW
+                        for k in range(kc):
+                            src = (pc + k) * N + jb
+                            d = boff + k * ldp
+                            for jj in range(w):
+                                bp[d + jj] = bf[src + jj]
+                            for jj in range(w, ldp):
+                                bp[d + jj] = 0.0
+                if h == MR and w == nv * VW:
+                    _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, cf, i0 * N + jb, N,
+                            first, bf, pc * N + jb, N, db * NR)
+                else:
+                    ldt = nv * VW
+                    if not first:
                         for r in range(h):
                             for jj in range(w):
-                                c[i0 + r, jb + jj] = tile[r * ldt + jj]
+                                tile[r * ldt + jj] = c[i0 + r, jb + jj]
+                    _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, tile, 0, ldt,
+                            first, bf, pc * N + jb, N, db * NR)
+                    for r in range(h):
+                        for jj in range(w):
+                            c[i0 + r, jb + jj] = tile[r * ldt + jj]
 
 
 @njit(cache=True)

@@ -1,0 +1,113 @@
+"""Benchmark darknetpy's convolution GEMM kernels on real layer shapes.
+
+    python bench/gemm.py [--threads 1,2] [--reps 5] [--shapes 0,3,5] [--no-fast]
+
+Prints GFLOP/s per thread (2*M*N*K / time / threads), median and best of
+``--reps`` runs, for gemm_exact and gemm_fast (BLAS, thread count set to
+the same number through OpenBLAS's own API when it can be found).
+"""
+
+import argparse
+import ctypes
+import os
+import sys
+import time
+
+import numpy as np
+import numba
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from darknetpy.cpu.gemm import gemm_exact, gemm_fast  # noqa: E402
+
+SHAPES = [
+    # (M, K, N): M = filters, K = c*size*size, N = out_h*out_w
+    ("yolov2-608 conv0", 32, 27, 369664),
+    ("yolov2-608 conv2", 64, 288, 92416),
+    ("yolov2-608 conv4", 128, 576, 23104),
+    ("yolov2-608 conv5 1x1", 64, 128, 23104),
+    ("yolov2-608 conv10", 256, 1152, 5776),
+    ("yolov2-608 conv14", 512, 2304, 1444),
+    ("yolov2-608 conv18", 1024, 4608, 361),
+    ("yolov2-608 conv29 route", 1024, 12800, 361),
+    ("yolov2-608 conv30 det", 425, 1024, 361),
+    ("darknet19-256 conv0", 32, 27, 65536),
+    ("darknet19-256 conv18", 1000, 1024, 64),
+]
+
+
+def _blas_set_threads():
+    """Return a function setting OpenBLAS's thread count, or None."""
+    names = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+             "openblas_set_num_threads64_", "openblas_set_num_threads")
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for p in paths:
+        try:
+            lib = ctypes.CDLL(p)
+        except OSError:
+            continue
+        for n in names:
+            fn = getattr(lib, n, None)
+            if fn is not None:
+                fn.argtypes = [ctypes.c_int]
+                return fn
+    return None
+
+
+def _time(fn, reps):
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return np.median(ts), min(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--shapes", default=None)
+    ap.add_argument("--no-fast", action="store_true")
+    ap.add_argument("--no-exact", action="store_true")
+    args = ap.parse_args()
+    shapes = SHAPES
+    if args.shapes:
+        shapes = [SHAPES[int(i)] for i in args.shapes.split(",")]
+    threads = [int(t) for t in args.threads.split(",")]
+    np.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
+    blas_threads = _blas_set_threads()
+    t0 = time.perf_counter()
+    gemm_exact(np.ones((9, 17), np.float32), np.ones((17, 50), np.float32),
+               np.empty((9, 50), np.float32))
+    print("first call (compile or cache load): %.2f s" % (time.perf_counter() - t0))
+    rng = np.random.default_rng(0)
+    print("GFLOP/s per thread, median (best) of %d runs" % args.reps)
+    for name, M, K, N in shapes:
+        a = rng.standard_normal((M, K), np.float32)
+        b = rng.standard_normal((K, N), np.float32)
+        c = np.empty((M, N), np.float32)
+        flops = 2.0 * M * N * K
+        row = "%-24s %5d %6d %7d" % (name, M, K, N)
+        for nt in threads:
+            numba.set_num_threads(nt)
+            if not args.no_exact:
+                gemm_exact(a, b, c)
+                med, best = _time(lambda: gemm_exact(a, b, c), args.reps)
+                row += "  exact/%d %6.1f (%6.1f)" % (nt, flops / med / 1e9 / nt,
+                                                     flops / best / 1e9 / nt)
+            if not args.no_fast:
+                if blas_threads is not None:
+                    blas_threads(nt)
+                gemm_fast(a, b, c)
+                med, best = _time(lambda: gemm_fast(a, b, c), args.reps)
+                row += "  fast/%d %6.1f (%6.1f)" % (nt, flops / med / 1e9 / nt,
+                                                    flops / best / 1e9 / nt)
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
