@@ -341,7 +341,8 @@ class OpenCV(Engine):
                 raise Skip(f"OpenCV cannot run {model}: {e}") from None
             # e.g. "Yolo9000 is not implemented": time what it can, the network without [region]
             self.worker.close()
-            self.note = f"OpenCV cannot run the region layer ({str(e).splitlines()[0][-80:]}); backbone timed"
+            why = str(e).splitlines()[0].rsplit(") ", 1)[-1]   # after OpenCV's "(-213:...)" prefix
+            self.note = f"OpenCV cannot run the region layer ({why}): backbone timed"
             self.cfg = str(without_region(cfg, CACHE / f"{model}-backbone.cfg"))
             self.scope = "backbone"
             self.worker = self._start(self.cfg)
