@@ -67,8 +67,6 @@ NCP = int(_T.get("NCP", 8))         # micro-panels of B per packed block (NC = N
 B_BLOCK_BYTES = int(_T.get("BB", 384 * 1024))
 APF = int(_T.get("APF", 1))
 PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 1))]
-CPF = int(_T.get("CPF", 1))
-L1_B_BYTES = int(_T.get("L1B", 0))
 PF_CYCLES = int(_T.get("PFC", 10000))
 
 
@@ -448,11 +446,10 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
     j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
-    For each block of NC columns and chunk of kcs rows of B, the tiles
-    (p, mp) (row panel p, micro-panel mp of NR columns) are visited either
-    panel by panel (A panel kept in L1, B block in L2) or, when a chunk of
-    B micro-panel fits in L1, micro-panel by micro-panel.  The first visit
-    of a micro-panel packs it (fused kernel).
+    For each block of NC columns (jc) and chunk of kcs rows of B (pc), the
+    tiles (p, mp) -- row panel p, micro-panel mp of NR columns -- are
+    visited panel by panel: the A panel stays in L1 and the packed B block
+    in L2.  The kernels of the first panel pack the B block (fused).
     """
     M, N = c.shape
     K = b.shape[0]
@@ -460,36 +457,22 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
     cf = c.reshape(-1)
     bf = b.reshape(-1)
     ncb = NCP * NR
-    npn = p1 - p0
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
         nmp = _cdiv(nc, NR)
         for pc in range(0, K, kcs):
             kc = min(kcs, K - pc)
             first = pc == 0
-            mp_outer = kc * NR * 4 <= L1_B_BYTES
-            # prefetch distances (in kernels) covering ~PF_CYCLES
+            # prefetch distance, in kernels, covering about PF_CYCLES
             dk = max(1, _cdiv(PF_CYCLES, kc * MR * NV))
-            db = dk
-            if mp_outer:
-                db = max(1, _cdiv(dk, npn))
-            ntile = npn * nmp
+            ntile = (p1 - p0) * nmp
             for t in range(ntile):
-                if mp_outer:
-                    mp = t // npn
-                    p = p0 + t - mp * npn
-                else:
-                    p = p0 + t // nmp
-                    mp = t - (p - p0) * nmp
-                # prefetch the C tile dk visits ahead
-                if CPF and t + dk < ntile:
-                    t2 = t + dk
-                    if mp_outer:
-                        mp2 = t2 // npn
-                        p2 = p0 + t2 - mp2 * npn
-                    else:
-                        p2 = p0 + t2 // nmp
-                        mp2 = t2 - (p2 - p0) * nmp
+                p = p0 + t // nmp
+                mp = t - (p - p0) * nmp
+                if t + dk < ntile:
+                    # the C tile dk kernels ahead, for writing
+                    p2 = p0 + (t + dk) // nmp
+                    mp2 = t + dk - (p2 - p0) * nmp
                     _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N,
                                    min(MR, M - p2 * MR), 4 * min(NR, j1 - jc - mp2 * NR))
                 i0 = p * MR
@@ -512,9 +495,11 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
                                 bp[d + jj] = bf[src + jj]
                             for jj in range(w, ldp):
                                 bp[d + jj] = 0.0
+                # a fused kernel prefetches the same B rows dk micro-panels on
+                bpf = dk * NR
                 if h == MR and w == nv * VW:
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, cf, i0 * N + jb, N,
-                            first, bf, pc * N + jb, N, db * NR)
+                            first, bf, pc * N + jb, N, bpf)
                 else:
                     ldt = nv * VW
                     if not first:
@@ -522,7 +507,7 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
                             for jj in range(w):
                                 tile[r * ldt + jj] = c[i0 + r, jb + jj]
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, tile, 0, ldt,
-                            first, bf, pc * N + jb, N, db * NR)
+                            first, bf, pc * N + jb, N, bpf)
                     for r in range(h):
                         for jj in range(w):
                             c[i0 + r, jb + jj] = tile[r * ldt + jj]

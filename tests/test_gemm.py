@@ -1,0 +1,332 @@
+"""The convolution GEMM kernels: bit identity of gemm_exact with Darknet's
+gemm_nn arithmetic, absence of FMA in the compiled kernel, gemm_fast."""
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import numba
+import pytest
+from hypothesis import given, settings, HealthCheck, strategies as st
+from hypothesis.extra.numpy import arrays
+from numba import njit
+
+from darknetpy.cpu import gemm
+from darknetpy.cpu.gemm import gemm_exact, gemm_fast
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FMA = re.compile(r"\bv?f(n)?m(add|sub)[a-z0-9]*\b", re.I)
+
+
+def reference(a, b):
+    """Darknet's gemm_nn (ALPHA=1, C zeroed): acc = +0.0f, then for k in
+    order acc = acc + a[i,k]*b[k,j], each operation rounded to float32."""
+    return reference_from(np.zeros((a.shape[0], b.shape[1]), np.float32), a, b)
+
+
+def reference_from(c0, a, b):
+    """The same, continuing from the values c0 (a later chunk of k)."""
+    acc = c0.copy()
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        for k in range(a.shape[1]):
+            acc = (acc + (a[:, k:k + 1] * b[k:k + 1, :]).astype(np.float32)).astype(np.float32)
+    return acc
+
+
+def assert_same_bits(c, r):
+    """Bit identity, except that any NaN matches any NaN (C fixes NaN-ness,
+    not payloads)."""
+    assert c.shape == r.shape and c.dtype == r.dtype == np.float32
+    cn, rn = np.isnan(c), np.isnan(r)
+    assert np.array_equal(cn, rn), "NaN positions differ"
+    cb, rb = c.view(np.uint32)[~cn], r.view(np.uint32)[~rn]
+    bad = np.flatnonzero(cb != rb)
+    assert bad.size == 0, "%d of %d outputs differ, first %r vs %r" % (
+        bad.size, cb.size, c[~cn][bad[0]], r[~rn][bad[0]])
+
+
+def run_exact(a, b):
+    c = np.full((a.shape[0], b.shape[1]), np.nan, np.float32)   # must be overwritten
+    out = gemm_exact(a, b, c)
+    assert out is c
+    return c
+
+
+def rand(rng, shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request, monkeypatch):
+    n = request.param
+    if n > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("numba has fewer threads")
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    monkeypatch.setattr(gemm, "PAR_MIN_FLOPS", 0)   # small cases go parallel too
+    yield n
+    numba.set_num_threads(old)
+
+
+SHAPES = [
+    (1, 1, 1), (1, 1, 17), (1, 7, 1), (7, 3, 5), (2, 5, 3),
+    (8, 16, 48), (9, 17, 49), (13, 37, 101), (16, 255, 47), (17, 257, 97),
+    (8, 513, 96), (24, 300, 385), (31, 1000, 63), (5, 2049, 33), (3, 3001, 20),
+    (9, 20, 800), (40, 64, 1), (1, 64, 500), (33, 129, 769), (64, 27, 16),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_exact_random_shapes(shape, threads):
+    M, K, N = shape
+    rng = np.random.default_rng(M * 10007 + K * 101 + N)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    assert_same_bits(run_exact(a, b), reference(a, b))
+
+
+# The real layer shapes (M filters, K = c*size*size, N = out_h*out_w), with
+# N (and for the largest K, M) scaled down to keep the reference fast.
+REAL = [
+    (32, 27, 5776),      # yolov2-608 conv0, N / 64
+    (64, 288, 1444),     # conv2, N / 64
+    (128, 576, 361),     # conv4, N / 64
+    (64, 128, 361),      # conv5 (1x1)
+    (256, 1152, 90),     # conv10, N / 64
+    (64, 2304, 361),     # conv14, M / 8, N / 4
+    (32, 4608, 361),     # conv18, M / 32
+    (16, 12800, 19),     # conv29 route, M / 64, N / 19
+    (425, 1024, 361),    # conv30 detection, full size
+    (32, 27, 4096),      # darknet19-256 conv0, N / 16
+    (1000, 1024, 64),    # darknet19-256 conv18, full size
+]
+
+
+@pytest.mark.parametrize("shape", REAL, ids=lambda s: "x".join(map(str, s)))
+def test_exact_layer_shapes(shape, threads):
+    M, K, N = shape
+    rng = np.random.default_rng(K)
+    # weights small, inputs like activations (some exact zeros, as after ReLU)
+    a = rand(rng, (M, K), 0.05)
+    b = np.maximum(rand(rng, (K, N)), 0).astype(np.float32)
+    assert_same_bits(run_exact(a, b), reference(a, b))
+
+
+def test_exact_signed_zeros(threads):
+    """acc starts at +0.0f: sums of -0.0 products are +0.0, and the order of
+    additions shows through when products underflow."""
+    M, K, N = 11, 37, 70
+    rng = np.random.default_rng(5)
+    a = np.where(rng.random((M, K)) < 0.5, -0.0, 0.0).astype(np.float32)
+    b = np.where(rng.random((K, N)) < 0.5, 1.0, -1.0).astype(np.float32)
+    c = run_exact(a, b)
+    assert_same_bits(c, reference(a, b))
+    assert not np.signbit(c).any()              # +0.0 + (-0.0) = +0.0
+    # products that underflow to -0.0 and tiny (subnormal) products
+    a = (rng.choice([-1e-30, 1e-30, -1e-20, 0.0, -0.0], (M, K))).astype(np.float32)
+    b = (rng.choice([1e-30, -1e-25, 1e-20, -0.0], (K, N))).astype(np.float32)
+    r = reference(a, b)
+    assert (r != 0).any() and (r == 0).any()
+    assert_same_bits(run_exact(a, b), r)
+    # a single k: the result is exactly +0.0 + a*b
+    a1, b1 = np.float32([[-0.0], [-2.0]]), np.float32([[3.0, -0.0, 0.0]])
+    c1 = run_exact(a1, b1)
+    assert c1.view(np.uint32).tolist() == reference(a1, b1).view(np.uint32).tolist()
+    assert c1[1, 0] == -6.0 and not np.signbit(c1[c1 == 0]).any()
+
+
+def test_exact_inf_nan(threads):
+    M, K, N = 19, 45, 131
+    rng = np.random.default_rng(7)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    a[3, 5] = np.inf
+    a[4, 6] = -np.inf
+    a[5, :] = 0.0
+    a[5, 7] = np.nan
+    b[5, 10] = 0.0          # inf * 0 = nan in row 3, column 10
+    b[6, 20] = np.inf       # -inf * inf, and inf in other rows
+    b[9, :] = np.inf
+    b[9, 50] = -np.inf
+    a[10, 9] = 0.0          # 0 * inf = nan
+    b[30, 77] = np.nan
+    b[31, 100] = 3e38
+    a[12, 31] = 10.0        # overflow to inf
+    r = reference(a, b)
+    assert np.isnan(r).any() and np.isinf(r).any()
+    assert_same_bits(run_exact(a, b), r)
+
+
+def test_exact_large_values_rounding(threads):
+    """Cancellation-heavy sums, where any reordering or FMA would show."""
+    M, K, N = 10, 300, 50
+    rng = np.random.default_rng(11)
+    a = (rand(rng, (M, K)) * np.float32(1e3)).astype(np.float32)
+    b = rand(rng, (K, N))
+    b[::2] *= np.float32(1e4)
+    b[1::2] /= np.float32(1e3)
+    assert_same_bits(run_exact(a, b), reference(a, b))
+
+
+def test_exact_writes_views_and_checks():
+    rng = np.random.default_rng(3)
+    big = np.zeros((30, 40), np.float32)
+    a, b = rand(rng, (6, 9)), rand(rng, (9, 40))
+    gemm_exact(a, b, big[10:16])                # a row block of C is C-contiguous
+    assert_same_bits(big[10:16], reference(a, b))
+    assert not big[:10].any() and not big[16:].any()
+    with pytest.raises(TypeError):
+        gemm_exact(a.astype(np.float64), b, big[10:16])
+    with pytest.raises(TypeError):
+        gemm_exact(a, b, np.zeros((40, 6), np.float32).T)
+    with pytest.raises(ValueError):
+        gemm_exact(a, b[:8], big[10:16])
+    c = np.ones((6, 40), np.float32)
+    gemm_exact(np.zeros((6, 0), np.float32), np.zeros((0, 40), np.float32), c)
+    assert not c.any() and not np.signbit(c).any()
+
+
+SPECIAL = [float(np.float32(x)) for x in
+           (0.0, -0.0, 1.0, -1.0, 0.5, 3.0, 1e-30, -1e-25, 1e30, -3e38, 1e-45,
+            float("inf"), float("-inf"), float("nan"))]
+_elem = st.one_of(st.sampled_from(SPECIAL),
+                  st.floats(-1e4, 1e4, width=32, allow_subnormal=True))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 20), st.integers(1, 40), st.integers(1, 70), st.data())
+def test_exact_hypothesis(M, K, N, data):
+    a = data.draw(arrays(np.float32, (M, K), elements=_elem))
+    b = data.draw(arrays(np.float32, (K, N), elements=_elem))
+    assert_same_bits(run_exact(a, b), reference(a, b))
+
+
+def test_fast_close_to_exact():
+    rng = np.random.default_rng(2)
+    a, b = rand(rng, (70, 300)), rand(rng, (300, 333))
+    exact = run_exact(a, b)
+    fast = np.empty_like(exact)
+    assert gemm_fast(a, b, fast) is fast
+    scale = np.abs(a) @ np.abs(b)           # bound on |sum| of the products
+    assert np.max(np.abs(fast - exact) / scale) < 1e-4
+
+
+# ---------------------------------------------------------------------------
+# The compiled code: no fused multiply-add anywhere in the exact kernel.
+
+def _kernel_driver(use_asm):
+    """A fresh (uncached) function around the micro-kernel variants."""
+    mr, nv = gemm.MR, gemm.NV
+    kf = gemm._make_kernel(mr, nv, True, use_asm)     # packs B while computing
+    kp = gemm._make_kernel(mr, nv, False, use_asm)    # packed B
+    k1 = gemm._make_kernel(mr, 1, False, use_asm)     # packed B, 16 columns
+
+    @njit(cache=False)
+    def drive(which, kc, ap, bp, b, c, ldc, first):
+        if which == 0:
+            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+        elif which == 1:
+            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+        else:
+            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+
+    return drive
+
+
+@pytest.mark.parametrize("use_asm", [True, False], ids=["asm", "llvm-ir"])
+def test_micro_kernel_bits_and_no_fma(use_asm):
+    if use_asm and not gemm.USE_ASM:
+        pytest.skip("host without AVX-512: the asm kernel is not used")
+    mr, nr = gemm.MR, gemm.NR
+    kc = 300
+    rng = np.random.default_rng(9)
+    a = rand(rng, (mr, kc))
+    b = rand(rng, (kc, nr + 5))             # ldb != NR
+    ap = np.ascontiguousarray(a.T).reshape(-1)      # k-major A panel
+    drive = _kernel_driver(use_asm)
+    # fused: C from +0.0, B read from b and packed into bp
+    bp = np.zeros(kc * nr, np.float32)
+    c = np.full((mr, nr + 3), np.nan, np.float32)   # ldc != NR
+    drive(0, kc, ap, bp, b, c, nr + 3, True)
+    assert np.array_equal(bp.reshape(kc, nr), b[:, :nr])
+    assert_same_bits(c[:, :nr], reference(a, b[:, :nr]))
+    assert np.isnan(c[:, nr:]).all()
+    # packed, continuing from the values in C
+    c0 = rand(rng, (mr, nr))
+    c = c0.copy()
+    drive(1, kc, ap, bp, b, c, nr, False)
+    assert_same_bits(c, reference_from(c0, a, b[:, :nr]))
+    # 16-column variant
+    bp16 = np.ascontiguousarray(b[:, :16]).reshape(-1)
+    c = np.empty((mr, 16), np.float32)
+    drive(2, kc, ap, bp16, b, c, 16, True)
+    assert_same_bits(c, reference(a, b[:, :16]))
+    asm = "\n".join(drive.inspect_asm().values())
+    assert not FMA.search(asm), FMA.search(asm).group(0)
+    assert re.search(r"\bv(mul|add)ps\b", asm)
+    if use_asm:
+        assert re.search(r"vmulps\s+[^\n]*\{1to16\}, %zmm", asm)
+        assert re.search(r"vaddps\s+%zmm", asm)
+
+
+def test_production_code_has_no_fma(tmp_path):
+    """Compile the real entry points from scratch (empty cache dir) in a
+    subprocess and scan their machine code."""
+    code = textwrap.dedent("""
+        import re, sys, numpy as np, numba
+        from darknetpy.cpu import gemm
+        a = np.ones((9, 17), np.float32); b = np.ones((17, 50), np.float32)
+        c = np.empty((9, 50), np.float32)
+        gemm._gemm_serial(a, b, c)
+        asm = ""
+        for f in (gemm._gemm_serial, gemm._gemm_block, gemm._kernel, gemm._pack_a_panels):
+            for s in f.inspect_asm().values():
+                asm += s
+        fma = re.findall(r"\\bv?f(?:n)?m(?:add|sub)[a-z0-9]*\\b", asm, re.I)
+        print("FMA", len(fma), "ZMM", asm.count("%zmm"), "YMM", asm.count("%ymm"),
+              "MULPS", len(re.findall(r"\\bvmulps\\b", asm)), "USE_ASM", gemm.USE_ASM)
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = re.search(r"FMA (\d+) ZMM (\d+) YMM (\d+) MULPS (\d+) USE_ASM (\w+)", out.stdout)
+    assert m, out.stdout
+    print(out.stdout)
+    fma, zmm, ymm, mulps = map(int, m.groups()[:4])
+    assert fma == 0
+    assert mulps > 0
+    assert zmm > 0 or ymm > 0
+
+
+def test_cached_in_second_process():
+    """A new process finds every compiled entry point in numba's cache."""
+    rng = np.random.default_rng(1)
+    run_exact(rand(rng, (9, 17)), rand(rng, (17, 50)))      # fills the cache if empty
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        old = numba.get_num_threads()
+        numba.set_num_threads(2)
+        run_exact(rand(rng, (200, 170)), rand(rng, (170, 500)))
+        numba.set_num_threads(old)
+    code = textwrap.dedent("""
+        import time, numpy as np, numba
+        t = time.perf_counter()
+        from darknetpy.cpu import gemm
+        a = np.ones((200, 170), np.float32); b = np.ones((170, 500), np.float32)
+        c = np.empty((200, 500), np.float32)
+        numba.set_num_threads(1)
+        gemm.gemm_exact(a, b, c)
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            numba.set_num_threads(2)
+            gemm.gemm_exact(a, b, c)
+        misses = sum(len(f.stats.cache_misses) for f in (gemm._gemm_serial, gemm._gemm_parallel))
+        hits = sum(len(f.stats.cache_hits) for f in (gemm._gemm_serial, gemm._gemm_parallel))
+        print("MISSES", misses, "HITS", hits, "SECONDS", time.perf_counter() - t)
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    m = re.search(r"MISSES (\d+) HITS (\d+)", out.stdout)
+    assert m, out.stdout
+    assert int(m.group(1)) == 0 and int(m.group(2)) >= 1, out.stdout
