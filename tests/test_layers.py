@@ -127,7 +127,7 @@ def test_maxpool(size, stride, pad):
     x = np.random.default_rng(3).normal(size=(4, 7, 6)).astype(np.float32)
     want = ref_maxpool(x, size, stride, pad)
     out = np.empty_like(want)
-    maxpool(x, size, stride, pad, out)
+    maxpool(x, size, stride, pad, out, True)
     assert np.array_equal(out, want)
 
 

@@ -8,16 +8,18 @@ FLT_MAX = np.float32(3.4028234663852886e38)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
-def maxpool(x, size, stride, pad, out):
+def maxpool(x, size, stride, pad, out, ftz):
     """x (c, h, w) -> out (c, out_h, out_w); window origin -(pad/2) (C division).
 
     Taps outside the image are skipped; the running maximum starts at -FLT_MAX and
-    takes a tap only when it is strictly greater (so NaN taps are passed over).
+    takes a tap only when it is strictly greater (so NaN taps are passed over; with
+    ftz, a subnormal compares as zero, as under the stock build's DAZ).
     """
     c, h, w = x.shape
     _, out_h, out_w = out.shape
     offset = -(pad // 2) if pad >= 0 else (-pad) // 2
     for k in prange(c):
+        old = fpenv.enter(ftz)
         for i in range(out_h):
             for j in range(out_w):
                 best = -FLT_MAX
@@ -33,6 +35,7 @@ def maxpool(x, size, stride, pad, out):
                         if v > best:
                             best = v
                 out[k, i, j] = best
+        fpenv.leave(old)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")

@@ -31,5 +31,5 @@ class Maxpool(Layer):
 
     def forward(self, outputs, x, numerics):
         out = np.empty(self.out_shape, np.float32)
-        maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding, out)
+        maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding, out, numerics.ftz)
         return out.reshape(-1)
