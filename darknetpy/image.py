@@ -33,7 +33,11 @@ def _read_bytes(path: str) -> bytes:
 def _opencv_decode(data: bytes, path: str) -> np.ndarray:
     import cv2
 
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV asserts on header sizes over its limits, among others
+        reason = str(e).strip().splitlines()[0].rpartition("error: ")[2]
+        raise ImageError(f"{path}: not an image OpenCV can decode ({reason})") from None
     if pixels is None or pixels.size == 0:
         raise ImageError(f"{path}: not an image OpenCV can decode")
     if pixels.dtype == np.uint16:
@@ -63,15 +67,32 @@ def decode_rgb(data: bytes, path: str = "<bytes>", decoder: str = "stb") -> np.n
 
 
 def to_float_chw(pixels: np.ndarray) -> np.ndarray:
-    """uint8 (h, w, 3) -> float32 (3, h, w) with Darknet's `(float)(u8 / 255.)`."""
+    """uint8 (h, w, 3) -> float32 (3, h, w) with Darknet's `(float)(u8 / 255.)`.
+
+    The lookup reads the pixels transposed, so the float image is built once, in place
+    (no (h, w, 3) float intermediate: a large image needs half the memory)."""
     scale = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
-    return np.ascontiguousarray(scale[pixels].transpose(2, 0, 1))
+    return np.ascontiguousarray(scale[np.asarray(pixels).transpose(2, 0, 1)])
+
+
+def _check_memory(pixels: np.ndarray, path: str) -> None:
+    """A small file can hold a huge image (a PNG of zeros, a corrupt JPEG header): refuse
+    one whose float32 copy cannot fit, rather than fail in the allocator or be killed."""
+    from .network import available_memory
+
+    need = pixels.size * 4
+    if need > available_memory():
+        h, w = pixels.shape[:2]
+        raise ImageError(f"{path}: a {w}x{h} image needs {need / 2**20:.0f} MiB as float32, more than "
+                         f"the memory available")
 
 
 def load_image_color(path: str | os.PathLike, decoder: str = "stb") -> np.ndarray:
     """Darknet's `load_image_color(path, 0, 0)`: float32 (3, h, w)."""
     path = os.fspath(path)
-    return to_float_chw(decode_rgb(_read_bytes(path), path, decoder))
+    pixels = decode_rgb(_read_bytes(path), path, decoder)
+    _check_memory(pixels, path)
+    return to_float_chw(pixels)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
