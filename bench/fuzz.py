@@ -551,7 +551,8 @@ class Worker:
         net.summary_lines()
         nbytes = sum(n for _, n in net.memory_estimate())
         if nbytes < 32 * 2**20 and sum(layer.bflops() for layer in net.layers) < 0.02:
-            x = self.np.random.default_rng(0).random(net.options.inputs, dtype=self.np.float32)
+            size = self.np.prod(net.layers[0].in_shape)  # what load_input gives a (c, h, w) network
+            x = self.np.random.default_rng(0).random(size, dtype=self.np.float32)
             outputs = net.forward_layers(x)
             if net.output_layer.type == "region" and net.width and net.height:
                 out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
@@ -624,7 +625,7 @@ class Worker:
                 (corpus / f"seed-{k:03d}").write_bytes(data)
         max_len = max(len(s) for s in self.seeds) + 4096
         argv = [sys.argv[0], f"-seed={seed + 1}", f"-runs={self.quota * 2 + 1000}", f"-max_len={max_len}",
-                "-timeout=0", f"-rss_limit_mb={RSS_LIMIT_MB}", "-handle_segv=0", "-handle_bus=0", "-handle_abrt=0",
+                f"-timeout={int(self.timeout * 3) + 30}", f"-rss_limit_mb={RSS_LIMIT_MB}", "-handle_segv=0", "-handle_bus=0", "-handle_abrt=0",
                 "-handle_fpe=0", "-handle_ill=0", f"-artifact_prefix={self.work}/libfuzzer-", "-print_final_stats=1",
                 str(corpus)]
         atheris.Setup(argv, lambda data: self.run_one(bytes(data)), custom_mutator=self.mutate)

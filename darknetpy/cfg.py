@@ -42,8 +42,9 @@ COMMON_OPTIONS = ("truth", "onlyforward", "stopbackward", "dontsave", "dontload"
 # Darknet's `strip` removes spaces, tabs and newlines; a carriage return is removed too,
 # so that a cfg saved with Windows line endings reads the same.
 _STRIP = str.maketrans("", "", " \t\r\n")
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.I)
+# ASCII digits only, as C's atoi/atof read them (Python's \d and int() accept any Unicode digit).
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", re.I | re.A)
 
 
 @dataclass
@@ -109,23 +110,32 @@ class Section:
         return [opt for opt in self.options if not opt.used]
 
 
+def _shown(opt: Option) -> str:
+    """`key=value` for a message, the value cut short: a fuzzed value can be megabytes."""
+    value = opt.value if len(opt.value) <= 40 else opt.value[:40] + "..."
+    return f"{opt.key}={value}"
+
+
 def _atoi(opt: Option, file: str) -> int:
     m = _INT.match(opt.value)
     if not m:
-        raise CfgError(f"{file}:{opt.line}: {opt.key}={opt.value} is not an integer")
-    value = int(m.group())
+        raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is not an integer")
+    # past 12 significant digits it cannot fit an int32 (and int() refuses over 4300 digits)
+    text = m.group()
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    value = (-1 if text[0] == "-" else 1) * (int(digits) if len(digits) <= 12 else 2**63)
     if not -2**31 <= value < 2**31:
-        raise CfgError(f"{file}:{opt.line}: {opt.key}={opt.value} is out of range")
+        raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is out of range")
     return value
 
 
 def _atof(opt: Option, file: str) -> float:
     m = _FLOAT.match(opt.value)
     if not m:
-        raise CfgError(f"{file}:{opt.line}: {opt.key}={opt.value} is not a number")
+        raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is not a number")
     value = float(m.group())
     if math.isinf(value) and not opt.value.lower().lstrip("+-").startswith("inf"):
-        raise CfgError(f"{file}:{opt.line}: {opt.key}={opt.value} is out of range")
+        raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is out of range")
     return value
 
 

@@ -68,6 +68,36 @@ def header(major, minor, revision, seen=0) -> bytes:
 
 
 # --------------------------------------------------------------------------------------
+# cfg values (the cfg property tests are in tests/test_cfg.py)
+# --------------------------------------------------------------------------------------
+
+def test_cfg_numbers_of_thousands_of_digits_are_cfg_errors_with_short_messages():
+    """Regression (bench/fuzz.py): int() raised ValueError past 4300 digits."""
+    from darknetpy.cfg import parse_cfg_text
+    from darknetpy.errors import CfgError
+
+    s = parse_cfg_text("[net]\nwidth=" + "9" * 5000 + "\nz=" + "0" * 5000 + "7x\nf=1" + "0" * 5000 + "\n", "x.cfg")[0]
+    with pytest.raises(CfgError, match=r"^x.cfg:2: width=9{40}\.\.\. is out of range$"):
+        s.get_int("width", 0)
+    assert s.get_int("z", 0) == 7  # leading zeros, as C's atoi reads them
+    with pytest.raises(CfgError, match=r"x.cfg:4: f=10{39}\.\.\. is out of range"):
+        s.get_float("f", 0)
+
+
+@pytest.mark.parametrize("value", ["\u0663", "\uff11\uff12", "\u0661.5"])
+def test_cfg_non_ascii_digits_are_not_numbers(value):
+    """C's atoi/atof read ASCII digits only; Python's int() would take any Unicode digit."""
+    from darknetpy.cfg import parse_cfg_text
+    from darknetpy.errors import CfgError
+
+    s = parse_cfg_text(f"[net]\na={value}\n", "x.cfg")[0]
+    with pytest.raises(CfgError, match="is not"):
+        s.get_int("a", 0)
+    with pytest.raises(CfgError, match="is not a number"):
+        s.get_float("a", 0)
+
+
+# --------------------------------------------------------------------------------------
 # Weights bytes
 # --------------------------------------------------------------------------------------
 
