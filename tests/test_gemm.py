@@ -113,6 +113,21 @@ def test_exact_layer_shapes(shape, threads):
     assert_same_bits(run_exact(a, b), reference(a, b))
 
 
+@pytest.mark.parametrize("offset", [0, 1, 6, 12])
+def test_exact_large_c_any_alignment(offset, threads):
+    """C big enough for the aligned, non-temporal store path, placed at
+    every 16-byte phase of a cache line (and one 4-byte phase)."""
+    M, K, N = 32, 27, 65536 + 16
+    rng = np.random.default_rng(offset)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    raw = np.full(M * N + 64, np.nan, np.float32)
+    base = ((-raw.ctypes.data) % 64) // 4
+    c = raw[base + offset:base + offset + M * N].reshape(M, N)
+    assert gemm_exact(a, b, c) is c
+    assert_same_bits(c, reference(a, b))
+    assert np.isnan(raw[:base + offset]).all() and np.isnan(raw[base + offset + M * N:]).all()
+
+
 def test_exact_signed_zeros(threads):
     """acc starts at +0.0f: sums of -0.0 products are +0.0, and the order of
     additions shows through when products underflow."""
@@ -224,11 +239,11 @@ def _kernel_driver(use_asm):
     @njit(cache=False)
     def drive(which, kc, ap, bp, b, c, ldc, first):
         if which == 0:
-            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
         elif which == 1:
-            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
         else:
-            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, first, b, 0, b.shape[1], 0)
+            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
 
     return drive
 

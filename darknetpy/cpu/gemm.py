@@ -66,7 +66,12 @@ KC = int(_T.get("KC", 256))        # k chunk (rows of B per packed block)
 NCP = int(_T.get("NCP", 8))         # micro-panels of B per packed block (NC = NCP * NR columns)
 B_BLOCK_BYTES = int(_T.get("BB", 384 * 1024))
 APF = int(_T.get("APF", 1))
+BPK = int(_T.get("BPK", 8))
+FPF = int(_T.get("FPF", 1))
 PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 1))]
+NT_STORES = bool(int(_T.get("NTS", 1)))
+NT_MIN_BYTES = int(_T.get("NTMIN", 8 << 20))
+SHIFT_MIN_N = 2048
 PF_CYCLES = int(_T.get("PFC", 10000))
 
 
@@ -137,13 +142,16 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     if fused:
         for v in range(nv):
             lines.append("vmovups %d($%d), %s" % (64 * v, isrc, bregs[v]))
-        for v in range(nv + 1):
+        for v in range(nv + 1 if FPF else 0):
             lines.append("%s %d($%d,$%d)" % (PFINS, min(64 * v, 64 * nv - 1), isrc, ibpf))
         for v in range(nv):
             lines.append("vmovups %s, %d($%d)" % (bregs[v], 64 * v, ib))
     else:
         for v in range(nv):
             lines.append("vmovups %d($%d), %s" % (64 * v, ib, bregs[v]))
+        if BPK:
+            for v in range(nv):
+                lines.append("prefetcht0 %d($%d)" % (64 * v + 4 * VW * nv * BPK, ib))
     if APF:
         lines.append("prefetcht0 ($%d,$%d)" % (ia, iapf))
     t = 0
@@ -230,10 +238,11 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
 def _make_kernel(mr, nv, fused, use_asm):
     """Micro-kernel intrinsic for an mr x (16*nv) tile of C.
 
-    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first, b, b_off, ldb, bpf)
-      acc = +0.0 (first) or the tile of C at c[c_off + r*ldc + j];
+    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, flags, b, b_off, ldb, bpf)
+      acc = +0.0 (flags & 1) or the tile of C at c[c_off + r*ldc + j];
       for k < kc: acc[r, j] = acc[r, j] + ap[ap_off + k*mr + r] * B[k, j]
-      store acc to C.
+      store acc to C (non-temporal stores if flags & 2: the tile must then
+      be 64-byte aligned).
     B[k, j] is bp[bp_off + k*16*nv + j]; if ``fused`` it is read from
     b[b_off + k*ldb + j] instead and also written to bp at that place, and
     b[b_off + bpf + k*ldb + j] is prefetched.  ap[ap_off + apf + ...] (the
@@ -258,6 +267,9 @@ def _make_kernel(mr, nv, fused, use_asm):
                 off = builder.add(builder.mul(ldc_v, _c64(r)), _c64(VW * v))
                 return builder.bitcast(builder.gep(c_ptr, [off]), _vptr)
 
+            flags = context.cast(builder, first_v, st[9], types.int64)
+            nt_v = builder.icmp_unsigned("!=", builder.and_(flags, _c64(2)), _c64(0))
+            first_v = builder.icmp_unsigned("!=", builder.and_(flags, _c64(1)), _c64(0))
             with builder.if_else(first_v) as (then, otherwise):
                 with then:
                     bb_then = builder.block
@@ -287,9 +299,18 @@ def _make_kernel(mr, nv, fused, use_asm):
                                 builder.mul(bpf_v, _c64(4)))
             else:
                 acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
-            for r in range(mr):
-                for v in range(nv):
-                    builder.store(acc[r][v], cvec(r, v), align=4)
+            with builder.if_else(nt_v) as (then, otherwise):
+                with then:
+                    # non-temporal stores, C tile 64-byte aligned (checked by caller)
+                    md = builder.module.add_metadata([ir.Constant(_i32, 1)])
+                    for r in range(mr):
+                        for v in range(nv):
+                            st_ = builder.store(acc[r][v], cvec(r, v), align=64)
+                            st_.set_metadata("nontemporal", md)
+                with otherwise:
+                    for r in range(mr):
+                        for v in range(nv):
+                            builder.store(acc[r][v], cvec(r, v), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -345,22 +366,38 @@ def _make_pack_a(mr):
 
 
 @intrinsic
-def _prefetch_tile(typingctx, c, off, ldc, nrows, nbytes):
-    """Prefetch (for writing) nrows rows of nbytes bytes at c[off + r*ldc]."""
-    sig = types.void(c, off, ldc, nrows, nbytes)
+def _prefetch_tile(typingctx, c, off, ldc, nrows):
+    """Prefetch for writing an MR x NR tile of C at c[off], rows ldc apart
+    (rows past nrows repeat the last one)."""
+    sig = types.void(c, off, ldc, nrows)
 
     def codegen(context, builder, signature, args):
-        c_v, off_v, ldc_v, nrows_v, nbytes_v = args
+        c_v, off_v, ldc_v, nrows_v = args
         base = _data_ptr(context, builder, signature.args[0], c_v, off_v)
         i8p = ir.IntType(8).as_pointer()
         pfn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, _i32, _i32, _i32]),
             "llvm.prefetch.p0")
-        with cgutils.for_range(builder, nrows_v) as loop:
-            row = builder.bitcast(builder.gep(base, [builder.mul(loop.index, ldc_v)]), i8p)
-            with cgutils.for_range_slice(builder, _c64(0), nbytes_v, _c64(64)) as (off, _):
-                builder.call(pfn, [builder.gep(row, [off]), ir.Constant(_i32, 1),
-                                   ir.Constant(_i32, 3), ir.Constant(_i32, 1)])
+        last = builder.sub(nrows_v, _c64(1))
+        for r in range(MR):
+            rr = builder.select(builder.icmp_signed("<", _c64(r), last), _c64(r), last)
+            row = builder.bitcast(builder.gep(base, [builder.mul(rr, ldc_v)]), i8p)
+            for v in range(NV + 1):
+                builder.call(pfn, [builder.gep(row, [_c64(min(64 * v, 64 * NV - 1))]),
+                                   ir.Constant(_i32, 1), ir.Constant(_i32, 3),
+                                   ir.Constant(_i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """Order earlier non-temporal stores before later stores (mfence)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        builder.fence("seq_cst")
         return context.get_dummy_value()
 
     return sig, codegen
@@ -386,7 +423,7 @@ def _aligned_empty(n):
     return raw[off:off + n]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf):
     if fused:
         _KF(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
@@ -442,7 +479,7 @@ def _pack_a_panels(a, ap, p0, p1, kcs):
 
 
 @njit(cache=True)
-def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
+def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
     j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
@@ -450,12 +487,15 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
     tiles (p, mp) -- row panel p, micro-panel mp of NR columns -- are
     visited panel by panel: the A panel stays in L1 and the packed B block
     in L2.  The kernels of the first panel pack the B block (fused).
+    With nt_ok, the last chunk's tiles that are 64-byte aligned are written
+    with non-temporal stores (for a C larger than the caches).
     """
     M, N = c.shape
     K = b.shape[0]
     Mp = _cdiv(M, MR) * MR
     cf = c.reshape(-1)
     bf = b.reshape(-1)
+    caddr = cf.ctypes.data
     ncb = NCP * NR
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
@@ -469,12 +509,12 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
             for t in range(ntile):
                 p = p0 + t // nmp
                 mp = t - (p - p0) * nmp
-                if t + dk < ntile:
-                    # the C tile dk kernels ahead, for writing
+                if t + dk < ntile and not (nt_ok and pc + kc == K):
+                    # the C tile dk kernels ahead, for writing (not when it
+                    # will be written with non-temporal stores)
                     p2 = p0 + (t + dk) // nmp
                     mp2 = t + dk - (p2 - p0) * nmp
-                    _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N,
-                                   min(MR, M - p2 * MR), 4 * min(NR, j1 - jc - mp2 * NR))
+                    _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N, min(MR, M - p2 * MR))
                 i0 = p * MR
                 h = min(MR, M - i0)
                 aoff = pc * Mp + p * kc * MR
@@ -498,8 +538,11 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
                 if h == MR and w == nv * VW:
+                    flags = 1 if first else 0
+                    if nt_ok and pc + kc == K and (caddr + 4 * (i0 * N + jb)) % 64 == 0:
+                        flags += 2
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, cf, i0 * N + jb, N,
-                            first, bf, pc * N + jb, N, bpf)
+                            flags, bf, pc * N + jb, N, bpf)
                 else:
                     ldt = nv * VW
                     if not first:
@@ -507,10 +550,12 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile):
                             for jj in range(w):
                                 tile[r * ldt + jj] = c[i0 + r, jb + jj]
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, tile, 0, ldt,
-                            first, bf, pc * N + jb, N, bpf)
+                            1 if first else 0, bf, pc * N + jb, N, bpf)
                     for r in range(h):
                         for jj in range(w):
                             c[i0 + r, jb + jj] = tile[r * ldt + jj]
+    if nt_ok:
+        _store_fence()
 
 
 @njit(cache=True)
@@ -529,6 +574,30 @@ def _split(M, N, nt):
 
 
 @njit(cache=True)
+def _col_shift(c):
+    """Columns before the first one whose rows all start 64-byte aligned in C
+    (0 when the rows do not share an alignment, or when C is small enough
+    that the extra edge tiles would cost more than aligned stores gain)."""
+    M, N = c.shape
+    if N % VW != 0 or N < SHIFT_MIN_N or M * N * 4 < NT_MIN_BYTES:
+        return 0
+    return ((-c.ctypes.data) % 64) // 4
+
+
+@njit(cache=True)
+def _block_aligned(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift):
+    """_gemm_block, with the columns [j0, j0 + shift) done on their own so
+    that the other tiles of C are 64-byte aligned."""
+    M, N = c.shape
+    nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
+    if shift > 0 and j0 + shift < j1:
+        _gemm_block(ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False)
+        _gemm_block(ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok)
+    else:
+        _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok)
+
+
+@njit(cache=True)
 def _gemm_serial(a, b, c):
     M, K = a.shape
     N = b.shape[1]
@@ -538,7 +607,7 @@ def _gemm_serial(a, b, c):
     _pack_a_panels(a, ap, 0, npan, kcs)
     bp = _aligned_empty(kcs * NCP * NR)
     tile = _aligned_empty(MR * NR)
-    _gemm_block(ap, b, c, 0, npan, 0, N, kcs, bp, tile)
+    _block_aligned(ap, b, c, 0, npan, 0, N, kcs, bp, tile, _col_shift(c))
 
 
 @njit(cache=True, parallel=True)
@@ -548,18 +617,21 @@ def _gemm_parallel(a, b, c, nt):
     npan = _cdiv(M, MR)
     ap = _aligned_empty(npan * MR * K)
     by_cols, per = _split(M, N, nt)
+    shift = _col_shift(c)
     if by_cols:
         kcs = _chunk(K, per)
         pp = _cdiv(npan, nt)
         for t in prange(nt):
             _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
         for t in prange(nt):
-            j0 = min(N, t * per)
-            j1 = min(N, (t + 1) * per)
+            # thread boundaries on aligned columns: thread 0 takes the shift
+            j0 = 0 if t == 0 else min(N, shift + t * per)
+            j1 = min(N, shift + (t + 1) * per)
             if j0 < j1:
                 bp = _aligned_empty(kcs * NCP * NR)
                 tile = _aligned_empty(MR * NR)
-                _gemm_block(ap, b, c, 0, npan, j0, j1, kcs, bp, tile)
+                _block_aligned(ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
+                               shift if t == 0 else 0)
     else:
         kcs = _chunk(K, N)
         for t in prange(nt):
@@ -569,7 +641,7 @@ def _gemm_parallel(a, b, c, nt):
                 _pack_a_panels(a, ap, p0, p1, kcs)
                 bp = _aligned_empty(kcs * NCP * NR)
                 tile = _aligned_empty(MR * NR)
-                _gemm_block(ap, b, c, p0, p1, 0, N, kcs, bp, tile)
+                _block_aligned(ap, b, c, p0, p1, 0, N, kcs, bp, tile, shift)
 
 
 def _num_threads():
