@@ -235,15 +235,20 @@ def _kernel_driver(use_asm):
     kf = gemm._make_kernel(mr, nv, True, use_asm)     # packs B while computing
     kp = gemm._make_kernel(mr, nv, False, use_asm)    # packed B
     k1 = gemm._make_kernel(mr, 1, False, use_asm)     # packed B, 16 columns
+    ka = gemm._make_kernel(mr, nv, False, use_asm, fused_a=True)   # packs A
 
     @njit(cache=False)
-    def drive(which, kc, ap, bp, b, c, ldc, first):
+    def drive(which, kc, ap, bp, b, c, ldc, first, a):
+        fl = 1 if first else 0
+        n, k = b.shape[1], a.shape[1]
         if which == 0:
-            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
+            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
         elif which == 1:
-            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
+            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
+        elif which == 2:
+            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
         else:
-            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, 1 if first else 0, b, 0, b.shape[1], 0)
+            ka(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
 
     return drive
 
@@ -255,27 +260,34 @@ def test_micro_kernel_bits_and_no_fma(use_asm):
     mr, nr = gemm.MR, gemm.NR
     kc = 300
     rng = np.random.default_rng(9)
-    a = rand(rng, (mr, kc))
+    a = rand(rng, (mr, kc + 7))             # lda != kc
     b = rand(rng, (kc, nr + 5))             # ldb != NR
-    ap = np.ascontiguousarray(a.T).reshape(-1)      # k-major A panel
+    ap = np.ascontiguousarray(a[:, :kc].T).reshape(-1)   # k-major A panel
     drive = _kernel_driver(use_asm)
     # fused: C from +0.0, B read from b and packed into bp
     bp = np.zeros(kc * nr, np.float32)
     c = np.full((mr, nr + 3), np.nan, np.float32)   # ldc != NR
-    drive(0, kc, ap, bp, b, c, nr + 3, True)
+    drive(0, kc, ap, bp, b, c, nr + 3, True, a)
     assert np.array_equal(bp.reshape(kc, nr), b[:, :nr])
-    assert_same_bits(c[:, :nr], reference(a, b[:, :nr]))
+    assert_same_bits(c[:, :nr], reference(a[:, :kc], b[:, :nr]))
     assert np.isnan(c[:, nr:]).all()
     # packed, continuing from the values in C
     c0 = rand(rng, (mr, nr))
     c = c0.copy()
-    drive(1, kc, ap, bp, b, c, nr, False)
-    assert_same_bits(c, reference_from(c0, a, b[:, :nr]))
+    drive(1, kc, ap, bp, b, c, nr, False, a)
+    assert_same_bits(c, reference_from(c0, a[:, :kc], b[:, :nr]))
     # 16-column variant
     bp16 = np.ascontiguousarray(b[:, :16]).reshape(-1)
     c = np.empty((mr, 16), np.float32)
-    drive(2, kc, ap, bp16, b, c, 16, True)
-    assert_same_bits(c, reference(a, b[:, :16]))
+    drive(2, kc, ap, bp16, b, c, 16, True, a)
+    assert_same_bits(c, reference(a[:, :kc], b[:, :16]))
+    # A read from its rows and packed into ap
+    if mr == 8:
+        ap2 = np.zeros_like(ap)
+        c = np.empty((mr, nr), np.float32)
+        drive(3, kc, ap2, bp, b, c, nr, True, a)
+        assert np.array_equal(ap2, ap)
+        assert_same_bits(c, reference(a[:, :kc], b[:, :nr]))
     asm = "\n".join(drive.inspect_asm().values())
     assert not FMA.search(asm), FMA.search(asm).group(0)
     assert re.search(r"\bv(mul|add)ps\b", asm)

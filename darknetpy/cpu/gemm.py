@@ -113,7 +113,7 @@ def _broadcast(builder, s):
 
 
 def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb_bytes=None,
-              bpf_bytes=None):
+              bpf_bytes=None, asrc=None, lda_bytes=None):
     """k loop as inline asm: acc[r][v] += b[k][v] * bcast(a[k*mr + r]).
 
     Each step is one vmulps (B vector times the broadcast A element, the
@@ -122,75 +122,108 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     distance to the A panel used next (prefetched).  If ``bsrc`` is given
     the B rows are read from there (row stride ``ldb_bytes``) and stored to
     the packed panel ``bp_ptr``, and the B rows ``bpf_bytes`` further on
-    (those of a micro-panel packed soon) are prefetched.
+    (those of a micro-panel packed soon) are prefetched.  If ``asrc`` is
+    given the A elements are first copied from the rows of A there (row
+    stride ``lda_bytes``, mr == 8) into the packed panel ``a_ptr``.
     """
     nacc = mr * nv
-    fused = bsrc is not None
-    ia, ib, icnt = nacc, nacc + 1, nacc + 2
-    nout = nacc + 3
-    if fused:
-        isrc = nacc + 3
-        nout = nacc + 4
-    iapf = 2 * nout                 # untied inputs after the tied ones
-    ildb = iapf + 1
-    ibpf = iapf + 2
+    ptr_t = a_ptr.type
+    # tied operands (outputs 0..nout-1, inputs nout..2*nout-1), then inputs
+    tied = [(t, v) for t, v in zip([_vec] * nacc, [acc[r][v] for r in range(mr)
+                                                   for v in range(nv)])]
+    idx = {}
+
+    def add_tied(name, ty, val):
+        idx[name] = len(tied)
+        tied.append((ty, val))
+
+    add_tied("a", ptr_t, a_ptr)
+    add_tied("b", ptr_t, bp_ptr)
+    add_tied("cnt", _i64, kc)
+    if bsrc is not None:
+        add_tied("src", ptr_t, bsrc)
+    if asrc is not None:
+        assert mr == 8
+        add_tied("s0", ptr_t, asrc)
+        add_tied("s3", ptr_t, builder.gep(asrc, [builder.mul(builder.sdiv(lda_bytes, _c64(4)),
+                                                             _c64(3))]))
+        add_tied("s6", ptr_t, builder.gep(asrc, [builder.mul(builder.sdiv(lda_bytes, _c64(4)),
+                                                             _c64(6))]))
+    nout = len(tied)
+    untied = []
+
+    def add_in(name, val):
+        idx[name] = 2 * nout + len(untied)
+        untied.append(val)
+
+    add_in("apf", apf_bytes)
+    if bsrc is not None:
+        add_in("ldb", ldb_bytes)
+        add_in("bpf", bpf_bytes)
+    if asrc is not None:
+        add_in("lda", lda_bytes)
+    o = {k: "$%d" % v for k, v in idx.items()}
+
     bregs = ["%%zmm%d" % (31 - v) for v in range(nv)]
     ntmp = min(4, 32 - nacc - nv)
     assert ntmp >= 1
     tregs = ["%%zmm%d" % (31 - nv - t) for t in range(ntmp)]
-    lines = ["test $%d, $%d" % (icnt, icnt), "jle 2f", ".p2align 5", "1:"]
-    if fused:
+    lines = ["test %s, %s" % (o["cnt"], o["cnt"]), "jle 2f", ".p2align 5", "1:"]
+    if asrc is not None:
+        # rows 0,1,2,4 from s0; 3,5,7 from s3; 6 from s6
+        src = {0: "(%s)" % o["s0"], 1: "(%s,%s,1)" % (o["s0"], o["lda"]),
+               2: "(%s,%s,2)" % (o["s0"], o["lda"]), 4: "(%s,%s,4)" % (o["s0"], o["lda"]),
+               3: "(%s)" % o["s3"], 5: "(%s,%s,2)" % (o["s3"], o["lda"]),
+               7: "(%s,%s,4)" % (o["s3"], o["lda"]), 6: "(%s)" % o["s6"]}
+        for r in range(8):
+            lines.append("movl %s, %%eax" % src[r])
+            lines.append("movl %%eax, %d(%s)" % (4 * r, o["a"]))
+    if bsrc is not None:
         for v in range(nv):
-            lines.append("vmovups %d($%d), %s" % (64 * v, isrc, bregs[v]))
+            lines.append("vmovups %d(%s), %s" % (64 * v, o["src"], bregs[v]))
         for v in range(nv + 1 if FPF else 0):
-            lines.append("%s %d($%d,$%d)" % (PFINS, min(64 * v, 64 * nv - 1), isrc, ibpf))
+            lines.append("%s %d(%s,%s)" % (PFINS, min(64 * v, 64 * nv - 1), o["src"], o["bpf"]))
         for v in range(nv):
-            lines.append("vmovups %s, %d($%d)" % (bregs[v], 64 * v, ib))
+            lines.append("vmovups %s, %d(%s)" % (bregs[v], 64 * v, o["b"]))
     else:
         for v in range(nv):
-            lines.append("vmovups %d($%d), %s" % (64 * v, ib, bregs[v]))
+            lines.append("vmovups %d(%s), %s" % (64 * v, o["b"], bregs[v]))
         if BPK:
             for v in range(nv):
-                lines.append("prefetcht0 %d($%d)" % (64 * v + 4 * VW * nv * BPK, ib))
+                lines.append("prefetcht0 %d(%s)" % (64 * v + 4 * VW * nv * BPK, o["b"]))
     if APF:
-        lines.append("prefetcht0 ($%d,$%d)" % (ia, iapf))
+        lines.append("prefetcht0 (%s,%s)" % (o["a"], o["apf"]))
     t = 0
     for r in range(mr):
         for v in range(nv):
             j = r * nv + v
-            lines.append("vmulps %d($%d){1to16}, %s, %s" % (4 * r, ia, bregs[v], tregs[t]))
+            lines.append("vmulps %d(%s){1to16}, %s, %s" % (4 * r, o["a"], bregs[v], tregs[t]))
             lines.append("vaddps %s, $%d, $%d" % (tregs[t], j, j))
             t = (t + 1) % ntmp
-    lines += ["add $$%d, $%d" % (4 * mr, ia), "add $$%d, $%d" % (4 * VW * nv, ib)]
-    if fused:
-        lines += ["add $%d, $%d" % (ildb, isrc)]
-    lines += ["dec $%d" % icnt, "jnz 1b", "2:"]
+    lines += ["add $$%d, %s" % (4 * mr, o["a"]), "add $$%d, %s" % (4 * VW * nv, o["b"])]
+    if bsrc is not None:
+        lines.append("add %s, %s" % (o["ldb"], o["src"]))
+    if asrc is not None:
+        lines += ["add $$4, %s" % o[n] for n in ("s0", "s3", "s6")]
+    lines += ["dec %s" % o["cnt"], "jnz 1b", "2:"]
     asm = "\n\t".join(lines)
 
-    ptr_t = a_ptr.type
-    out_types = [_vec] * nacc + [ptr_t, ptr_t, _i64]
-    ins = [acc[r][v] for r in range(mr) for v in range(nv)] + [a_ptr, bp_ptr, kc]
-    if fused:
-        out_types += [ptr_t]
-        ins += [bsrc]
-    cons = ["=v"] * nacc + ["=&r"] * (nout - nacc)
-    cons += [str(i) for i in range(nout)]
-    in_types = list(out_types)
-    cons.append("r")
-    ins.append(apf_bytes)
-    in_types.append(_i64)
-    if fused:
-        cons += ["r", "r"]
-        ins += [ldb_bytes, bpf_bytes]
-        in_types += [_i64, _i64]
+    out_types = [ty for ty, _ in tied]
+    cons = ["=v"] * nacc + ["=&r"] * (nout - nacc) + [str(i) for i in range(nout)]
+    cons += ["r"] * len(untied)
     clob = ["~{zmm%d}" % (31 - i) for i in range(nv + ntmp)] + ["~{flags}", "~{memory}"]
-    fty = ir.FunctionType(ir.LiteralStructType(out_types), in_types)
-    res = builder.asm(fty, asm, ",".join(cons + clob), ins, side_effect=True)
+    if asrc is not None:
+        clob.append("~{eax}")
+    fty = ir.FunctionType(ir.LiteralStructType(out_types), out_types + [_i64] * len(untied))
+    res = builder.asm(fty, asm, ",".join(cons + clob), [v for _, v in tied] + untied,
+                      side_effect=True)
     return [[builder.extract_value(res, r * nv + v) for v in range(nv)] for r in range(mr)]
 
 
-def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
-    """Portable k loop in LLVM IR (no fast-math flags: fmul/fadd exactly)."""
+def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None, asrc=None, lda=None):
+    """Portable k loop in LLVM IR (no fast-math flags: fmul/fadd exactly).
+
+    Same contract as _asm_loop (ldb, lda in elements)."""
     fused = bsrc is not None
     pre = builder.block
     fn = builder.function
@@ -221,7 +254,13 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
     aoff = builder.mul(k, _c64(mr))
     new = []
     for r in range(mr):
-        s = builder.load(builder.gep(a_ptr, [builder.add(aoff, _c64(r))]), align=4)
+        dst = builder.gep(a_ptr, [builder.add(aoff, _c64(r))])
+        if asrc is not None:
+            s = builder.load(builder.gep(asrc, [builder.add(builder.mul(lda, _c64(r)), k)]),
+                             align=4)
+            builder.store(s, dst, align=4)
+        else:
+            s = builder.load(dst, align=4)
         bc = _broadcast(builder, s)
         new.append([builder.fadd(phis[r][v], builder.fmul(bvec[v], bc)) for v in range(nv)])
     k1 = builder.add(k, _c64(1))
@@ -235,10 +274,11 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None):
     return phis
 
 
-def _make_kernel(mr, nv, fused, use_asm):
+def _make_kernel(mr, nv, fused, use_asm, fused_a=False):
     """Micro-kernel intrinsic for an mr x (16*nv) tile of C.
 
-    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, flags, b, b_off, ldb, bpf)
+    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, flags, b, b_off, ldb, bpf,
+         a, a_off, lda)
       acc = +0.0 (flags & 1) or the tile of C at c[c_off + r*ldc + j];
       for k < kc: acc[r, j] = acc[r, j] + ap[ap_off + k*mr + r] * B[k, j]
       store acc to C (non-temporal stores if flags & 2: the tile must then
@@ -246,18 +286,19 @@ def _make_kernel(mr, nv, fused, use_asm):
     B[k, j] is bp[bp_off + k*16*nv + j]; if ``fused`` it is read from
     b[b_off + k*ldb + j] instead and also written to bp at that place, and
     b[b_off + bpf + k*ldb + j] is prefetched.  ap[ap_off + apf + ...] (the
-    next A panel) is prefetched.
+    next A panel) is prefetched.  If ``fused_a`` the A elements are read
+    from a[a_off + r*lda + k] and also written to ap[ap_off + k*mr + r].
     """
 
     @intrinsic
     def kern(typingctx, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
-             b, b_off, ldb, bpf):
+             b, b_off, ldb, bpf, a, a_off, lda):
         sig = types.void(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
-                         b, b_off, ldb, bpf)
+                         b, b_off, ldb, bpf, a, a_off, lda)
 
         def codegen(context, builder, signature, args):
             (kc_v, ap_v, apo, apf_v, bp_v, bpo, c_v, co, ldc_v, first_v,
-             b_v, bo, ldb_v, bpf_v) = args
+             b_v, bo, ldb_v, bpf_v, a_v, ao, lda_v) = args
             st = signature.args
             a_ptr = _data_ptr(context, builder, st[1], ap_v, apo)
             bp_ptr = _data_ptr(context, builder, st[4], bp_v, bpo)
@@ -291,14 +332,19 @@ def _make_kernel(mr, nv, fused, use_asm):
             if fused:
                 bsrc = _data_ptr(context, builder, st[10], b_v, bo)
                 ldb_x = ldb_v
+            asrc = None
+            if fused_a:
+                asrc = _data_ptr(context, builder, st[14], a_v, ao)
             if use_asm:
                 if fused:
                     ldb_x = builder.mul(ldb_v, _c64(4))
                 acc = _asm_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv,
                                 builder.mul(apf_v, _c64(4)), bsrc, ldb_x,
-                                builder.mul(bpf_v, _c64(4)))
+                                builder.mul(bpf_v, _c64(4)), asrc,
+                                builder.mul(lda_v, _c64(4)))
             else:
-                acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x)
+                acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x,
+                               asrc, lda_v)
             with builder.if_else(nt_v) as (then, otherwise):
                 with then:
                     # non-temporal stores, C tile 64-byte aligned (checked by caller)
@@ -405,6 +451,7 @@ def _store_fence(typingctx):
 
 _pack_a16 = _make_pack_a(MR)
 _KF = _make_kernel(MR, NV, True, USE_ASM)
+_KA = _make_kernel(MR, NV, False, USE_ASM, fused_a=(MR == 8))
 _K1 = _make_kernel(MR, 1, False, USE_ASM)
 _K2 = _make_kernel(MR, 2, False, USE_ASM) if NV >= 2 else _K1
 _K3 = _make_kernel(MR, 3, False, USE_ASM) if NV >= 3 else _K1
@@ -424,17 +471,21 @@ def _aligned_empty(n):
 
 
 @njit(cache=True, inline="always")
-def _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf):
-    if fused:
-        _KF(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
+def _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda):
+    """Dispatch: fused 1 = pack B, 2 = pack A (both only with nv == NV)."""
+    if fused == 1:
+        _KF(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+    elif fused == 2:
+        _KA(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
     elif nv == 1:
-        _K1(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
+        _K1(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
     elif nv == 2:
-        _K2(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
+        _K2(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
     elif nv == 3:
-        _K3(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
+        _K3(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
     else:
-        _K4(kc, ap, aoff, apf, bp, boff, c, coff, ldc, first, b, b_off, ldb, bpf)
+        _K4(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
 
 
 @njit(cache=True)
@@ -447,6 +498,29 @@ def _chunk(K, N):
 
 
 @njit(cache=True)
+def _pack_a_slice(a, ap, p, pc, kc, Mp):
+    """Pack A[p*MR : p*MR + MR, pc : pc + kc] (rows past M as zeros) at
+    ap[pc*Mp + p*kc*MR], k-major: MR consecutive floats per k."""
+    M, K = a.shape
+    i0 = p * MR
+    base = pc * Mp + p * kc * MR
+    if i0 + MR <= M:
+        k16 = kc - kc % VW
+        for k0 in range(0, k16, VW):
+            _pack_a16(a, i0 * K + pc + k0, K, ap, base + k0 * MR)
+        for k in range(k16, kc):
+            for r in range(MR):
+                ap[base + k * MR + r] = a[i0 + r, pc + k]
+    else:
+        h = M - i0
+        for k in range(kc):
+            for r in range(h):
+                ap[base + k * MR + r] = a[i0 + r, pc + k]
+            for r in range(h, MR):
+                ap[base + k * MR + r] = 0.0
+
+
+@njit(cache=True)
 def _pack_a_panels(a, ap, p0, p1, kcs):
     """Pack rows [p0*MR, p1*MR) of A (zero-padded to whole panels).
 
@@ -455,31 +529,15 @@ def _pack_a_panels(a, ap, p0, p1, kcs):
     = a[p*MR + r, k], Mp = MR * number of panels.
     """
     M, K = a.shape
-    npan = _cdiv(M, MR)
-    Mp = npan * MR
+    Mp = _cdiv(M, MR) * MR
     for pc in range(0, K, kcs):
         kc = min(kcs, K - pc)
-        k16 = kc - kc % VW
         for p in range(p0, p1):
-            i0 = p * MR
-            base = pc * Mp + p * kc * MR
-            if i0 + MR <= M:
-                for k0 in range(0, k16, VW):
-                    _pack_a16(a, i0 * K + pc + k0, K, ap, base + k0 * MR)
-                for k in range(k16, kc):
-                    for r in range(MR):
-                        ap[base + k * MR + r] = a[i0 + r, pc + k]
-            else:
-                h = M - i0
-                for k in range(kc):
-                    for r in range(h):
-                        ap[base + k * MR + r] = a[i0 + r, pc + k]
-                    for r in range(h, MR):
-                        ap[base + k * MR + r] = 0.0
+            _pack_a_slice(a, ap, p, pc, kc, Mp)
 
 
 @njit(cache=True)
-def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
+def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
     j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
@@ -488,7 +546,9 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
     visited panel by panel: the A panel stays in L1 and the packed B block
     in L2.  The kernels of the first panel pack the B block (fused).
     With nt_ok, the last chunk's tiles that are 64-byte aligned are written
-    with non-temporal stores (for a C larger than the caches).
+    with non-temporal stores (for a C larger than the caches).  With pack_a
+    the A panels are packed here, in the first column block, by the kernels
+    of the first micro-panel (fused) or beforehand.
     """
     M, N = c.shape
     K = b.shape[0]
@@ -497,9 +557,11 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
     bf = b.reshape(-1)
     caddr = cf.ctypes.data
     ncb = NCP * NR
+    af = a.reshape(-1)
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
         nmp = _cdiv(nc, NR)
+        first_block = pack_a and jc == j0
         for pc in range(0, K, kcs):
             kc = min(kcs, K - pc)
             first = pc == 0
@@ -522,10 +584,15 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
                 w = min(NR, j1 - jb)
                 boff = mp * kc * NR
                 nv = _cdiv(w, VW)
-                fused = False
+                fused = 0
+                if first_block and mp == 0:
+                    if p == p0 or h < MR or w < NR or MR != 8:
+                        _pack_a_slice(a, ap, p, pc, kc, Mp)
+                    else:
+                        fused = 2
                 if p == p0:
                     if w == NR:
-                        fused = True
+                        fused = 1
                     else:
                         ldp = nv * VW
                         for k in range(kc):
@@ -542,7 +609,7 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
                     if nt_ok and pc + kc == K and (caddr + 4 * (i0 * N + jb)) % 64 == 0:
                         flags += 2
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, cf, i0 * N + jb, N,
-                            flags, bf, pc * N + jb, N, bpf)
+                            flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                 else:
                     ldt = nv * VW
                     if not first:
@@ -550,7 +617,7 @@ def _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok):
                             for jj in range(w):
                                 tile[r * ldt + jj] = c[i0 + r, jb + jj]
                     _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, tile, 0, ldt,
-                            1 if first else 0, bf, pc * N + jb, N, bpf)
+                            1 if first else 0, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                     for r in range(h):
                         for jj in range(w):
                             c[i0 + r, jb + jj] = tile[r * ldt + jj]
@@ -585,16 +652,16 @@ def _col_shift(c):
 
 
 @njit(cache=True)
-def _block_aligned(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift):
+def _block_aligned(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
     """_gemm_block, with the columns [j0, j0 + shift) done on their own so
     that the other tiles of C are 64-byte aligned."""
     M, N = c.shape
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
     if shift > 0 and j0 + shift < j1:
-        _gemm_block(ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False)
-        _gemm_block(ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False, pack_a)
+        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, False)
     else:
-        _gemm_block(ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a)
 
 
 @njit(cache=True)
@@ -604,10 +671,9 @@ def _gemm_serial(a, b, c):
     npan = _cdiv(M, MR)
     kcs = _chunk(K, N)
     ap = _aligned_empty(npan * MR * K)
-    _pack_a_panels(a, ap, 0, npan, kcs)
     bp = _aligned_empty(kcs * NCP * NR)
     tile = _aligned_empty(MR * NR)
-    _block_aligned(ap, b, c, 0, npan, 0, N, kcs, bp, tile, _col_shift(c))
+    _block_aligned(a, ap, b, c, 0, npan, 0, N, kcs, bp, tile, _col_shift(c), True)
 
 
 @njit(cache=True, parallel=True)
@@ -630,18 +696,17 @@ def _gemm_parallel(a, b, c, nt):
             if j0 < j1:
                 bp = _aligned_empty(kcs * NCP * NR)
                 tile = _aligned_empty(MR * NR)
-                _block_aligned(ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
-                               shift if t == 0 else 0)
+                _block_aligned(a, ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
+                               shift if t == 0 else 0, False)
     else:
         kcs = _chunk(K, N)
         for t in prange(nt):
             p0 = min(npan, t * per)
             p1 = min(npan, (t + 1) * per)
             if p0 < p1:
-                _pack_a_panels(a, ap, p0, p1, kcs)
                 bp = _aligned_empty(kcs * NCP * NR)
                 tile = _aligned_empty(MR * NR)
-                _block_aligned(ap, b, c, p0, p1, 0, N, kcs, bp, tile, shift)
+                _block_aligned(a, ap, b, c, p0, p1, 0, N, kcs, bp, tile, shift, True)
 
 
 def _num_threads():
