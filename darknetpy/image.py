@@ -30,16 +30,33 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
+def _check_memory(w: int, h: int, path: str) -> None:
+    """A small file can hold a huge image (a PNG of zeros: zlib packs 1000:1): refuse one
+    whose RGB and float32 copies cannot fit, rather than fail in the allocator or be killed."""
+    from .network import available_memory
+
+    need = h * w * 3 * 5
+    if need > available_memory():
+        raise ImageError(f"{path}: a {w}x{h} image needs {need / 2**20:.0f} MiB as RGB and float32, more than "
+                         f"the memory available")
+
+
 def _opencv_decode(data: bytes, path: str) -> np.ndarray:
     import cv2
 
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)  # a failure is our one error line, not OpenCV's log lines
     try:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as e:  # OpenCV asserts on header sizes over its limits, among others
         reason = str(e).strip().splitlines()[0].rpartition("error: ")[2]
         raise ImageError(f"{path}: not an image OpenCV can decode ({reason})") from None
+    finally:
+        logging.setLogLevel(level)
     if pixels is None or pixels.size == 0:
         raise ImageError(f"{path}: not an image OpenCV can decode")
+    _check_memory(pixels.shape[1], pixels.shape[0], path)
     if pixels.dtype == np.uint16:
         pixels = (pixels >> 8).astype(np.uint8)
     elif pixels.dtype != np.uint8:
@@ -60,9 +77,11 @@ def decode_rgb(data: bytes, path: str = "<bytes>", decoder: str = "stb") -> np.n
 
     if decoder == "stb" and is_jpeg(data):
         try:
-            return decode_jpeg(data)
+            pixels = decode_jpeg(data)
         except ImageError as e:
             raise ImageError(f"{path}: {e}") from None
+        _check_memory(pixels.shape[1], pixels.shape[0], path)
+        return pixels
     return _opencv_decode(data, path)
 
 
@@ -75,24 +94,10 @@ def to_float_chw(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scale[np.asarray(pixels).transpose(2, 0, 1)])
 
 
-def _check_memory(pixels: np.ndarray, path: str) -> None:
-    """A small file can hold a huge image (a PNG of zeros, a corrupt JPEG header): refuse
-    one whose float32 copy cannot fit, rather than fail in the allocator or be killed."""
-    from .network import available_memory
-
-    need = pixels.size * 4
-    if need > available_memory():
-        h, w = pixels.shape[:2]
-        raise ImageError(f"{path}: a {w}x{h} image needs {need / 2**20:.0f} MiB as float32, more than "
-                         f"the memory available")
-
-
 def load_image_color(path: str | os.PathLike, decoder: str = "stb") -> np.ndarray:
     """Darknet's `load_image_color(path, 0, 0)`: float32 (3, h, w)."""
     path = os.fspath(path)
-    pixels = decode_rgb(_read_bytes(path), path, decoder)
-    _check_memory(pixels, path)
-    return to_float_chw(pixels)
+    return to_float_chw(decode_rgb(_read_bytes(path), path, decoder))
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

@@ -210,11 +210,12 @@ def test_png_header_with_huge_size_and_valid_crc(tmp_path, height):
 
 def test_image_too_large_for_memory_is_refused(tmp_path, monkeypatch):
     import darknetpy.network
-    p = tmp_path / "x.png"
-    p.write_bytes(SEEDS[0])
     monkeypatch.setattr(darknetpy.network, "available_memory", lambda: 1000)
-    with pytest.raises(ImageError, match=r"a 17x13 image needs 0 MiB as float32"):
-        load_image_color(p)
+    for name, data in (("x.png", SEEDS[0]), ("x.jpg", SEEDS[2])):
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(ImageError, match=rf"{name}: a 17x13 image needs 0 MiB as RGB and float32, more than"):
+            load_image_color(p)
 
 
 def test_to_float_chw_is_darknets_division():
@@ -259,7 +260,7 @@ def _corrupt_jpeg(tmp_path, image):
 
 
 @pytest.mark.parametrize("case", ["cfg_with_nul", "weights_is_a_directory", "image_is_a_directory", "corrupt_jpeg",
-                                  "header_only_weights"])
+                                  "header_only_weights", "truncated_png"])
 def test_cli_more_user_errors_are_one_line_and_exit_2(tmp_path, case):
     """Beyond tests/test_cli.py's missing/broken/truncated cases."""
     cfg, weights, image = _tiny(tmp_path)
@@ -274,12 +275,16 @@ def test_cli_more_user_errors_are_one_line_and_exit_2(tmp_path, case):
         image = tmp_path / "bad.jpg"
         _corrupt_jpeg(tmp_path, image)
         args[3] = image
-    else:
+    elif case == "header_only_weights":
         weights.write_bytes(header(0, 2, 0))
+    else:
+        image.write_bytes(image.read_bytes()[:-20])
     r = cli(*args)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     assert len(error_lines(r.stderr)) == 1, r.stderr
+    if case == "truncated_png":  # and no OpenCV log lines besides
+        assert r.stderr.strip().count("\n") == 0, r.stderr
     assert not (tmp_path / "out" / "layers.json").exists()
 
 
