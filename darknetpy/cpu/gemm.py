@@ -72,6 +72,7 @@ PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PF
 NT_STORES = bool(int(_T.get("NTS", 1)))
 NT_MIN_BYTES = int(_T.get("NTMIN", 8 << 20))
 SHIFT_MIN_N = 2048
+UNITS_PER_THREAD = 4
 PF_CYCLES = int(_T.get("PFC", 10000))
 
 
@@ -627,17 +628,33 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
 
 @njit(cache=True)
 def _split(M, N, nt):
-    """Return (by_cols, per): columns per thread (multiple of NR) or panels per thread."""
+    """Work units for nt threads: (by_cols, size, count).
+
+    By columns (size: columns, a multiple of NR) when there are enough
+    micro-panels, else by row panels (size: panels).  About UNITS_PER_THREAD
+    units per thread, taken dynamically, so a thread slowed down by other
+    work on its core takes fewer.
+    """
     npan = _cdiv(M, MR)
     nj = _cdiv(N, NR)
-    n16 = _cdiv(N, VW) * VW
-    per_c = _cdiv(nj, nt)
-    per_r = _cdiv(npan, nt)
-    work_c = npan * MR * min(per_c * NR, n16)
-    work_r = per_r * MR * n16
-    if work_c < work_r or (work_c == work_r and N > M):
-        return True, per_c * NR
-    return False, per_r
+    target = nt * UNITS_PER_THREAD
+    if nj >= 2 * target or nj >= npan:
+        per = _cdiv(nj, target) * NR
+        return True, per, _cdiv(N, per)
+    per = _cdiv(npan, target)
+    return False, per, _cdiv(npan, per)
+
+
+@intrinsic
+def _atomic_next(typingctx, counter):
+    """Atomically counter[0] += 1; returns the old value."""
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        ptr = _data_ptr(context, builder, signature.args[0], args[0], _c64(0))
+        return builder.atomic_rmw("add", ptr, _c64(1), "seq_cst")
+
+    return sig, codegen
 
 
 @njit(cache=True)
@@ -682,30 +699,39 @@ def _gemm_parallel(a, b, c, nt):
     N = b.shape[1]
     npan = _cdiv(M, MR)
     ap = _aligned_empty(npan * MR * K)
-    by_cols, per = _split(M, N, nt)
+    by_cols, per, nunits = _split(M, N, nt)
     shift = _col_shift(c)
+    counter = np.zeros(16, np.int64)
     if by_cols:
+        # every unit needs all of A: pack it first
         kcs = _chunk(K, per)
         pp = _cdiv(npan, nt)
         for t in prange(nt):
             _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
         for t in prange(nt):
-            # thread boundaries on aligned columns: thread 0 takes the shift
-            j0 = 0 if t == 0 else min(N, shift + t * per)
-            j1 = min(N, shift + (t + 1) * per)
-            if j0 < j1:
-                bp = _aligned_empty(kcs * NCP * NR)
-                tile = _aligned_empty(MR * NR)
-                _block_aligned(a, ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
-                               shift if t == 0 else 0, False)
+            bp = _aligned_empty(kcs * NCP * NR)
+            tile = _aligned_empty(MR * NR)
+            while True:
+                u = _atomic_next(counter)
+                if u >= nunits:
+                    break
+                # unit boundaries on aligned columns: unit 0 takes the shift
+                j0 = 0 if u == 0 else min(N, shift + u * per)
+                j1 = min(N, shift + (u + 1) * per)
+                if j0 < j1:
+                    _block_aligned(a, ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
+                                   shift if u == 0 else 0, False)
     else:
         kcs = _chunk(K, N)
         for t in prange(nt):
-            p0 = min(npan, t * per)
-            p1 = min(npan, (t + 1) * per)
-            if p0 < p1:
-                bp = _aligned_empty(kcs * NCP * NR)
-                tile = _aligned_empty(MR * NR)
+            bp = _aligned_empty(kcs * NCP * NR)
+            tile = _aligned_empty(MR * NR)
+            while True:
+                u = _atomic_next(counter)
+                if u >= nunits:
+                    break
+                p0 = u * per
+                p1 = min(npan, p0 + per)
                 _block_aligned(a, ap, b, c, p0, p1, 0, N, kcs, bp, tile, shift, True)
 
 
