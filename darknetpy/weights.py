@@ -3,7 +3,9 @@
 The header is three int32 (major, minor, revision) and `seen`, which is a uint64 when
 `major*10 + minor >= 2` and both are below 1000, else an int32 (Darknet's
 `load_weights_upto`). `major > 1000 or minor > 1000` marks transposed connected-layer
-weights. The arrays are read from a memory map, so loading costs no copy.
+weights. The file is read into memory, as Darknet `fread`s it: a memory map would kill
+the process with SIGBUS on the next forward pass if the file were truncated in place
+while in use (`cp new.weights old.weights` truncates first).
 """
 from __future__ import annotations
 
@@ -58,15 +60,16 @@ def read_header(raw: np.ndarray, path: str) -> WeightsHeader:
 
 
 def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
-    """Map the file copy-on-write; returns the header and the float32 body after it."""
+    """Read the file; returns the header and the float32 body after it."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise WeightsError(f"{path}: is a directory, not a .weights file")
     try:
-        size = os.path.getsize(path)
-        raw = np.memmap(path, dtype=np.uint8, mode="c").view(np.ndarray) if size else np.zeros(0, np.uint8)
+        raw = np.fromfile(path, dtype=np.uint8)
     except OSError as e:
         raise WeightsError(f"{path}: cannot read weights: {e.strerror}") from None
+    except MemoryError:
+        raise WeightsError(f"{path}: {os.path.getsize(path)} bytes do not fit in memory") from None
     header = read_header(raw, path)
     body = raw[header.nbytes:]
     usable = body.size - body.size % 4

@@ -132,6 +132,27 @@ def test_weights_headers_lengths_and_values(tmp_path_factory, major, minor, revi
     assert data[:len(written)] == written
 
 
+_TRUNCATE = """
+import os, sys
+import numpy as np
+from darknetpy.network import Network
+net = Network(sys.argv[1], sys.argv[2], warn=None)
+os.truncate(sys.argv[2], 20)  # what `cp new.weights old.weights` does first
+out = net.forward(np.full(8 * 8 * 3, 0.5, np.float32))
+print(out.size)
+"""
+
+
+def test_weights_file_truncated_while_in_use_does_not_kill_the_process(tmp_path):
+    """Regression: the weights were memory-mapped, so a forward pass after the file was
+    truncated in place died of SIGBUS."""
+    cfg, weights, _ = _tiny(tmp_path)
+    r = subprocess.run([sys.executable, "-c", _TRUNCATE, str(cfg), str(weights)], capture_output=True, text=True,
+                       env=ENV, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stdout.strip() == "3"
+
+
 # --------------------------------------------------------------------------------------
 # Image bytes
 # --------------------------------------------------------------------------------------
