@@ -44,7 +44,9 @@ COMMON_OPTIONS = ("truth", "onlyforward", "stopbackward", "dontsave", "dontload"
 _STRIP = str.maketrans("", "", " \t\r\n")
 # ASCII digits only, as C's atoi/atof read them (Python's \d and int() accept any Unicode digit).
 _INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)", re.I | re.A)
+# glibc's atof (strtod) also reads C99 hexadecimal floats: 0x10 is 16, 0x1.8p1 is 3.
+_FLOAT = re.compile(r"[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?"
+                    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?|inf(?:inity)?|nan)", re.I | re.A)
 
 
 @dataclass
@@ -133,7 +135,10 @@ def _atof(opt: Option, file: str) -> float:
     m = _FLOAT.match(opt.value)
     if not m:
         raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is not a number")
-    value = float(m.group())
+    try:
+        value = float.fromhex(m.group()) if "x" in m.group().lower() else float(m.group())
+    except OverflowError:  # a hexadecimal exponent past float's range (strtod: inf)
+        value = math.inf
     if math.isinf(value) and not opt.value.lower().lstrip("+-").startswith("inf"):
         raise CfgError(f"{file}:{opt.line}: {_shown(opt)} is out of range")
     return value

@@ -97,6 +97,22 @@ def test_cfg_non_ascii_digits_are_not_numbers(value):
         s.get_float("a", 0)
 
 
+@pytest.mark.parametrize("value,expected", [("0x10", 16.0), ("-0x1.8p1", -3.0), ("0x.8", 0.5), ("0x", 0.0),
+                                            ("0x1p-99999", 0.0), ("0xg", 0.0), ("1.5e", 1.5)])
+def test_cfg_floats_read_as_glibc_atof_reads_them(value, expected):
+    from darknetpy.cfg import parse_cfg_text
+
+    assert parse_cfg_text(f"[net]\na={value}\n")[0].get_float("a", 7) == expected
+
+
+def test_cfg_hex_float_past_the_range_is_a_cfg_error():
+    from darknetpy.cfg import parse_cfg_text
+    from darknetpy.errors import CfgError
+
+    with pytest.raises(CfgError, match="a=0x1p99999 is out of range"):
+        parse_cfg_text("[net]\na=0x1p99999\n")[0].get_float("a", 0)
+
+
 # --------------------------------------------------------------------------------------
 # Weights bytes
 # --------------------------------------------------------------------------------------
