@@ -20,9 +20,11 @@ Kinds and entry points:
   truncated, or random -> `load_image_color(path, decoder)` and `letterbox_image`.
 
 Every input runs in a worker subprocess (NUMBA_NUM_THREADS=1), cwd the kit's darknet/
-folder so `tree=`/`map=` resolve. A C-level watchdog (`faulthandler.dump_traceback_later`,
-which needs no GIL, so it fires inside a Numba kernel) ends the worker when an input runs
-past --timeout: that input is a hang. A worker killed by a signal or by libFuzzer's RSS
+folder so `tree=`/`map=` resolve. An input that uses more than --timeout seconds of CPU is
+a hang: RLIMIT_CPU sends SIGXCPU, which ends the worker even inside a Numba kernel (CPU
+time, so that a busy shared machine or `nice -n 19` does not make slow inputs look hung);
+one blocked for 6 x --timeout of wall time (at least 60 s) is a hang too (a C-level
+`faulthandler.dump_traceback_later`, which needs no GIL). A worker killed by a signal or by libFuzzer's RSS
 limit (4 GiB) is a crash; any exception other than DarknetError is a crash, and so is a
 DarknetError whose message is empty or spans lines. The parent restarts the worker and
 saves each failing input under the work folder.
@@ -37,9 +39,12 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import random
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -148,7 +153,7 @@ def generate_cfg(r: random.Random) -> str:
             if r.random() < 0.2:
                 lines.append(f"groups={r.choice([1, 2, 3, 4])}")
             if r.random() < 0.1:
-                lines.append(f"flipped=1")
+                lines.append("flipped=1")
         elif kind == "maxpool":
             lines += [f"size={r.randint(1, 4)}", f"stride={r.randint(1, 3)}"]
             if r.random() < 0.2:
@@ -487,6 +492,10 @@ class Worker:
         self.hang_log = open(work / f"hang-{kind}.txt", "a")
         self.fault_log = open(work / f"fault-{kind}.txt", "a")
         faulthandler.enable(self.fault_log)
+        # the CPU-time limit of an input: SIGXCPU, which kills the process even inside a
+        # Numba kernel; faulthandler first writes where it was, into the hang log
+        faulthandler.register(signal.SIGXCPU, file=self.hang_log, chain=True)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         self.faulthandler = faulthandler
         self.seeds = {"cfg": cfg_seeds, "weights": weights_seeds}.get(kind, image_seeds)()
         self.mutator = {"cfg": mutate_cfg, "weights": mutate_weights}.get(kind, mutate_image)
@@ -504,11 +513,15 @@ class Worker:
         from darknetpy.errors import DarknetError
 
         self.write_input(data)
-        start = time.perf_counter()
-        self.faulthandler.dump_traceback_later(self.timeout, exit=True, file=self.hang_log)
+        start = time.process_time()
+        used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + self.timeout), resource.RLIM_INFINITY))
+        # wall clock: an input blocked without using the CPU (a wait, a lock) is a hang too
+        self.faulthandler.dump_traceback_later(max(6 * self.timeout, 60), exit=True, file=self.hang_log)
         record = {"o": "s"}
         try:
-            self.target()
+            if self.target():
+                record["fwd"] = 1
         except DarknetError as e:
             message = str(e)
             if message and "\n" not in message:
@@ -521,7 +534,8 @@ class Worker:
             record = self.crash(e, None, data)
         finally:
             self.faulthandler.cancel_dump_traceback_later()
-        record["t"] = round(time.perf_counter() - start, 4)
+            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        record["t"] = round(time.process_time() - start, 4)
         self.results.write(json.dumps(record) + "\n")
         self.results.flush()
         self.done += 1
@@ -536,15 +550,15 @@ class Worker:
         return {"o": "c", "type": type(e).__name__, "msg": (why or str(e))[:500], "file": str(saved),
                 "tb": "".join(traceback.format_exception(type(e), e, e.__traceback__))[-4000:]}
 
-    def target(self) -> None:
+    def target(self) -> bool:
+        """Run the input; True when a forward pass ran too (cfg, weights)."""
         if self.kind == "cfg":
-            self.target_cfg()
-        elif self.kind == "weights":
-            self.target_weights()
-        else:
-            self.target_image("stb" if self.kind == "image-stb" else "opencv")
+            return self.target_cfg()
+        if self.kind == "weights":
+            return self.target_weights()
+        return self.target_image("stb" if self.kind == "image-stb" else "opencv")
 
-    def target_cfg(self) -> None:
+    def target_cfg(self) -> bool:
         from darknetpy.network import Network
 
         net = Network(self.input, None, warn=None, max_memory=2**30)
@@ -557,8 +571,10 @@ class Worker:
             if net.output_layer.type == "region" and net.width and net.height:
                 out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
                 net.detections(out.copy(), 100, 80, thresh=0.2)
+            return True
+        return False
 
-    def target_weights(self) -> None:
+    def target_weights(self) -> bool:
         from darknetpy.network import Network
 
         net = Network(self.cfg, self.input, warn=None)
@@ -569,12 +585,14 @@ class Worker:
         data = self.input.read_bytes()
         if data[:len(written)] != written:
             raise AssertionError("save_weights does not give back the bytes it read")
+        return True
 
-    def target_image(self, decoder: str) -> None:
+    def target_image(self, decoder: str) -> bool:
         from darknetpy.image import letterbox_image, load_image_color
 
         im = load_image_color(self.input, decoder)
         letterbox_image(im, 32, 24)
+        return False
 
     def mutate(self, data: bytes, max_size: int, seed: int) -> bytes:
         r = random.Random(seed)
@@ -624,10 +642,11 @@ class Worker:
             for k, data in enumerate(self.seeds):
                 (corpus / f"seed-{k:03d}").write_bytes(data)
         max_len = max(len(s) for s in self.seeds) + 4096
+        # libFuzzer's own timeout is a backstop: the faulthandler watchdog fires first
         argv = [sys.argv[0], f"-seed={seed + 1}", f"-runs={self.quota * 2 + 1000}", f"-max_len={max_len}",
-                f"-timeout={int(self.timeout * 3) + 30}", f"-rss_limit_mb={RSS_LIMIT_MB}", "-handle_segv=0", "-handle_bus=0", "-handle_abrt=0",
-                "-handle_fpe=0", "-handle_ill=0", f"-artifact_prefix={self.work}/libfuzzer-", "-print_final_stats=1",
-                str(corpus)]
+                f"-timeout={int(max(6 * self.timeout, 60)) + 60}", f"-rss_limit_mb={RSS_LIMIT_MB}", "-handle_segv=0",
+                "-handle_bus=0", "-handle_abrt=0", "-handle_fpe=0", "-handle_ill=0",
+                f"-artifact_prefix={self.work}/libfuzzer-", "-print_final_stats=1", str(corpus)]
         atheris.Setup(argv, lambda data: self.run_one(bytes(data)), custom_mutator=self.mutate)
         atheris.Fuzz()
 
@@ -714,6 +733,7 @@ def run_kind(kind: str, args, work: Path) -> dict:
             stats["tried"] += 1
             stats[rec["o"]] += 1
             stats["slowest"] = max(stats["slowest"], rec["t"])
+            stats["fwd"] = stats.get("fwd", 0) + rec.get("fwd", 0)
             if rec["o"] == "c":
                 stats["crashes"].append(rec)
             if "unnamed" in rec:
@@ -727,8 +747,9 @@ def run_kind(kind: str, args, work: Path) -> dict:
         hang = _tail(logs["hang"], marks["hang"])
         inflight = work / f"input-{kind}"
         current = next((p for p in inflight.glob("input.*") if not p.name.endswith(".tmp")), None)
-        outcome = "h" if hang.strip() else "c"
-        saved = work / "crashes" / f"{'hang' if outcome == 'h' else 'died'}-{kind}-{restarts}{current.suffix if current else ''}"
+        outcome = "h" if hang.strip() or rc == -signal.SIGXCPU else "c"
+        suffix = current.suffix if current else ""
+        saved = work / "crashes" / f"{'hang' if outcome == 'h' else 'died'}-{kind}-{restarts}{suffix}"
         if current is not None:
             shutil.copyfile(current, saved)
         stats["tried"] += 1
@@ -752,7 +773,9 @@ def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float)
     for s in all_stats:
         lines.append(f"| {s['kind']} | {s['tried']} | {s['e']} | {s['s']} | {s['c']} | {s['h']} |")
     lines.append("")
-    lines.append("slowest input per kind: " + ", ".join(f"{s['kind']} {s['slowest']:.2f} s" for s in all_stats))
+    lines.append("slowest input per kind (CPU seconds): " + ", ".join(f"{s['kind']} {s['slowest']:.2f} s" for s in all_stats))
+    lines.append("successes that also ran a forward pass: " + ", ".join(
+        f"{s['kind']} {s.get('fwd', 0)}" for s in all_stats if s["kind"] in ("cfg", "weights")))
     for s in all_stats:
         if s["unnamed"]:
             lines.append(f"\n{s['kind']}: DarknetError messages not naming the input file (count, message):")
@@ -786,8 +809,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.engine == "auto":
         try:
-            import atheris  # noqa: F401
-            args.engine = "atheris"
+            import atheris
+            args.engine = "atheris" if atheris else "random"
         except ImportError:
             args.engine = "random"
     if args.worker:

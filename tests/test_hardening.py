@@ -2,7 +2,6 @@
 works; the CLI exits 2 with one error line; writes are atomic; nothing runs code from input;
 a cold Numba cache survives two processes compiling at once. (bench/fuzz.py runs the same
 entry points on many more inputs.)"""
-import io
 import json
 import os
 import signal
@@ -278,7 +277,9 @@ def _tiny(tmp_path):
 def test_cli_refuses_a_100000x100000_network_quickly(tmp_path, command):
     cfg, weights, image = _tiny(tmp_path)
     cfg.write_text(CFG.replace("width=8\nheight=8", "width=100000\nheight=100000"))
-    args = [command, cfg] + ([weights, image, "-o", tmp_path / "out", "--max-memory", "1G"] if command == "dump" else [])
+    args = [command, cfg]
+    if command == "dump":
+        args += [weights, image, "-o", tmp_path / "out", "--max-memory", "1G"]
     start = time.perf_counter()
     r = cli(*args)
     assert time.perf_counter() - start < 30
