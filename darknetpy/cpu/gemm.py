@@ -73,6 +73,7 @@ NT_STORES = bool(int(_T.get("NTS", 1)))
 NT_MIN_BYTES = int(_T.get("NTMIN", 8 << 20))
 SHIFT_MIN_N = 2048
 UNITS_PER_THREAD = 4
+APF_ROWS = int(_T.get("APFR", 1))
 PF_CYCLES = int(_T.get("PFC", 10000))
 
 
@@ -439,6 +440,27 @@ def _prefetch_tile(typingctx, c, off, ldc, nrows):
 
 
 @intrinsic
+def _prefetch_span(typingctx, arr, off, nbytes):
+    """Prefetch (for reading, into L2) the bytes [0, nbytes) at arr[off]."""
+    sig = types.void(arr, off, nbytes)
+
+    def codegen(context, builder, signature, args):
+        base = _data_ptr(context, builder, signature.args[0], args[0], args[1])
+        i8p = ir.IntType(8).as_pointer()
+        base = builder.bitcast(base, i8p)
+        pfn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, _i32, _i32, _i32]),
+            "llvm.prefetch.p0")
+        with cgutils.for_range_slice(builder, _c64(0), builder.add(args[2], _c64(63)),
+                                     _c64(64)) as (o, _):
+            builder.call(pfn, [builder.gep(base, [o]), ir.Constant(_i32, 0),
+                               ir.Constant(_i32, 2), ir.Constant(_i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def _store_fence(typingctx):
     """Order earlier non-temporal stores before later stores (mfence)."""
     sig = types.void()
@@ -499,12 +521,11 @@ def _chunk(K, N):
 
 
 @njit(cache=True)
-def _pack_a_slice(a, ap, p, pc, kc, Mp):
+def _pack_a_slice(a, ap, p, pc, kc, base):
     """Pack A[p*MR : p*MR + MR, pc : pc + kc] (rows past M as zeros) at
-    ap[pc*Mp + p*kc*MR], k-major: MR consecutive floats per k."""
+    ap[base], k-major: MR consecutive floats per k."""
     M, K = a.shape
     i0 = p * MR
-    base = pc * Mp + p * kc * MR
     if i0 + MR <= M:
         k16 = kc - kc % VW
         for k0 in range(0, k16, VW):
@@ -534,11 +555,11 @@ def _pack_a_panels(a, ap, p0, p1, kcs):
     for pc in range(0, K, kcs):
         kc = min(kcs, K - pc)
         for p in range(p0, p1):
-            _pack_a_slice(a, ap, p, pc, kc, Mp)
+            _pack_a_slice(a, ap, p, pc, kc, pc * Mp + p * kc * MR)
 
 
 @njit(cache=True)
-def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
+def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
     j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
@@ -559,6 +580,9 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
     caddr = cf.ctypes.data
     ncb = NCP * NR
     af = a.reshape(-1)
+    # ring (pack_a, one column block, nothing after this call needs packed
+    # A): all packed A slices share ap[0 : MR * kcs], which stays in cache
+    ring = ring and pack_a and j1 - j0 <= ncb
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
         nmp = _cdiv(nc, NR)
@@ -580,15 +604,22 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
                     _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N, min(MR, M - p2 * MR))
                 i0 = p * MR
                 h = min(MR, M - i0)
-                aoff = pc * Mp + p * kc * MR
+                aoff = 0 if ring else pc * Mp + p * kc * MR
                 jb = jc + mp * NR
                 w = min(NR, j1 - jb)
                 boff = mp * kc * NR
                 nv = _cdiv(w, VW)
                 fused = 0
+                if first_block and APF_ROWS:
+                    # A rows of the next panel, read (and packed) nmp kernels on
+                    rpk = _cdiv(MR, nmp)
+                    for q in range(mp * rpk, min(MR, (mp + 1) * rpk)):
+                        row = i0 + MR + q
+                        if row < M:
+                            _prefetch_span(af, row * K + pc, 4 * kc)
                 if first_block and mp == 0:
                     if p == p0 or h < MR or w < NR or MR != 8:
-                        _pack_a_slice(a, ap, p, pc, kc, Mp)
+                        _pack_a_slice(a, ap, p, pc, kc, aoff)
                     else:
                         fused = 2
                 if p == p0:
@@ -603,13 +634,14 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
                                 bp[d + jj] = bf[src + jj]
                             for jj in range(w, ldp):
                                 bp[d + jj] = 0.0
+                apf = 0 if ring else kc * MR    # next panel's A slice, prefetched
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
                 if h == MR and w == nv * VW:
                     flags = 1 if first else 0
                     if nt_ok and pc + kc == K and (caddr + 4 * (i0 * N + jb)) % 64 == 0:
                         flags += 2
-                    _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, cf, i0 * N + jb, N,
+                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, i0 * N + jb, N,
                             flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                 else:
                     ldt = nv * VW
@@ -617,7 +649,7 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a):
                         for r in range(h):
                             for jj in range(w):
                                 tile[r * ldt + jj] = c[i0 + r, jb + jj]
-                    _kernel(nv, fused, kc, ap, aoff, kc * MR, bp, boff, tile, 0, ldt,
+                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, tile, 0, ldt,
                             1 if first else 0, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                     for r in range(h):
                         for jj in range(w):
@@ -675,10 +707,19 @@ def _block_aligned(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
     M, N = c.shape
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
     if shift > 0 and j0 + shift < j1:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False, pack_a)
-        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, False)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False, pack_a, False)
+        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, False, False)
     else:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, True)
+
+
+@njit(cache=True)
+def _ap_size(M, K, N, kcs):
+    """Floats of packed A needed: one MR x kcs slice when C has a single
+    column block (see _gemm_block's ring), else all of A."""
+    if N <= NCP * NR:
+        return MR * kcs
+    return _cdiv(M, MR) * MR * K
 
 
 @njit(cache=True)
@@ -687,7 +728,7 @@ def _gemm_serial(a, b, c):
     N = b.shape[1]
     npan = _cdiv(M, MR)
     kcs = _chunk(K, N)
-    ap = _aligned_empty(npan * MR * K)
+    ap = _aligned_empty(_ap_size(M, K, N, kcs))
     bp = _aligned_empty(kcs * NCP * NR)
     tile = _aligned_empty(MR * NR)
     _block_aligned(a, ap, b, c, 0, npan, 0, N, kcs, bp, tile, _col_shift(c), True)
@@ -698,8 +739,8 @@ def _gemm_parallel(a, b, c, nt):
     M, K = a.shape
     N = b.shape[1]
     npan = _cdiv(M, MR)
-    ap = _aligned_empty(npan * MR * K)
     by_cols, per, nunits = _split(M, N, nt)
+    ap = _aligned_empty(npan * MR * K if by_cols or N > NCP * NR else 0)
     shift = _col_shift(c)
     counter = np.zeros(16, np.int64)
     if by_cols:
@@ -723,16 +764,18 @@ def _gemm_parallel(a, b, c, nt):
                                    shift if u == 0 else 0, False)
     else:
         kcs = _chunk(K, N)
+        ring = _ap_size(M, K, N, kcs) < npan * MR * K
         for t in prange(nt):
             bp = _aligned_empty(kcs * NCP * NR)
             tile = _aligned_empty(MR * NR)
+            apt = _aligned_empty(MR * kcs) if ring else ap
             while True:
                 u = _atomic_next(counter)
                 if u >= nunits:
                     break
                 p0 = u * per
                 p1 = min(npan, p0 + per)
-                _block_aligned(a, ap, b, c, p0, p1, 0, N, kcs, bp, tile, shift, True)
+                _block_aligned(a, apt, b, c, p0, p1, 0, N, kcs, bp, tile, shift, True)
 
 
 def _num_threads():
