@@ -433,7 +433,7 @@ def mutate_image(r: random.Random, data: bytes, pool: list[bytes]) -> bytes:
                 packed = struct.pack(field[1], v)
                 b[field[0]:field[0] + len(packed)] = packed
             elif op == 1:  # segment length
-                b[s + 2:s + 4] = struct.pack(">H", r.choice([0, 1, 2, 3, e - s - 3, e - s - 1, 0xFFFF]))
+                b[s + 2:s + 4] = struct.pack(">H", r.choice([0, 1, 2, 3, e - s - 3, e - s - 1, 0xFFFF]) % 0x10000)
             elif op == 2:  # inside a segment
                 for _ in range(r.randint(1, 4)):
                     k = r.randrange(s + 2, max(s + 3, e))
@@ -484,6 +484,7 @@ class Worker:
         self.input = work / f"input-{kind}" / ("input.cfg" if kind == "cfg" else "input.weights"
                                               if kind == "weights" else "input.img")
         self.input.parent.mkdir(exist_ok=True)
+        self.busy = work / f"busy-{kind}"  # exists while an input runs: a death then is that input's
         self.scratch = work / f"scratch-{kind}"
         self.scratch.mkdir(exist_ok=True)
         self.crashes = work / "crashes"
@@ -513,6 +514,7 @@ class Worker:
         from darknetpy.errors import DarknetError
 
         self.write_input(data)
+        self.busy.touch()
         start = time.process_time()
         used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
         resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + self.timeout), resource.RLIM_INFINITY))
@@ -538,6 +540,7 @@ class Worker:
         record["t"] = round(time.process_time() - start, 4)
         self.results.write(json.dumps(record) + "\n")
         self.results.flush()
+        self.busy.unlink()
         self.done += 1
         if self.done >= self.quota:
             self.results.close()
@@ -602,6 +605,14 @@ class Worker:
             out = self.mutator(r, data, self.seeds)
         return out[:max_size]
 
+    def safe_mutate(self, data: bytes, max_size: int, seed: int) -> bytes:
+        """A mutator bug must not end the run (nor be blamed on an input)."""
+        try:
+            return self.mutate(data, max_size, seed)
+        except Exception as e:  # noqa: BLE001
+            print(f"fuzz: mutator error {type(e).__name__}: {e}", file=sys.stderr)
+            return mutate_bytes(random.Random(seed), data, self.seeds)[:max_size]
+
     def warm_up(self) -> None:
         """Run the seeds once, untimed and uncounted: loading (or compiling) the Numba
         kernels takes seconds, which is no input's fault."""
@@ -624,7 +635,7 @@ class Worker:
         while True:
             data = r.choice(pool)
             for _ in range(r.choice([1, 1, 2, 3])):
-                data = self.mutator(r, data, self.seeds)
+                data = self.safe_mutate(data, 1 << 30, r.getrandbits(32))
             self.run_one(data)
             if r.random() < 0.05:  # keep some mutants, so that edits accumulate
                 pool.append(data)
@@ -647,7 +658,7 @@ class Worker:
                 f"-timeout={int(max(6 * self.timeout, 60)) + 60}", f"-rss_limit_mb={RSS_LIMIT_MB}", "-handle_segv=0",
                 "-handle_bus=0", "-handle_abrt=0", "-handle_fpe=0", "-handle_ill=0",
                 f"-artifact_prefix={self.work}/libfuzzer-", "-print_final_stats=1", str(corpus)]
-        atheris.Setup(argv, lambda data: self.run_one(bytes(data)), custom_mutator=self.mutate)
+        atheris.Setup(argv, lambda data: self.run_one(bytes(data)), custom_mutator=self.safe_mutate)
         atheris.Fuzz()
 
 
@@ -742,6 +753,14 @@ def run_kind(kind: str, args, work: Path) -> dict:
         if rc == 0:
             continue
         restarts += 1
+        busy = work / f"busy-{kind}"
+        if not busy.exists():  # died between inputs: the harness's fault, not an input's
+            print(f"fuzz: {kind} worker died between inputs (exit status {rc}); restarting:\n"
+                  f"{_tail(logs['worker'], marks['worker'], 1500)}", file=sys.stderr)
+            if restarts > 20:
+                sys.exit(f"{kind}: the worker keeps dying between inputs")
+            continue
+        busy.unlink()
         if not chunk and restarts >= 3 and stats["tried"] < restarts:
             sys.exit(f"{kind}: the worker dies before running any input:\n{_tail(logs['worker'], marks['worker'])}")
         hang = _tail(logs["hang"], marks["hang"])
@@ -767,7 +786,8 @@ def run_kind(kind: str, args, work: Path) -> dict:
 
 
 def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float) -> str:
-    lines = [f"Fuzzing darknetpy: {engine}; seed {args.seed}, timeout {args.timeout:g} s, {elapsed / 60:.0f} min", "",
+    lines = [f"Fuzzing darknetpy: {engine}; seed {args.seed}, hang = over {args.timeout:g} s of CPU, "
+             f"RSS limit {RSS_LIMIT_MB // 1024} GiB (atheris), {elapsed / 60:.0f} min", "",
              "| kind | inputs tried | clean errors (DarknetError) | successes | crashes | hangs |",
              "|---|---:|---:|---:|---:|---:|"]
     for s in all_stats:

@@ -41,8 +41,66 @@ def _check_memory(w: int, h: int, path: str) -> None:
                          f"the memory available")
 
 
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _png_chunks_fit(data: bytes, path: str) -> None:
+    """Every PNG chunk must end inside the file. OpenCV allocates (and zeroes) a chunk's
+    declared length before reading it: a 68-byte file declaring a 4 GB IDAT took 4 GB and
+    17 s before failing."""
+    pos = len(_PNG)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if pos + 12 + length > len(data):
+            raise ImageError(f"{path}: corrupt PNG: chunk {kind!r} of {length} bytes runs past the end of the "
+                             f"{len(data)}-byte file")
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first SOF marker, or None where the markers end first."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length field
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            return None
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
+            return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
+
+
+def _jpeg_fits_its_data(data: bytes, path: str) -> None:
+    """stb's work guard (jpeg.py) for libjpeg too: libjpeg pads a cut-short scan with gray,
+    so a 631-byte JPEG declaring 16384x16384 decoded to 768 MB. A valid JPEG spends at
+    least a bit per 8x8 block; more than 64 blocks per byte of file is corrupt."""
+    size = _jpeg_frame_size(data)
+    if size is not None:
+        w, h = size
+        blocks = ((w + 7) // 8) * ((h + 7) // 8)
+        if blocks > 64 * len(data) + 65536:
+            raise ImageError(f"{path}: corrupt JPEG: a {w}x{h} frame is far too large for {len(data)} bytes of data")
+
+
 def _opencv_decode(data: bytes, path: str) -> np.ndarray:
     import cv2
+
+    if data.startswith(_PNG):
+        _png_chunks_fit(data, path)
+    elif data[:2] == b"\xff\xd8":
+        _jpeg_fits_its_data(data, path)
 
     logging = cv2.utils.logging
     level = logging.getLogLevel()

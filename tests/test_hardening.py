@@ -244,6 +244,34 @@ def test_png_header_with_huge_size_and_valid_crc(tmp_path, height):
         load_image_color(p, "opencv")
 
 
+@pytest.mark.parametrize("decoder", ["stb", "opencv"])
+def test_png_chunk_longer_than_the_file_is_refused_before_opencv_allocates_it(tmp_path, decoder):
+    """Regression (bench/fuzz.py): a 68-byte PNG declaring a 4 GB IDAT made OpenCV allocate
+    and zero 4 GB for 17 s before failing."""
+    data = bytearray(SEEDS[0])
+    idat = data.index(b"IDAT") - 4
+    data[idat:idat + 4] = struct.pack(">I", 0xFD00000B)
+    p = tmp_path / "x.png"
+    p.write_bytes(bytes(data))
+    start = time.perf_counter()
+    with pytest.raises(ImageError, match=r"corrupt PNG: chunk b'IDAT' of 4244635659 bytes runs past the end"):
+        load_image_color(p, decoder)
+    assert time.perf_counter() - start < 1
+
+
+@pytest.mark.parametrize("decoder", ["stb", "opencv"])
+def test_jpeg_frame_far_too_large_for_its_bytes_is_corrupt_for_both_decoders(tmp_path, decoder):
+    """Regression (bench/fuzz.py): libjpeg pads a cut-short scan, so a 631-byte JPEG declaring
+    16384x16384 decoded through OpenCV to 768 MB (then 3 GB as float32)."""
+    data = bytearray(cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 16384, 16384)
+    p = tmp_path / "x.jpg"
+    p.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="corrupt JPEG: .*far too large for"):
+        load_image_color(p, decoder)
+
+
 def test_image_too_large_for_memory_is_refused(tmp_path, monkeypatch):
     import darknetpy.network
     monkeypatch.setattr(darknetpy.network, "available_memory", lambda: 1000)
