@@ -6,43 +6,44 @@ Darknet's ``gemm_nn`` (ALPHA = 1, C zero-filled first): every output starts
 from +0.0f and adds ``a[i, k] * b[k, j]`` for k = 0, 1, ..., K-1 in that
 order, the product and the sum each rounded to float32 -- no fused
 multiply-add, no reassociation, no wider intermediate.  The result is
-bit-identical to Darknet's for every input, including signed zeros, infs
-and NaNs (NaN payloads aside: like C, only NaN-ness is specified).
+bit-identical to Darknet's for every input, including signed zeros,
+subnormals, infs and NaNs (NaN payloads aside: like C, only NaN-ness is
+specified).
 
 ``gemm_fast(a, b, c)`` computes the same product with BLAS; it is not exact.
 
-Design of the exact kernel (BLIS-style, vectorised over output pixels j):
+Design of the exact kernel (BLIS-like, vectorised over output pixels j):
 
-* A is packed into panels of ``MR`` rows stored k-major (``MR`` consecutive
-  floats per k), zero-padded to a multiple of ``MR`` rows.
-* B is packed, per block of ``KC`` rows and ``NC`` columns, into
-  micro-panels of ``NR = 16 * NV`` columns stored k-major.  The first row of
-  tiles that uses a micro-panel packs it as a side effect of computing
-  (the kernel reads the original B rows, with software prefetch, and writes
-  the packed copy), so B is read from memory exactly once.
-* The micro-kernel keeps an ``MR x NR`` tile of C in ``MR * NV`` 512-bit
-  registers across the whole k loop: per k it loads ``NV`` vectors of the
-  packed B row and, for each of the ``MR`` rows, multiplies them by the
-  broadcast A element (``vmulps`` with an embedded ``{1to16}`` broadcast) and
-  adds the product to the accumulator (``vaddps``).  Separate multiply and
-  add, each rounded: exactly Darknet's ``C += A_PART * B``.
-* The k loop is split into chunks of ``KC`` only by storing the accumulator
-  tile to C after one chunk and loading it back before the next one, so
-  every output sees the same sequence of roundings as the plain loop.  The
-  first chunk starts from +0.0f.
+* Micro-kernel: an ``MR x NR`` (8 x 48) tile of C lives in 24 512-bit
+  registers for a whole chunk of k.  Per k it loads ``NV`` = 3 vectors of
+  the packed B row and, for each of the 8 rows, multiplies them by the
+  broadcast A element (``vmulps`` with an embedded ``{1to16}`` broadcast)
+  and adds each product to its accumulator (``vaddps``): separate multiply
+  and add, each rounded -- exactly Darknet's ``C += A_PART * B``.  On x86-64
+  with AVX-512F the k loop is inline assembly, so no FMA can be selected;
+  elsewhere it is LLVM vector IR whose ``fmul``/``fadd`` carry no fast-math
+  flags (LLVM may not contract them either).
+* k is split into chunks (``KC`` or more) only by storing the accumulator
+  tile to C after one chunk and loading it back before the next, so each
+  output sees the same sequence of roundings as the plain loop.  The first
+  chunk starts from +0.0f.
+* Packing: B is packed per chunk and block of ``NC`` columns into
+  micro-panels of ``NR`` columns, k-major; A per chunk into panels of ``MR``
+  rows, k-major.  Neither has a pass of its own: the kernels of the first
+  row panel read B from its rows and store the packed copy as they go, and
+  those of the first micro-panel do the same for A.  Software prefetch runs
+  ahead of the rows these kernels read, of the next A panel and of the next
+  C tiles.  When C has a single column block the packed A slices share one
+  small buffer.
 * Edge tiles (M or N not a multiple of the tile) are computed into a small
   tile buffer (zero-padded A rows, zero-padded B columns) and only the valid
-  part is copied to C.
-* With ``numba.get_num_threads()`` > 1 the work is split over threads by
-  blocks of output rows or of output columns (never over k).
-
-On x86-64 hosts with AVX-512F the inner loop is inline assembly (so the
-instruction selection is fixed: no FMA can appear); elsewhere the same
-kernel is emitted as plain LLVM vector IR with ``fmul``/``fadd`` carrying
-no fast-math flags, which LLVM may not contract either.
+  part is copied to C.  A large C gets its tiles aligned to 64 bytes (a
+  narrow first strip of columns is done apart) and its final values written
+  with non-temporal stores.
+* With ``numba.get_num_threads()`` > 1 the work is cut into units of output
+  columns (or, for few columns, of output row panels) -- never of k -- which
+  the threads take one at a time from a shared counter.
 """
-
-import os
 
 import numpy as np
 import numba
@@ -55,26 +56,22 @@ import llvmlite.binding as llb
 __all__ = ["gemm_exact", "gemm_fast", "gemm_reference", "MR", "NR", "KC"]
 
 # ---------------------------------------------------------------------------
-# Tile parameters.
-_T = os.environ.get("GEMM_TUNE", "")  # TUNING ONLY, remove
-_T = dict(kv.split("=") for kv in _T.split(",") if kv)
-MR = int(_T.get("MR", 8))          # rows of C per micro-tile (A elements broadcast per k)
-NV = int(_T.get("NV", 3))          # 16-float vectors of C per micro-tile row
-VW = 16         # floats per vector
-NR = NV * VW    # columns of C per micro-tile
-KC = int(_T.get("KC", 256))        # k chunk (rows of B per packed block)
-NCP = int(_T.get("NCP", 8))         # micro-panels of B per packed block (NC = NCP * NR columns)
-B_BLOCK_BYTES = int(_T.get("BB", 384 * 1024))
-APF = int(_T.get("APF", 1))
-BPK = int(_T.get("BPK", 8))
-FPF = int(_T.get("FPF", 1))
-PFINS = ["prefetcht0", "prefetcht1", "prefetcht2", "prefetchnta"][int(_T.get("PFINS", 1))]
-NT_STORES = bool(int(_T.get("NTS", 1)))
-NT_MIN_BYTES = int(_T.get("NTMIN", 8 << 20))
-SHIFT_MIN_N = 2048
-UNITS_PER_THREAD = 4
-APF_ROWS = int(_T.get("APFR", 1))
-PF_CYCLES = int(_T.get("PFC", 10000))
+# Parameters (tuned on AMD Zen 4: 32 KiB L1d, 1 MiB L2 per core).
+MR = 8                  # rows of C per micro-tile (A elements broadcast per k)
+NV = 3                  # 16-float vectors per micro-tile row
+VW = 16                 # floats per vector (512 bits)
+NR = NV * VW            # columns of C per micro-tile
+KC = 256                # k chunk: rows of B per packed block (at least)
+NCP = 8                 # micro-panels per packed B block (NC = NCP * NR columns)
+B_BLOCK_BYTES = 384 * 1024      # packed B block budget (L2); small N gets a longer k chunk
+PF_CYCLES = 10000       # prefetch C tiles and B micro-panels about this many cycles ahead
+BPK = 8                 # packed kernel: prefetch B rows this many k steps ahead
+PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
+NT_STORES = True        # non-temporal stores for the final values of a large C ...
+NT_MIN_BYTES = 8 << 20  # ... of at least this size
+SHIFT_MIN_N = 2048      # align C tiles to 64 bytes (a narrow first strip) from this N
+UNITS_PER_THREAD = 4    # work units per thread, taken dynamically
+PAR_MIN_FLOPS = 4e6     # below this many flops a call runs on one thread
 
 
 def _use_asm():
@@ -183,7 +180,7 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     if bsrc is not None:
         for v in range(nv):
             lines.append("vmovups %d(%s), %s" % (64 * v, o["src"], bregs[v]))
-        for v in range(nv + 1 if FPF else 0):
+        for v in range(nv + 1):
             lines.append("%s %d(%s,%s)" % (PFINS, min(64 * v, 64 * nv - 1), o["src"], o["bpf"]))
         for v in range(nv):
             lines.append("vmovups %s, %d(%s)" % (bregs[v], 64 * v, o["b"]))
@@ -193,8 +190,7 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
         if BPK:
             for v in range(nv):
                 lines.append("prefetcht0 %d(%s)" % (64 * v + 4 * VW * nv * BPK, o["b"]))
-    if APF:
-        lines.append("prefetcht0 (%s,%s)" % (o["a"], o["apf"]))
+    lines.append("prefetcht0 (%s,%s)" % (o["a"], o["apf"]))
     t = 0
     for r in range(mr):
         for v in range(nv):
@@ -389,7 +385,6 @@ def _make_pack_a(mr):
             undef = ir.Constant(_vec, ir.Undefined)
             for q in range(mr):
                 out = None
-                have = [False] * VW
                 for r in range(mr):
                     lanes = [l for l in range(VW) if (VW * q + l) % mr == r]
                     if not lanes:
@@ -610,7 +605,7 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                 boff = mp * kc * NR
                 nv = _cdiv(w, VW)
                 fused = 0
-                if first_block and APF_ROWS:
+                if first_block:
                     # A rows of the next panel, read (and packed) nmp kernels on
                     rpk = _cdiv(MR, nmp)
                     for q in range(mp * rpk, min(MR, (mp + 1) * rpk)):
@@ -793,8 +788,6 @@ def _num_threads():
 
 
 _fast_get_num_threads = None
-# Below this many flops a call runs on one thread (thread start-up dominates).
-PAR_MIN_FLOPS = 4e6
 
 
 def _check(a, b, c):
