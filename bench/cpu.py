@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import faulthandler
 import json
 import os
 import platform
@@ -537,6 +538,12 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def report_rows(rows) -> list[str]:
+    return [f"| {r['model']} | {r['gflop']:.1f} | {r['threads']} | {r['engine']} | {r['scope']} | "
+            f"{r['median']:.1f} | {r['min']:.1f} | {r['gflop'] / r['median'] * 1e3:.1f} | "
+            f"{fmt_ratio(r['exact_ratio'])} | {fmt_ratio(r['fast_ratio'])} | {r['check']} |" for r in rows]
+
+
 def fmt_ratio(r):
     return "" if r is None else f"{r:.2f}"
 
@@ -560,10 +567,7 @@ def report(rows, rss, skipped, notes, args, load_start, started) -> str:
     out.append("| model | GFLOP | threads | engine | scope | median ms | min ms | GFLOP/s | exact/peer | fast/peer "
                "| check |")
     out.append("|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        out.append(f"| {r['model']} | {r['gflop']:.1f} | {r['threads']} | {r['engine']} | {r['scope']} | "
-                   f"{r['median']:.1f} | {r['min']:.1f} | {r['gflop'] / r['median'] * 1e3:.1f} | "
-                   f"{fmt_ratio(r['exact_ratio'])} | {fmt_ratio(r['fast_ratio'])} | {r['check']} |")
+    out += report_rows(rows)
     if rss:
         keys = [k for k in ENGINES if any(k in v for v in rss.values())]
         names = {"exact": "darknetpy exact", "fast": "darknetpy fast", "ort": "onnxruntime", "torch": "torch",
@@ -601,15 +605,24 @@ def main(args) -> int:
         import darknetpy.cpu.gemm  # noqa: F401
     except ImportError as e:
         sys.exit(f"darknetpy's GEMM kernels cannot be imported ({e}): darknetpy cannot run")
+    faulthandler.enable()      # a crash in a native library leaves a traceback on stderr
     rows, rss, skipped, notes = [], {}, {}, []
+    partial = CACHE / "last-run.json"   # the rows so far, in case a later model kills the run
     for model in args.models:
-        model_rows, model_rss = bench_model(model, args, skipped)
+        try:
+            model_rows, model_rss = bench_model(model, args, skipped)
+        except Exception as e:
+            log(f"{model}: failed: {type(e).__name__}: {e}")
+            notes.append(f"{model}: not measured: {type(e).__name__}: {str(e)[:200]}")
+            continue
+        log("\n".join(report_rows(model_rows)))
         rows += model_rows
         if model_rss:
             rss[model] = model_rss
         for r in model_rows:
             if r["note"] and f"{model}: {r['engine']}: {r['note']}" not in notes:
                 notes.append(f"{model}: {r['engine']}: {r['note']}")
+        partial.write_text(json.dumps({"rows": rows, "rss": rss, "skipped": skipped, "notes": notes}, indent=1))
     for key in args.engines:
         if key in skipped:
             log(f"{key}: skipped: {skipped[key]}")

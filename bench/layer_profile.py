@@ -116,7 +116,7 @@ def main(args) -> int:
     net = Network(kit.cfg_path(args.model), kit.weights(kit.model(args.model)["weights"]),
                   numerics=args.numerics, warn=None)
     x = net.load_input(str(kit.KIT / "images" / "dog.png"))
-    print(f"warming up (the first pass compiles the Numba kernels) ...", file=sys.stderr, flush=True)
+    print("warming up (the first pass compiles the Numba kernels) ...", file=sys.stderr, flush=True)
     outputs, _ = forward_timed(net, x)
     runs = [forward_timed(net, x)[1] for _ in range(args.repeat)]
     per_layer = [statistics.median(r[i] for r in runs) for i in range(len(net.layers))]
