@@ -521,9 +521,12 @@ class Worker:
         # wall clock: an input blocked without using the CPU (a wait, a lock) is a hang too
         self.faulthandler.dump_traceback_later(max(6 * self.timeout, 60), exit=True, file=self.hang_log)
         record = {"o": "s"}
+        self.note = None
         try:
             if self.target():
                 record["fwd"] = 1
+            if self.note:
+                record["note"] = self.note
         except DarknetError as e:
             message = str(e)
             if message and "\n" not in message:
@@ -568,7 +571,10 @@ class Worker:
         net.summary_lines()
         nbytes = sum(n for _, n in net.memory_estimate())
         if nbytes < 32 * 2**20 and sum(layer.bflops() for layer in net.layers) < 0.02:
-            size = self.np.prod(net.layers[0].in_shape)  # what load_input gives a (c, h, w) network
+            size = int(self.np.prod(net.layers[0].in_shape))  # what load_input gives a (c, h, w) network
+            if size < 1:
+                self.note = f"a network built with input shape {net.layers[0].in_shape} (inputs={net.options.inputs})"
+                return False
             x = self.np.random.default_rng(0).random(size, dtype=self.np.float32)
             outputs = net.forward_layers(x)
             if net.output_layer.type == "region" and net.width and net.height:
@@ -747,6 +753,9 @@ def run_kind(kind: str, args, work: Path) -> dict:
             stats["fwd"] = stats.get("fwd", 0) + rec.get("fwd", 0)
             if rec["o"] == "c":
                 stats["crashes"].append(rec)
+            if "note" in rec:
+                stats.setdefault("notes", {}).setdefault(rec["note"], 0)
+                stats["notes"][rec["note"]] += 1
             if "unnamed" in rec:
                 stats["unnamed"].setdefault(rec["unnamed"][:120], 0)
                 stats["unnamed"][rec["unnamed"][:120]] += 1
@@ -801,6 +810,11 @@ def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float)
             lines.append(f"\n{s['kind']}: DarknetError messages not naming the input file (count, message):")
             for msg, count in sorted(s["unnamed"].items(), key=lambda kv: -kv[1])[:8]:
                 lines.append(f"  {count:6d}  {msg}")
+    for s in all_stats:
+        if s.get("notes"):
+            lines.append(f"\n{s['kind']}: successes to look at (count, what):")
+            for note, count in sorted(s["notes"].items(), key=lambda kv: -kv[1])[:8]:
+                lines.append(f"  {count:6d}  {note}")
     for s in all_stats:
         groups: dict = {}
         for rec in s["crashes"]:
