@@ -196,6 +196,18 @@ def test_exact_writes_views_and_checks():
         gemm_exact(a, b, np.zeros((40, 6), np.float32).T)
     with pytest.raises(ValueError):
         gemm_exact(a, b[:8], big[10:16])
+    # read-only inputs (weights from np.frombuffer) run the same compiled code
+    ra, rb = a.copy(), b.copy()
+    ra.flags.writeable = rb.flags.writeable = False
+    nsig = len(gemm._gemm_serial.signatures)
+    c = np.empty((6, 40), np.float32)
+    gemm_exact(ra, rb, c)
+    assert_same_bits(c, reference(a, b))
+    assert len(gemm._gemm_serial.signatures) == nsig
+    ro = np.empty((6, 40), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError):
+        gemm_exact(a, b, ro)
     c = np.ones((6, 40), np.float32)
     gemm_exact(np.zeros((6, 0), np.float32), np.zeros((0, 40), np.float32), c)
     assert not c.any() and not np.signbit(c).any()

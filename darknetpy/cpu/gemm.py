@@ -45,6 +45,8 @@ Design of the exact kernel (BLIS-like, vectorised over output pixels j):
   the threads take one at a time from a shared counter.
 """
 
+import ctypes
+
 import numpy as np
 import numba
 from numba import njit, prange, types
@@ -632,20 +634,22 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                 apf = 0 if ring else kc * MR    # next panel's A slice, prefetched
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
+                flags = 1 if first else 0
                 if h == MR and w == nv * VW:
-                    flags = 1 if first else 0
-                    if nt_ok and pc + kc == K and (caddr + 4 * (i0 * N + jb)) % 64 == 0:
+                    coff = i0 * N + jb
+                    if nt_ok and pc + kc == K and (caddr + 4 * coff) % 64 == 0:
                         flags += 2
-                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, i0 * N + jb, N,
+                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, N,
                             flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                 else:
+                    # edge tile: through the tile buffer
                     ldt = nv * VW
                     if not first:
                         for r in range(h):
                             for jj in range(w):
                                 tile[r * ldt + jj] = c[i0 + r, jb + jj]
-                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, tile, 0, ldt,
-                            1 if first else 0, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
+                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, tile, i0 - i0, ldt,
+                            flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
                     for r in range(h):
                         for jj in range(w):
                             c[i0 + r, jb + jj] = tile[r * ldt + jj]
@@ -701,11 +705,14 @@ def _block_aligned(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
     that the other tiles of C are 64-byte aligned."""
     M, N = c.shape
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
+    # (np.bool_/np.int64 of a constant: not a literal type, so the calls
+    # share one compiled specialisation of the callee)
+    no, yes = np.bool_(False), np.bool_(True)
     if shift > 0 and j0 + shift < j1:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, False, pack_a, False)
-        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, False, False)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
+        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
     else:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, True)
+        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
 
 
 @njit(cache=True)
@@ -726,7 +733,35 @@ def _gemm_serial(a, b, c):
     ap = _aligned_empty(_ap_size(M, K, N, kcs))
     bp = _aligned_empty(kcs * NCP * NR)
     tile = _aligned_empty(MR * NR)
-    _block_aligned(a, ap, b, c, 0, npan, 0, N, kcs, bp, tile, _col_shift(c), True)
+    _block_aligned(a, ap, b, c, np.int64(0), npan, np.int64(0), N, kcs, bp, tile, _col_shift(c),
+                   np.bool_(True))
+
+
+@njit(cache=True)
+def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring):
+    """One thread's share: take work units from counter until none is left."""
+    M, K = a.shape
+    N = b.shape[1]
+    npan = _cdiv(M, MR)
+    bp = _aligned_empty(kcs * NCP * NR)
+    tile = _aligned_empty(MR * NR)
+    if ring:
+        ap = _aligned_empty(MR * kcs)
+    while True:
+        u = _atomic_next(counter)
+        if u >= nunits:
+            break
+        if by_cols:
+            # unit boundaries on aligned columns: unit 0 takes the shift
+            j0 = 0 if u == 0 else min(N, shift + u * per)
+            j1 = min(N, shift + (u + 1) * per)
+            if j0 < j1:
+                _block_aligned(a, ap, b, c, np.int64(0), npan, j0, j1, kcs, bp, tile,
+                               shift if u == 0 else np.int64(0), np.bool_(False))
+        else:
+            p0 = u * per
+            p1 = min(npan, p0 + per)
+            _block_aligned(a, ap, b, c, p0, p1, np.int64(0), N, kcs, bp, tile, shift, np.bool_(True))
 
 
 @njit(cache=True, parallel=True)
@@ -735,42 +770,18 @@ def _gemm_parallel(a, b, c, nt):
     N = b.shape[1]
     npan = _cdiv(M, MR)
     by_cols, per, nunits = _split(M, N, nt)
-    ap = _aligned_empty(npan * MR * K if by_cols or N > NCP * NR else 0)
+    kcs = _chunk(K, per if by_cols else N)
+    ring = not by_cols and _ap_size(M, K, N, kcs) < npan * MR * K
+    ap = _aligned_empty(0 if ring else npan * MR * K)
     shift = _col_shift(c)
     counter = np.zeros(16, np.int64)
     if by_cols:
-        # every unit needs all of A: pack it first
-        kcs = _chunk(K, per)
+        # every column unit needs all of A: pack it first
         pp = _cdiv(npan, nt)
         for t in prange(nt):
             _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
-        for t in prange(nt):
-            bp = _aligned_empty(kcs * NCP * NR)
-            tile = _aligned_empty(MR * NR)
-            while True:
-                u = _atomic_next(counter)
-                if u >= nunits:
-                    break
-                # unit boundaries on aligned columns: unit 0 takes the shift
-                j0 = 0 if u == 0 else min(N, shift + u * per)
-                j1 = min(N, shift + (u + 1) * per)
-                if j0 < j1:
-                    _block_aligned(a, ap, b, c, 0, npan, j0, j1, kcs, bp, tile,
-                                   shift if u == 0 else 0, False)
-    else:
-        kcs = _chunk(K, N)
-        ring = _ap_size(M, K, N, kcs) < npan * MR * K
-        for t in prange(nt):
-            bp = _aligned_empty(kcs * NCP * NR)
-            tile = _aligned_empty(MR * NR)
-            apt = _aligned_empty(MR * kcs) if ring else ap
-            while True:
-                u = _atomic_next(counter)
-                if u >= nunits:
-                    break
-                p0 = u * per
-                p1 = min(npan, p0 + per)
-                _block_aligned(a, apt, b, c, p0, p1, 0, N, kcs, bp, tile, shift, True)
+    for t in prange(nt):
+        _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring)
 
 
 def _num_threads():
@@ -803,6 +814,16 @@ def _check(a, b, c):
         raise ValueError("gemm: c is read-only")
 
 
+def _mutable_alias(x):
+    """x itself, or for a read-only array a writable view of the same memory
+    (only ever read here): numba then needs no second compilation for the
+    read-only array type."""
+    if x.flags.writeable:
+        return x
+    buf = (ctypes.c_char * x.nbytes).from_address(x.ctypes.data)
+    return np.frombuffer(buf, np.float32).reshape(x.shape)
+
+
 def gemm_exact(a, b, c):
     """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
 
@@ -817,6 +838,7 @@ def gemm_exact(a, b, c):
     if K == 0:
         c.fill(0.0)
         return c
+    a, b = _mutable_alias(a), _mutable_alias(b)
     nt = _num_threads()
     if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
         _gemm_serial(a, b, c)
