@@ -42,6 +42,16 @@ def _size(text: str) -> int:
     return int(value)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
 def _set_threads(n: int | None) -> None:
     if n is None:
         return
@@ -141,17 +151,11 @@ def _image_paths(args):
 
 
 def _detection_json(path, im_shape, dets, names, thresh) -> dict:
+    from .batch import detection_dicts
+
     h, w = im_shape[1], im_shape[2]
-    items = []
-    for d in dets:
-        for k in d.classes_above(thresh):
-            x, y, bw, bh = (float(v) for v in d.bbox)
-            items.append({"label": names[k], "class_id": k, "prob": float(d.prob(k)),
-                          "objectness": float(d.objectness), "bbox": {"x": x, "y": y, "w": bw, "h": bh},
-                          "box": {"left": max(int((x - bw / 2) * w), 0), "top": max(int((y - bh / 2) * h), 0),
-                                  "right": min(int((x + bw / 2) * w), w - 1),
-                                  "bottom": min(int((y + bh / 2) * h), h - 1)}})
-    return {"image": path, "width": w, "height": h, "detections": items}
+    return {"image": path, "path": path, "width": w, "height": h,
+            "detections": detection_dicts(dets, names, thresh, w, h)}
 
 
 def _save_prediction(im, dets, names, thresh, out_name: str) -> None:
@@ -172,6 +176,8 @@ def _run_detector(args, data_path: str | None) -> int:
 
     from .errors import ImageError
 
+    if _many_mode(args):
+        return _run_many(args, data_path)
     net = _load(args)
     print("\n".join(net.summary_lines()), file=sys.stderr)
     names = _names_for(net, data_path, args)
@@ -204,6 +210,42 @@ def _run_detector(args, data_path: str | None) -> int:
         else:
             atomic_write(args.json, lambda f: f.write(text.encode()))
     return 2 if failures else 0
+
+
+def _many_mode(args) -> bool:
+    """Folders, globs, videos, `-`, or the flags that only the many-input mode has: run
+    batch.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
+    from .batch import needs_batch_mode
+
+    if any(getattr(args, k) is not None for k in ("outdir", "batch", "every", "ray", "workers", "loaders", "loader")):
+        return True
+    return any(needs_batch_mode(a) for a in args.images)
+
+
+def _run_many(args, data_path: str | None) -> int:
+    from . import batch
+
+    if args.workers is not None and args.ray is None:
+        raise batch.UsageError("--workers N is the number of Ray actors: use it with --ray")
+    if args.ray is not None and args.outdir is not None:
+        raise batch.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
+    if args.ray is not None:
+        from .ray_actor import ray_available
+
+        if not ray_available():
+            raise batch.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
+    sources = batch.plan_inputs(args.images)  # usage errors before the network is loaded
+    net = _load(args)
+    print("\n".join(net.summary_lines()), file=sys.stderr)
+    names = _names_for(net, data_path, args)
+    net._region()
+    if args.ray is not None:
+        from .ray_actor import run_ray
+
+        return run_ray(args, sources, names, data_path)
+    return batch.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
+                          decoder=args.decoder, json_target=args.json, outdir=args.outdir, every=args.every or 1,
+                          batch=args.batch or 1, workers=args.loaders or 2, kind=args.loader or "thread")
 
 
 def cmd_detect(args) -> int:
@@ -258,6 +300,20 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-out", default=None, metavar="NAME", help="save the drawn image as NAME.jpg (predictions.jpg)")
     p.add_argument("--json", default=None, metavar="FILE", help="write one JSON object per image (- for stdout)")
     p.add_argument("--no-draw", action="store_true", help="do not write the predictions image")
+    g = p.add_argument_group("many images (folders, globs, videos, - for paths on stdin)")
+    g.add_argument("--outdir", default=None, metavar="DIR",
+                   help="draw the predictions into DIR, with the inputs' relative paths (video: DIR/STEM/frame_N.jpg)")
+    g.add_argument("--batch", type=_positive, default=None, metavar="N",
+                   help="images per network call, N prepared ahead (the network is batch 1: N forward calls)")
+    g.add_argument("--every", type=_positive, default=None, metavar="K", help="video: every K-th frame (1)")
+    g.add_argument("--loaders", type=_positive, default=None, metavar="N",
+                   help="workers decoding and letterboxing ahead of the network (2)")
+    g.add_argument("--loader", choices=("thread", "process"), default=None,
+                   help="thread (default) or process workers for decoding")
+    g.add_argument("--ray", default=None, metavar="local|ADDRESS",
+                   help="run on Ray (pip install 'darknet-exact[ray]'): 'local' starts one here, else a cluster "
+                        "address (ray://host:10001 or auto)")
+    g.add_argument("--workers", type=_positive, default=None, metavar="N", help="Ray actors, one network each (1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="detect objects like './darknet detect' (names chosen by class count)")
     p.add_argument("cfg", metavar="CFG")
     p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    p.add_argument("images", metavar="PATH", nargs="*",
+                   help="images, folders (walked for images), globs, videos, or - for paths on stdin "
+                        "(none: prompt for paths on stdin, as Darknet)")
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detect)
@@ -279,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA")
     p.add_argument("cfg", metavar="CFG")
     p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    p.add_argument("images", metavar="PATH", nargs="*",
+                   help="images, folders (walked for images), globs, videos, or - for paths on stdin "
+                        "(none: prompt for paths on stdin, as Darknet)")
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)

@@ -1,0 +1,759 @@
+"""Many images on one machine: inputs expanded, decoding overlapped with the network.
+
+`darknetpy detect CFG WEIGHTS PATH...` with a folder, a glob, a video, `-` (paths on
+standard input) or any of `--outdir`, `--batch`, `--every` runs here (cli.py picks the
+mode; one image, or image files only, stays Darknet's own loop):
+
+* `plan_inputs` checks the arguments before the network is loaded (a missing path, a
+  folder without images, a glob matching nothing: usage errors, exit status 2) and
+  `iter_items` yields one `Item` per image or video frame, lazily (a video is read frame
+  by frame, standard input line by line).
+* `Prefetcher` decodes and letterboxes items on a small pool while the network runs, in
+  input order, holding at most `ahead` items submitted or prepared but not yet taken: a
+  100,000-image folder uses the memory of a few images.
+* `detect_many` runs the network on each prepared item. The network is batch 1
+  (`Network.forward` takes one (3, h, w) input, as Darknet's `network_predict` does), so
+  `batch=N` means N forward calls on N prepared inputs taken together while the pool
+  prepares the next N; the results are those of `Network.detect` on each image, bit for
+  bit, in input order.
+* `run_many` writes what the command writes: Darknet's lines on stdout, JSON Lines (one
+  complete, flushed line per image or frame), drawn images under `--outdir`, a progress
+  bar when stderr is a terminal and a one-line summary.
+
+Threads or processes: the network's Numba kernels and the stb JPEG decoder (Numba) hold
+the GIL while they run; OpenCV's decoders release it. With threads (the default), PNG
+and other OpenCV formats decode while the network runs; JPEG decoding (stb) and the
+letterbox resize interleave with the network's kernels rather than run beside them.
+`kind="process"` prepares in separate processes (true parallelism for every decoder, at
+the cost of a start-up of about a second per worker and a copy of each prepared input
+back to the main process). bench/many.py measures both.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import glob
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import DarknetError, ImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+_GLOB_MAGIC = frozenset("*?[")
+
+
+class UsageError(DarknetError):
+    """Arguments that name no images (exit status 2)."""
+
+
+def _ext(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def is_image_name(path: str) -> bool:
+    return _ext(path) in IMAGE_EXTENSIONS
+
+
+def is_video_name(path: str) -> bool:
+    return _ext(path) in VIDEO_EXTENSIONS
+
+
+def is_glob(text: str) -> bool:
+    return any(ch in _GLOB_MAGIC for ch in text)
+
+
+def needs_batch_mode(arg: str) -> bool:
+    """Whether a PATH argument is more than one image file: `-`, a folder, a video, or a
+    glob (a name with *, ? or [ that is not itself an existing file)."""
+    if arg == "-":
+        return True
+    if os.path.isdir(arg) or is_video_name(arg):
+        return True
+    return is_glob(arg) and not os.path.exists(arg)
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One image or video frame to run.
+
+    `index`: position in input order. `path`: the file (the video, for a frame). `rel`:
+    where its drawing goes under --outdir. `pixels`: the decoded RGB frame for a video
+    frame (None for an image file, which the pool reads and decodes). `error`: a failure
+    known before decoding (a video that cannot be opened)."""
+
+    index: int
+    path: str
+    rel: str
+    frame: int | None = None
+    time: float | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+
+
+@dataclass
+class Source:
+    """One PATH argument, checked: kind is "files" (images from a folder, a glob or a
+    plain file, with their relative paths), "video" or "stdin"."""
+
+    kind: str
+    arg: str
+    files: list[tuple[str, str]] = field(default_factory=list)  # (path, relative path)
+    frames: int | None = None  # a video's frame count, as its container says
+
+
+def _walk_images(root: str) -> list[tuple[str, str]]:
+    """Image files under `root`, recursively (symbolic links to folders followed, each
+    folder once), by extension (case-insensitive), sorted by their relative path's
+    components: a folder's files together, names in code-point order."""
+    found = []
+    seen = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:  # a link cycle
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for name in files:
+            if is_image_name(name):
+                path = os.path.join(folder, name)
+                found.append((path, os.path.relpath(path, root)))
+    found.sort(key=lambda pr: pr[1].split(os.sep))
+    return found
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard: matches are relative to it."""
+    parts = pattern.split(os.sep)
+    fixed = []
+    for part in parts[:-1]:
+        if is_glob(part):
+            break
+        fixed.append(part)
+    base = os.sep.join(fixed)
+    return base if base or not pattern.startswith(os.sep) else os.sep
+
+
+def _video_frame_count(path: str) -> int | None:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            return None
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return n if n > 0 else None
+    finally:
+        cap.release()
+
+
+def plan_inputs(args: Sequence[str]) -> list[Source]:
+    """Check and expand the PATH arguments (folders walked, globs expanded, here, so that
+    quoted globs work). A path that does not exist, a folder without images or a glob
+    matching no image or video is a UsageError."""
+    if not args:
+        raise UsageError("no input: give images, folders, globs, videos or - (paths on standard input)")
+    sources = []
+    for arg in args:
+        if arg == "-":
+            sources.append(Source("stdin", arg))
+        elif os.path.isdir(arg):
+            files = _walk_images(arg)
+            if not files:
+                raise UsageError(f"{arg}: no image files in this folder (looked for "
+                                 f"{' '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))}, recursively)")
+            sources.append(Source("files", arg, files))
+        elif os.path.exists(arg):
+            if is_video_name(arg):
+                sources.append(Source("video", arg, frames=_video_frame_count(arg)))
+            else:
+                sources.append(Source("files", arg, [(arg, os.path.basename(arg))]))
+        elif is_glob(arg):
+            base = _glob_base(arg) or "."
+            files, matched = [], 0
+            for match in sorted(glob.glob(arg, recursive=True)):
+                if os.path.isdir(match):
+                    found = _walk_images(match)
+                    files += [(p, os.path.join(os.path.relpath(match, base), r)) for p, r in found]
+                    matched += len(found)
+                elif is_image_name(match):
+                    files.append((match, os.path.relpath(match, base)))
+                    matched += 1
+                elif is_video_name(match):
+                    if files:
+                        sources.append(Source("files", arg, files))
+                        files = []
+                    sources.append(Source("video", match, frames=_video_frame_count(match)))
+                    matched += 1
+            if files:
+                sources.append(Source("files", arg, files))
+            if not matched:
+                raise UsageError(f"{arg}: the pattern matches no image or video file")
+        else:
+            raise UsageError(f"{arg}: no such file or folder")
+    return sources
+
+
+def planned_total(sources: Sequence[Source], every: int = 1) -> int | None:
+    """How many items the sources give, where known (None with standard input or a video
+    whose container does not say)."""
+    total = 0
+    for s in sources:
+        if s.kind == "files":
+            total += len(s.files)
+        elif s.kind == "video" and s.frames is not None:
+            total += (s.frames + every - 1) // every
+        else:
+            return None
+    return total
+
+
+def _stdin_paths(stream) -> Iterator[str]:
+    for line in stream:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield line
+
+
+def iter_video(path: str, index: int, every: int = 1) -> Iterator[Item]:
+    """Every `every`-th frame of a video (cv2.VideoCapture), as RGB Items; `time` is the
+    frame's position in seconds. A video OpenCV cannot open gives one Item with `error`."""
+    import cv2
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        yield Item(index, path, stem, error=f"{path}: cannot open the video (OpenCV)")
+        return
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        frame = 0
+        read = 0
+        while True:
+            if frame % every:
+                if not cap.grab():
+                    break
+                frame += 1
+                continue
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            seconds = frame / fps if fps and fps > 0 else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            rgb = np.ascontiguousarray(bgr[:, :, ::-1]) if bgr.ndim == 3 else np.repeat(bgr[:, :, None], 3, axis=2)
+            yield Item(index, path, os.path.join(stem, f"frame_{frame:06d}.jpg"), frame, round(float(seconds), 6),
+                       rgb)
+            index += 1
+            read += 1
+            frame += 1
+        if not read:
+            yield Item(index, path, stem, error=f"{path}: no frame could be read from the video")
+    finally:
+        cap.release()
+
+
+def iter_items(sources: Sequence[Source], every: int = 1, stdin=None) -> Iterator[Item]:
+    """The items of the planned sources, in order, lazily."""
+    index = 0
+    for s in sources:
+        if s.kind == "files":
+            for path, rel in s.files:
+                yield Item(index, path, rel)
+                index += 1
+        elif s.kind == "video":
+            for item in iter_video(s.arg, index, every):
+                yield item
+                index = item.index + 1
+        else:
+            for path in _stdin_paths(stdin if stdin is not None else sys.stdin):
+                if is_video_name(path) and os.path.isfile(path):
+                    for item in iter_video(path, index, every):
+                        yield item
+                        index = item.index + 1
+                else:
+                    yield Item(index, path, os.path.basename(path))
+                    index += 1
+
+
+# ---------------------------------------------------------------------------
+# Preparing inputs (decode + letterbox), on a bounded pool
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """An item ready for the network: its size, the letterboxed input, and the RGB
+    pixels when they will be drawn."""
+
+    width: int
+    height: int
+    x: np.ndarray = field(repr=False)
+    pixels: np.ndarray | None = field(default=None, repr=False)
+
+
+def prepare(item: Item, net_w: int, net_h: int, decoder: str = "stb", keep_pixels: bool = False) -> Prepared:
+    """What `Network.detect` does before the forward pass: the image as Darknet's
+    `load_image_color` gives it (an RGB frame as `Network.image` converts it), letterboxed."""
+    from .image import _read_bytes, decode_rgb, letterbox_image, to_float_chw
+
+    if item.error is not None:
+        raise ImageError(item.error)
+    if item.pixels is not None:
+        pixels = item.pixels
+    else:
+        pixels = decode_rgb(_read_bytes(item.path), item.path, decoder)
+    im = to_float_chw(pixels)
+    x = letterbox_image(im, net_w, net_h)
+    return Prepared(im.shape[2], im.shape[1], x, pixels if keep_pixels else None)
+
+
+def _quiet_worker() -> None:
+    """Pool processes ignore Ctrl-C: the main process stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_DONE = object()
+
+
+class Prefetcher:
+    """`fn(item)` over `items` on a pool of `workers` threads (or processes), yielded as
+    (item, result or exception) in input order.
+
+    At most `ahead` items are pulled from `items` and submitted or prepared but not yet
+    taken by the consumer: the producer thread waits for a slot before pulling the next
+    item, so memory holds `ahead` prepared items plus those the consumer is working on,
+    however long the input. `high_water` records the most held at once."""
+
+    def __init__(self, fn: Callable, items: Iterable, workers: int = 2, ahead: int = 4, kind: str = "thread"):
+        if workers < 1 or ahead < 1:
+            raise ValueError("workers and ahead must be at least 1")
+        if kind not in ("thread", "process"):
+            raise ValueError(f"kind must be 'thread' or 'process', not {kind!r}")
+        self.fn, self.items, self.ahead = fn, items, ahead
+        if kind == "process":
+            import multiprocessing
+
+            # spawn, not fork: the parent runs Numba's thread pool and our producer thread
+            self.pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_quiet_worker)
+        else:
+            self.pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="darknetpy-prepare")
+        self._slots = threading.Semaphore(ahead)
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.held = 0
+        self.high_water = 0
+        self._thread = threading.Thread(target=self._produce, name="darknetpy-producer", daemon=True)
+        self._started = False
+
+    def _produce(self) -> None:
+        try:
+            for item in self.items:
+                while not self._slots.acquire(timeout=0.1):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                with self._lock:
+                    self.held += 1
+                    self.high_water = max(self.high_water, self.held)
+                try:
+                    future = self.pool.submit(self.fn, item)
+                except RuntimeError:  # the pool was shut down: we are closing
+                    return
+                self._queue.put((item, future))
+            self._queue.put(_DONE)
+        except BaseException as e:  # an input source failed (stdin, a folder): the consumer re-raises
+            self._queue.put(e)
+
+    def __iter__(self) -> Iterator[tuple[object, object]]:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        while True:
+            entry = self._queue.get()
+            if entry is _DONE:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            item, future = entry
+            try:
+                result = future.result()
+            except Exception as e:  # the item's own failure, passed on with it
+                result = e
+            with self._lock:
+                self.held -= 1
+            self._slots.release()
+            yield item, result
+
+    def close(self) -> None:
+        self._stop.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------
+# The network over the items
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    item: Item
+    width: int | None = None
+    height: int | None = None
+    dets: list | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    pixels: np.ndarray | None = field(default=None, repr=False)
+
+
+def forward_batch(net, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A batch as the batch-1 network runs it: one `Network.forward` per input, in order
+    (identical to running them one by one, because that is what it is)."""
+    return [net.forward(x) for x in xs]
+
+
+def _chunks(iterable, n: int):
+    chunk = []
+    for x in iterable:
+        chunk.append(x)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, (DarknetError, OSError)):
+        return str(e)
+    return f"{type(e).__name__}: {e}"
+
+
+def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
+                decoder: str = "stb", workers: int = 2, batch: int = 1, ahead: int | None = None,
+                kind: str = "thread", keep_pixels: bool = False, prefetcher: list | None = None) -> Iterator[Result]:
+    """`Network.detect` over many items, in order, with decoding and letterboxing done
+    ahead on a pool (see Prefetcher): the same detections as one `detect` call per image.
+    A failing item gives a Result with `error`; the others go on. `prefetcher`: a list
+    that receives the Prefetcher (for its `high_water`)."""
+    from functools import partial
+
+    net._region()
+    batch = max(1, int(batch))
+    fn = partial(prepare, net_w=net.width, net_h=net.height, decoder=decoder, keep_pixels=keep_pixels)
+    pf = Prefetcher(fn, items, workers=workers, ahead=ahead or max(batch, workers), kind=kind)
+    if prefetcher is not None:
+        prefetcher.append(pf)
+    with pf:
+        for group in _chunks(pf, batch):
+            for item, prepared in group:
+                if isinstance(prepared, BaseException):
+                    yield Result(item, error=_error_text(prepared))
+                    continue
+                start = time.time()
+                try:
+                    out = net.forward(prepared.x)
+                    dets = net.detections(out, prepared.width, prepared.height, thresh, hier_thresh, nms)
+                except (DarknetError, MemoryError) as e:
+                    yield Result(item, prepared.width, prepared.height, error=_error_text(e))
+                    continue
+                yield Result(item, prepared.width, prepared.height, dets, seconds=time.time() - start,
+                             pixels=prepared.pixels)
+
+
+# ---------------------------------------------------------------------------
+# Records, JSON Lines, drawings, progress
+# ---------------------------------------------------------------------------
+
+def detection_dicts(dets, names: Sequence[str], thresh: float, w: int, h: int) -> list[dict]:
+    """The detections as `--json` writes them: per printed class of each detection, in
+    Darknet's printing order, its label, class id, probability, objectness, relative box
+    and pixel box (clipped as draw_detections clips it)."""
+    items = []
+    for d in dets:
+        for k in d.classes_above(thresh):
+            x, y, bw, bh = (float(v) for v in d.bbox)
+            items.append({"label": names[k], "class_id": k, "prob": float(d.prob(k)),
+                          "objectness": float(d.objectness), "bbox": {"x": x, "y": y, "w": bw, "h": bh},
+                          "box": {"left": max(int((x - bw / 2) * w), 0), "top": max(int((y - bh / 2) * h), 0),
+                                  "right": min(int((x + bw / 2) * w), w - 1),
+                                  "bottom": min(int((y + bh / 2) * h), h - 1)}})
+    return items
+
+
+def record(result: Result, names: Sequence[str], thresh: float) -> dict:
+    """One JSON Lines object: path, frame and time (video), width, height, and
+    detections, or error."""
+    item = result.item
+    r: dict = {"path": item.path}
+    if item.frame is not None:
+        r["frame"] = item.frame
+        r["time"] = item.time
+    if result.width is not None:
+        r["width"], r["height"] = result.width, result.height
+    if result.error is not None:
+        r["error"] = result.error
+    else:
+        r["detections"] = detection_dicts(result.dets, names, thresh, result.width, result.height)
+    return r
+
+
+class InterruptGuard:
+    """Ctrl-C held off while a line is written and raised right after it, so that an
+    interrupted run leaves only complete lines. Python runs signal handlers in the main
+    thread between bytecodes, so the handler defers while `critical` and the section's end
+    raises. Installed only from the main thread, over Python's default handler."""
+
+    def __init__(self):
+        self.critical = False
+        self.pending = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.critical:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def run(self, fn, *args):
+        """fn(*args) with Ctrl-C deferred to its end."""
+        self.critical = True
+        try:
+            return fn(*args)
+        finally:
+            self.critical = False
+            if self.pending:
+                self.pending = False
+                raise KeyboardInterrupt
+
+
+class JsonLines:
+    """JSON Lines to a file or stdout ("-"): each object one line, written whole and
+    flushed as it completes (under `guard`, Ctrl-C waits for the line's end)."""
+
+    def __init__(self, target: str, guard: InterruptGuard | None = None):
+        self.target = target
+        self.guard = guard
+        if target == "-":
+            self.f = sys.stdout
+        else:
+            try:
+                self.f = open(target, "w", encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"{target}: cannot write: {e.strerror}") from None
+
+    def _write(self, line: str) -> None:
+        self.f.write(line)
+        self.f.flush()
+
+    def write(self, obj: dict) -> None:
+        line = json.dumps(obj) + "\n"
+        if self.guard is not None:
+            self.guard.run(self._write, line)
+        else:
+            self._write(line)
+
+    def close(self) -> None:
+        if self.f is not sys.stdout:
+            self.f.close()
+
+
+def output_path(outdir: str, rel: str) -> str:
+    """Where an item's drawing goes: DIR/rel, in the input's own format; a format OpenCV
+    cannot write in colour (.pgm) or a name without an image extension gets .jpg added."""
+    path = os.path.join(outdir, rel)
+    ext = _ext(path)
+    if ext not in IMAGE_EXTENSIONS or ext == ".pgm":
+        path += ".jpg"
+    return path
+
+
+def save_drawing(pixels: np.ndarray, dets, names: Sequence[str], thresh: float, path: str) -> None:
+    """Draw as Darknet draws into predictions.jpg and write `path` atomically (JPEG
+    quality 80 as Darknet's save_image; other formats OpenCV's defaults)."""
+    import cv2
+
+    from .draw import draw_detections
+    from .fileio import atomic_write
+
+    drawn = draw_detections(np.array(pixels, np.uint8, copy=True), dets, names, thresh)
+    ext = _ext(path)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 80] if ext in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(ext, np.ascontiguousarray(drawn[:, :, ::-1]), params)
+    if not ok:
+        raise DarknetError(f"{path}: could not encode the drawn image")
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder or ".", exist_ok=True)
+    except OSError as e:
+        raise DarknetError(f"{folder}: cannot create the folder: {e.strerror}") from None
+    atomic_write(path, lambda f: f.write(data.tobytes()))
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal (tqdm if installed, else a line
+    redrawn in place), and the summary line always."""
+
+    def __init__(self, total: int | None, stream=None, enabled: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+        if enabled is None:
+            enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = enabled
+        self._tqdm = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self._tqdm = tqdm(total=total, unit="img", file=self.stream, dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed += failed
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+            if failed:
+                self._tqdm.set_postfix(failed=self.failed, refresh=False)
+            return
+        now = time.perf_counter()
+        if now - self._last >= 0.2 or self.done == self.total:
+            self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        of = f"/{self.total}" if self.total is not None else ""
+        bar = ""
+        if self.total:
+            filled = int(30 * self.done / self.total)
+            bar = "[" + "#" * filled + "." * (30 - filled) + "] "
+        failed = f", {self.failed} failed" if self.failed else ""
+        self.stream.write(f"\r\x1b[K{bar}{self.done}{of} images, {rate:.2f} images/s{failed}")
+        self.stream.flush()
+
+    def write(self, line: str, stream=None) -> None:
+        """A line of text (an error line) without breaking the bar."""
+        stream = stream or self.stream
+        if self._tqdm is not None:
+            self._tqdm.write(line, file=stream)
+            return
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+        print(line, file=stream, flush=True)
+        if self.enabled and self.done:
+            self._draw()
+
+    def summary(self, interrupted: bool = False) -> str:
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.enabled and self.done:
+            self.stream.write("\r\x1b[K")
+        seconds = time.perf_counter() - self.start
+        rate = self.done / seconds if seconds > 0 else 0.0
+        state = "interrupted after " if interrupted else ""
+        line = (f"darknetpy: {state}{self.done} images, {self.failed} failed, {rate:.2f} images/s "
+                f"({seconds:.1f} s)")
+        print(line, file=self.stream, flush=True)
+        return line
+
+
+# ---------------------------------------------------------------------------
+# The command's many-input mode
+# ---------------------------------------------------------------------------
+
+def _print_lines(result: Result, names, thresh) -> list[str]:
+    from .detect import detection_lines
+
+    item = result.item
+    label = item.path if item.frame is None else f"{item.path} frame {item.frame}"
+    return [f"{label}: Predicted in {result.seconds:f} seconds."] + detection_lines(result.dets, names, thresh)
+
+
+def run_many(net, names: Sequence[str], sources: Sequence[Source], *, thresh: float = 0.5, hier_thresh: float = 0.5,
+             nms: float = 0.45, decoder: str = "stb", json_target: str | None = None, outdir: str | None = None,
+             every: int = 1, batch: int = 1, workers: int = 2, kind: str = "thread", stdin=None,
+             progress: bool | None = None) -> int:
+    """The many-input `detect`: exit status 0 (all done), 1 (some failed), 130 (Ctrl-C;
+    the JSON Lines so far are complete lines and the summary says how many were done)."""
+    guard = InterruptGuard()
+    writer = JsonLines(json_target, guard) if json_target is not None else None
+    print_lines = json_target != "-"
+    bar = Progress(planned_total(sources, every), enabled=progress)
+    interrupted = False
+    results = detect_many(net, iter_items(sources, every, stdin), thresh=thresh, hier_thresh=hier_thresh, nms=nms,
+                          decoder=decoder, workers=workers, batch=batch, kind=kind, keep_pixels=outdir is not None)
+    try:
+        with guard:
+            for result in results:
+                error = result.error
+                if error is None and outdir is not None:
+                    try:
+                        save_drawing(result.pixels, result.dets, names, thresh, output_path(outdir, result.item.rel))
+                    except DarknetError as e:
+                        error = result.error = str(e)
+                if error is not None:
+                    bar.write(f"darknetpy: error: {error}")
+                elif print_lines:
+                    text = "\n".join(_print_lines(result, names, thresh))
+                    if bar.enabled:
+                        bar.write(text, sys.stdout)
+                    else:
+                        guard.run(sys.stdout.write, text + "\n")
+                if writer is not None:
+                    writer.write(record(result, names, thresh))
+                bar.update(failed=error is not None)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        results.close()
+        if writer is not None:
+            writer.close()
+        if print_lines:
+            try:
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+        bar.summary(interrupted)
+    if interrupted:
+        return 130
+    return 1 if bar.failed else 0
