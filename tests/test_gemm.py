@@ -369,3 +369,44 @@ def test_cached_in_second_process():
     m = re.search(r"MISSES (\d+) HITS (\d+)", out.stdout)
     assert m, out.stdout
     assert int(m.group(1)) == 0 and int(m.group(2)) >= 1, out.stdout
+
+
+def test_portable_llvm_ir_path():
+    """The kernels without inline assembly (used where numba's target lacks
+    AVX-512): here compiled for this CPU minus AVX-512 (so AVX2 + FMA are
+    available to LLVM), plain vector fmul/fadd, same bits, no FMA."""
+    import llvmlite.binding as llb
+    feats = llb.get_host_cpu_features()
+    if not feats.get("avx2"):
+        pytest.skip("host without AVX2")
+    for name in list(feats):
+        if name.startswith("avx512") or name.startswith("amx"):
+            feats[name] = False
+    code = textwrap.dedent("""
+        import re, numpy as np, numba
+        from darknetpy.cpu import gemm
+        assert not gemm.USE_ASM
+        rng = np.random.default_rng(4)
+        for M, K, N in [(13, 37, 101), (16, 600, 97), (9, 20, 800), (24, 300, 385)]:
+            a = rng.standard_normal((M, K), np.float32)
+            b = rng.standard_normal((K, N), np.float32)
+            b[0, :3] = [np.inf, np.nan, -0.0]
+            c = np.empty((M, N), np.float32)
+            for nt in (1, 2):
+                numba.set_num_threads(min(nt, numba.config.NUMBA_NUM_THREADS))
+                gemm.PAR_MIN_FLOPS = 0
+                gemm.gemm_exact(a, b, c)
+                r = gemm.gemm_reference(a, b)
+                same = (c.view(np.uint32) == r.view(np.uint32)) | (np.isnan(c) & np.isnan(r))
+                assert same.all(), (M, K, N, nt)
+        asm = "".join(gemm._gemm_block.inspect_asm().values())
+        if asm:     # compiled in this run (not loaded from the cache)
+            assert "vmulps" in asm and "%ymm" in asm and "%zmm" not in asm
+            assert not re.search(r"\\bv?f(n)?m(add|sub)", asm)
+        print("OK", len(asm))
+    """)
+    env = dict(os.environ, NUMBA_CPU_FEATURES=feats.flatten(), PYTHONPATH=ROOT,
+               NUMBA_CACHE_DIR=os.path.join(ROOT, ".cache", "numba-test-noavx512"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]

@@ -77,15 +77,20 @@ PAR_MIN_FLOPS = 4e6     # below this many flops a call runs on one thread
 
 
 def _use_asm():
-    if numba.config.CPU_NAME not in (None, "host"):
-        return False
+    """Inline AVX-512 assembly iff numba compiles for x86-64 with avx512f.
+
+    Decided from the same target features numba puts in its cache key
+    (NUMBA_CPU_FEATURES, else the host's), so a cached kernel always matches.
+    """
     try:
         llb.initialize_native_asmparser()
         triple = llb.get_process_triple()
-        feats = llb.get_host_cpu_features()
+        feats = numba.config.CPU_FEATURES
+        if feats is None:
+            feats = llb.get_host_cpu_features().flatten()
     except Exception:  # pragma: no cover
         return False
-    return triple.startswith("x86_64") and bool(feats.get("avx512f"))
+    return triple.startswith("x86_64") and "+avx512f" in feats.split(",")
 
 
 USE_ASM = _use_asm()
