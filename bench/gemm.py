@@ -57,9 +57,38 @@ def _blas_set_threads():
     return None
 
 
+def _idle_fraction(dt=0.25):
+    """Fraction of all CPUs idle over dt seconds (Linux /proc/stat)."""
+    def read():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+    i0, t0 = read()
+    time.sleep(dt)
+    i1, t1 = read()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+_WAIT_IDLE = 0.0
+
+
+def _wait_idle(timeout=30.0):
+    """On a shared machine: wait (up to timeout) until the CPUs are idle."""
+    if _WAIT_IDLE <= 0:
+        return
+    t = time.time()
+    while time.time() - t < timeout:
+        try:
+            if _idle_fraction() >= _WAIT_IDLE:
+                return
+        except OSError:
+            return
+
+
 def _time(fn, reps, clock=time.perf_counter):
     ts = []
     for _ in range(reps):
+        _wait_idle()
         t = clock()
         fn()
         ts.append(clock() - t)
@@ -73,6 +102,9 @@ def main():
     ap.add_argument("--shapes", default=None)
     ap.add_argument("--no-fast", action="store_true")
     ap.add_argument("--no-exact", action="store_true")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="FRACTION",
+                    help="before each run wait (up to 30 s) until this fraction of "
+                         "the CPUs is idle (shared machines)")
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
                     help="thread: this thread's CPU time (1 thread only; leaves out "
                          "time the machine gave to other processes)")
@@ -81,6 +113,8 @@ def main():
     if args.shapes:
         shapes = [SHAPES[int(i)] for i in args.shapes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
+    global _WAIT_IDLE
+    _WAIT_IDLE = args.wait_idle
     clock = time.perf_counter
     if args.clock == "thread":
         if threads != [1]:
