@@ -63,6 +63,10 @@ def _net_options(section: Section) -> NetOptions:
     inputs = get("inputs", h * w * c)
     if not inputs and not (h and w and c):
         raise CfgError(f"{section.where()}: no input size: set width, height and channels")
+    if h and w and c and inputs != h * w * c:
+        raise CfgError(f"{section.where('inputs')}: inputs={inputs} but width x height x channels = {h * w * c}")
+    if inputs < 1:
+        raise CfgError(f"{section.where('inputs')}: inputs={inputs} must be at least 1")
     for key in _NET_INTS:
         get(key, 0)
     section.get_str("policy")
@@ -88,6 +92,7 @@ class Network:
         if compat not in COMPAT:
             raise DarknetError(f"unknown compat {compat!r} (the only choice is darknet-cpu)")
         self.cfg_path = os.fspath(cfg_path)
+        self.warn = warn
         self.numerics = NUMERICS[numerics]
         self.compat = compat
         sections = cfgmod.read_cfg(self.cfg_path)

@@ -135,7 +135,7 @@ _runs: dict = {}  # (model, flavor, input hash) -> (first mismatch, output layer
 
 
 def network(model_name: str, flavor: str) -> Network:
-    """One network at a time (weights are memory-mapped, so switching is cheap)."""
+    """One network at a time, to bound memory (loading a network takes well under a second)."""
     numerics, compat = FLAVOR_SETTINGS[flavor]
     if "yolo9000" not in model_name:
         compat = None

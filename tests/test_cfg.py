@@ -192,3 +192,14 @@ def test_impossible_layers_name_the_line(tmp_path, text, message):
     with pytest.raises(CfgError, match=message) as e:
         Network(p, warn=None)
     assert str(e.value).startswith(f"{p}:")
+
+
+@pytest.mark.parametrize("net,message", [
+    ("[net]\nwidth=8\nheight=8\nchannels=3\ninputs=100\n", "inputs=100 but width x height x channels = 192"),
+    ("[net]\ninputs=-3\n", "inputs=-3 must be at least 1"),
+])
+def test_net_inputs_must_agree(tmp_path, net, message):
+    p = tmp_path / "n.cfg"
+    p.write_text(net + "[softmax]\n")
+    with pytest.raises(CfgError, match=message):
+        Network(p, warn=None)

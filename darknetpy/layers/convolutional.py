@@ -29,8 +29,9 @@ class Convolutional(Layer):
             self.padding = self.size // 2
         name = s.get_str("activation", "logistic")
         if name not in activations.CODES:
-            print(f"{s.where('activation')}: Couldn't find activation function {name}, going with ReLU",
-                  file=sys.stderr)
+            if net.warn is not None:
+                print(f"{s.where('activation')}: Couldn't find activation function {name}, going with ReLU",
+                      file=net.warn)
         self.activation_name = name if name in activations.CODES else "relu"
         self.activation = activations.CODES[self.activation_name]
         self.batch_normalize = s.get_int("batch_normalize", 0) != 0

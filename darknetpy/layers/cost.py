@@ -16,7 +16,8 @@ class Cost(Layer):
         super().__init__(index, section, in_shape, net)
         kind = section.get_str("type", "sse")
         if kind not in COST_TYPES:
-            print(f"{section.where('type')}: Couldn't find cost type {kind}, going with SSE", file=sys.stderr)
+            if net.warn is not None:
+                print(f"{section.where('type')}: Couldn't find cost type {kind}, going with SSE", file=net.warn)
         for key, default in (("scale", 1), ("ratio", 0), ("noobj", 1), ("thresh", 0)):
             section.get_float(key, default)
         self.out_shape = (self.inputs, 1, 1)

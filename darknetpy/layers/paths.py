@@ -19,7 +19,16 @@ def resolve(section, key: str) -> str | None:
 def read_map(path: str) -> list[int]:
     """Darknet's `read_map`: one integer per line."""
     try:
-        with open(path) as f:
-            return [int(line.split()[0]) for line in f if line.strip()]
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise CfgError(f"{path}: cannot read map file: {e}") from None
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CfgError(f"{path}: cannot read map file: {getattr(e, 'strerror', None) or 'not text'}") from None
+    values = []
+    for lineno, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                values.append(int(line.split()[0]))
+            except ValueError:
+                raise CfgError(f"{path}:{lineno}: a map file holds one class index per line, "
+                               f"found {line.strip()[:40]!r}") from None
+    return values
