@@ -22,6 +22,8 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "gpu": ["cupy-cuda12x>=13"],
         "bench": ["onnxruntime>=1.17", "onnx>=1.15"],
+        "ray": ["ray[data]>=2.9"],
+        "progress": ["tqdm>=4.60"],
     },
     entry_points={"console_scripts": ["darknetpy=darknetpy.cli:main"]},
     classifiers=[
