@@ -194,6 +194,16 @@ def _plain(v):
     return v
 
 
+def _threads_per_actor(workers: int) -> int:
+    """CPUs (and Numba threads) per actor: the cluster's CPUs shared among the actors, but
+    no more than the largest machine has (an actor asking for more is never scheduled)."""
+    import ray
+
+    nodes = [n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    total = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(total // workers, int(max(nodes, default=total))))
+
+
 def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, stdin=None,
             progress: bool | None = None) -> int:
     """The many-input `detect` on Ray Data: the same JSON Lines as the local pipeline (to
@@ -201,7 +211,7 @@ def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, s
     import ray
     import ray.data
 
-    from .batch import InterruptGuard, JsonLines, Progress, planned_total
+    from .batch import InterruptGuard, JsonLines, Progress
 
     import logging
 
@@ -214,7 +224,7 @@ def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, s
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         ray.init(address=args.ray, log_to_driver=False, configure_logging=False)
-    threads = args.threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
+    threads = args.threads or _threads_per_actor(workers)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
@@ -224,7 +234,7 @@ def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, s
     rows = list(_rows(sources, every, stdin))
     guard = InterruptGuard()
     writer = JsonLines(args.json if args.json is not None else "-", guard)
-    bar = Progress(planned_total(sources, every) if rows is None else len(rows), enabled=progress)
+    bar = Progress(len(rows), enabled=progress)
     interrupted = False
     try:
         with guard:
