@@ -642,7 +642,8 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                 flags = 1 if first else 0
                 if h == MR and w == nv * VW:
                     coff = i0 * N + jb
-                    if nt_ok and pc + kc == K and (caddr + 4 * coff) % 64 == 0:
+                    # every row of the tile must be 64-byte aligned, not only the first
+                    if nt_ok and pc + kc == K and N % VW == 0 and (caddr + 4 * coff) % 64 == 0:
                         flags += 2
                     _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, N,
                             flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
