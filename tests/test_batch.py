@@ -302,6 +302,32 @@ def test_cli_matches_the_one_image_commands_json(tiny, folder, tmp_path):
     new = [json.loads(line) for line in many.stdout.splitlines()]
     assert [o["detections"] for o in old] == [n["detections"] for n in new]
     assert [o["path"] for o in old] == [n["path"] for n in new] == [str(f) for f in files]
+    # and the same printed lines, in the same order
+    lines = run("detect", cfg, weights, *files, "--batch", "2", "-thresh", THRESH)
+    assert lines.returncode == 0, lines.stderr
+
+    def printed(text):
+        return [line.split(": Predicted in ")[0] if ": Predicted in " in line else line for line in text.splitlines()]
+
+    assert printed(lines.stdout) == printed(legacy.stdout) and len(legacy.stdout.splitlines()) > 4
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_cli_folder_prints_c_darknets_lines(tmp_path):
+    """A folder of the kit's images through the pipeline prints what C Darknet printed."""
+    spec = kit.model("yolov2-tiny")
+    cases = [c for c in kit.cases() if c["model"] == "yolov2-tiny" and c["image"].endswith(".png")][:3]
+    folder = tmp_path / "kit"
+    folder.mkdir()
+    for n, c in enumerate(cases):  # numbered, so that the folder's order is the cases' order
+        (folder / f"{n}-{os.path.basename(c['image'])}").write_bytes(kit.image_path(c).read_bytes())
+    r = run("detector", "test", kit.KIT / spec["data"], kit.cfg_path("yolov2-tiny"),
+            kit.weights(spec["weights"]), folder, "-thresh", "0.25", "--batch", "2", cwd=kit.KIT / "darknet")
+    assert r.returncode == 0, r.stderr
+    got = [line for line in r.stdout.splitlines() if ": Predicted in " not in line]
+    want = [line for c in cases
+            for line in next(d["lines"] for d in c["results"]["stock"]["detections"] if d["thresh"] == "0.25")]
+    assert got == want
 
 
 def test_cli_quoted_glob_and_stdin(tiny, folder, tmp_path):
