@@ -297,8 +297,11 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-thresh", type=float, default=0.5, help="print and draw classes with probability above this (.5)")
     p.add_argument("-hier", type=float, default=0.5, help="YOLO9000: threshold to descend the tree (.5)")
     p.add_argument("-nms", type=float, default=0.45, help="non-maximum suppression IoU (.45; 0 turns it off)")
-    p.add_argument("-out", default=None, metavar="NAME", help="save the drawn image as NAME.jpg (predictions.jpg)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write one JSON object per image (- for stdout)")
+    p.add_argument("-out", default=None, metavar="NAME", help="save the drawn image as NAME.jpg (predictions.jpg; "
+                                                                 "image files only: with many inputs use --outdir)")
+    p.add_argument("--json", default=None, metavar="FILE", help="JSON Lines, one object per image or video frame "
+                                                                 "(- for stdout); with many inputs each line is "
+                                                                 "written as its image completes")
     p.add_argument("--no-draw", action="store_true", help="do not write the predictions image")
     g = p.add_argument_group("many images (folders, globs, videos, - for paths on stdin)")
     g.add_argument("--outdir", default=None, metavar="DIR",
