@@ -114,10 +114,12 @@ def test_exact_layer_shapes(shape, threads):
 
 
 @pytest.mark.parametrize("offset", [0, 1, 6, 12])
-def test_exact_large_c_any_alignment(offset, threads):
+@pytest.mark.parametrize("N", [65536 + 16, 65536 + 5])
+def test_exact_large_c_any_alignment(offset, N, threads):
     """C big enough for the aligned, non-temporal store path, placed at
-    every 16-byte phase of a cache line (and one 4-byte phase)."""
-    M, K, N = 32, 27, 65536 + 16
+    every 16-byte phase of a cache line (and one 4-byte phase); rows all
+    aligned alike (N % 16 == 0) or not."""
+    M, K = 32, 27
     rng = np.random.default_rng(offset)
     a, b = rand(rng, (M, K)), rand(rng, (K, N))
     raw = np.full(M * N + 64, np.nan, np.float32)
