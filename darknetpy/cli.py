@@ -84,11 +84,23 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _output_dir(path: str) -> None:
+    """Create the dump folder first, so a bad -o fails before the forward pass."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise DarknetError(f"{path}: exists and is not a folder") from None
+    except OSError as e:
+        raise DarknetError(f"{path}: cannot create the output folder: {e.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DarknetError(f"{path}: the output folder is not writable")
+
+
 def cmd_dump(args) -> int:
     net = _load(args)
     x = net.load_input(args.image, args.decoder)
+    _output_dir(args.out)
     outputs = net.forward_layers(x)
-    os.makedirs(args.out, exist_ok=True)
 
     def save(name: str, a: np.ndarray) -> None:
         data = _npy_bytes(a)

@@ -53,7 +53,8 @@ def test_dump_writes_every_layer_with_the_kit_hashes(tmp_path):
     assert layer.shape == tuple(records[15]["shape"]) and kit.sha256_f32(layer) == records[15]["sha256"]
 
 
-@pytest.mark.parametrize("case", ["missing_cfg", "broken_cfg", "truncated_weights", "missing_image", "bad_numerics"])
+@pytest.mark.parametrize("case", ["missing_cfg", "broken_cfg", "truncated_weights", "missing_image", "bad_numerics",
+                                  "out_is_a_file"])
 def test_user_errors_are_one_line_and_exit_2(tmp_path, case):
     cfg = tmp_path / "t.cfg"
     cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=2\nsize=3\npad=1\n"
@@ -72,6 +73,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, case):
         weights.write_bytes(weights.read_bytes()[:-8])
     elif case == "missing_image":
         args[3] = tmp_path / "none.png"
+    elif case == "out_is_a_file":
+        (tmp_path / "out").write_text("")
     else:
         args.append("--numerics=bogus")
     r = run(*args)
@@ -80,7 +83,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, case):
     if case != "bad_numerics":
         errors = [line for line in r.stderr.splitlines() if line.startswith("darknetpy: error:")]
         assert len(errors) == 1, r.stderr
-    assert not (tmp_path / "out" / "layers.json").exists()
+    assert not (tmp_path / "out" / "layers.json").exists() and not (tmp_path / "out" / "input.npy").exists()
 
 
 def _model_params():
