@@ -99,6 +99,10 @@ ARGS = parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
     # Numba sizes its thread pool when it starts: it must allow the largest count asked for.
     os.environ.setdefault("NUMBA_NUM_THREADS", str(max(ARGS.threads)))
+    # A cache of its own: Numba looks up compiled code by the source file's timestamp, so a
+    # kernel edited (and recompiled by another process) while a long run is going would
+    # hand this process machine code built from a different source. Children inherit it.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(CACHE / "numba-cache"))
     if int(os.environ["NUMBA_NUM_THREADS"]) < max(ARGS.threads):
         sys.exit(f"NUMBA_NUM_THREADS={os.environ['NUMBA_NUM_THREADS']} is below --threads {max(ARGS.threads)}")
 
