@@ -331,6 +331,20 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=_positive, default=None, metavar="N", help="Ray actors, one network each (1)")
 
 
+_PATHS_HELP = ("images, folders (walked for images), globs, videos, or - for paths on stdin "
+               "(none: prompt for paths on stdin, as Darknet)")
+
+
+def _model_args(p: argparse.ArgumentParser, action: str | None, paths_help: str) -> None:
+    """[ACTION DATA] CFG WEIGHTS PATH...: Darknet's positional arguments."""
+    if action is not None:
+        p.add_argument("action", metavar=action, choices=(action,))
+        p.add_argument("data", metavar="DATA")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("images", metavar="PATH", nargs="*", help=paths_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="darknetpy", description="Darknet (YOLOv2, YOLO9000, Darknet-19) in Python, "
                                      "bit for bit")
@@ -338,33 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("detect", help="detect objects like './darknet detect' (names chosen by class count)")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="PATH", nargs="*",
-                   help="images, folders (walked for images), globs, videos, or - for paths on stdin "
-                        "(none: prompt for paths on stdin, as Darknet)")
+    _model_args(p, None, _PATHS_HELP)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("detector", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
-    p.add_argument("action", metavar="test", choices=("test",))
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="PATH", nargs="*",
-                   help="images, folders (walked for images), globs, videos, or - for paths on stdin "
-                        "(none: prompt for paths on stdin, as Darknet)")
+    _model_args(p, "test", _PATHS_HELP)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
 
     p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
-    p.add_argument("action", metavar="predict", choices=("predict",))
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="IMAGE", nargs="*", help="images (none: read paths from stdin)")
+    _model_args(p, "predict", "images (none: read paths from stdin)")
     p.add_argument("-t", type=int, default=0, metavar="TOP", help="how many classes to print (the .data file's top=)")
     _numerics_args(p)
     p.set_defaults(func=cmd_classifier)

@@ -10,9 +10,7 @@ class Avgpool(Layer):
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
-        c, h, w = in_shape
-        if not (c and h and w):
-            raise self.error("the layer before must output an image")
+        c, h, w = self.image_input()
         self.out_shape = (c, 1, 1)
         self.outputs = c
 

@@ -40,6 +40,13 @@ class Layer:
     def error(self, message: str, key: str | None = None) -> CfgError:
         return CfgError(f"{self.section.where(key)}: layer {self.index} ({self.type}): {message}")
 
+    def image_input(self) -> tuple[int, int, int]:
+        """The input's (c, h, w), for layers that need an image (not a flat vector)."""
+        c, h, w = self.in_shape
+        if not (c and h and w):
+            raise self.error("the layer before must output an image")
+        return c, h, w
+
     def positive(self, key: str, default: int) -> int:
         value = self.section.get_int(key, default)
         if value < 1:

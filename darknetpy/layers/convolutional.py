@@ -15,9 +15,7 @@ class Convolutional(Layer):
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
-        c, h, w = in_shape
-        if not (c and h and w):
-            raise self.error("the layer before must output an image")
+        c, h, w = self.image_input()
         s = section
         self.filters = self.positive("filters", 1)
         self.size = self.positive("size", 1)

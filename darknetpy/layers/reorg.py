@@ -11,9 +11,7 @@ class Reorg(Layer):
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
-        c, h, w = in_shape
-        if not (c and h and w):
-            raise self.error("the layer before must output an image")
+        c, h, w = self.image_input()
         self.stride = self.positive("stride", 1)
         self.reverse = section.get_int("reverse", 0) != 0
         for key in ("flatten", "extra"):
