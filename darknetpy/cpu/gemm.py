@@ -564,7 +564,8 @@ def _pack_a_panels(a, ap, p0, p1, kcs):
 def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
-    j0 is a multiple of NR; bp holds kcs * NCP * NR floats, tile MR * NR.
+    j0 is a multiple of NR; bp holds a chunk of the widest column block
+    (_bp_size), tile MR * NR floats.
     For each block of NC columns (jc) and chunk of kcs rows of B (pc), the
     tiles (p, mp) -- row panel p, micro-panel mp of NR columns -- are
     visited panel by panel: the A panel stays in L1 and the packed B block
@@ -737,22 +738,30 @@ def _gemm_serial(a, b, c):
     npan = _cdiv(M, MR)
     kcs = _chunk(K, N)
     ap = _aligned_empty(_ap_size(M, K, N, kcs))
-    bp = _aligned_empty(kcs * NCP * NR)
+    bp = _aligned_empty(_bp_size(N, kcs))
     tile = _aligned_empty(MR * NR)
     _block_aligned(a, ap, b, c, np.int64(0), npan, np.int64(0), N, kcs, bp, tile, _col_shift(c),
                    np.bool_(True))
 
 
 @njit(cache=True)
-def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring):
-    """One thread's share: take work units from counter until none is left."""
+def _bp_size(N, kcs):
+    """Floats of packed B for one thread: a chunk of its widest column block."""
+    return kcs * min(NCP, _cdiv(N, NR)) * NR
+
+
+@njit(cache=True)
+def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring, work):
+    """One thread's share: take work units from counter until none is left.
+    work: this thread's scratch (packed B, edge tile, ring A)."""
     M, K = a.shape
     N = b.shape[1]
     npan = _cdiv(M, MR)
-    bp = _aligned_empty(kcs * NCP * NR)
-    tile = _aligned_empty(MR * NR)
+    nbp = _bp_size(per if by_cols else N, kcs)
+    bp = work[:nbp]
+    tile = work[nbp:nbp + MR * NR]
     if ring:
-        ap = _aligned_empty(MR * kcs)
+        ap = work[nbp + MR * NR:nbp + MR * NR + MR * kcs]
     while True:
         u = _atomic_next(counter)
         if u >= nunits:
@@ -767,7 +776,8 @@ def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring):
         else:
             p0 = u * per
             p1 = min(npan, p0 + per)
-            _block_aligned(a, ap, b, c, p0, p1, np.int64(0), N, kcs, bp, tile, shift, np.bool_(True))
+            _block_aligned(a, ap, b, c, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
+                           np.bool_(True))
 
 
 @njit(cache=True, parallel=True)
@@ -781,13 +791,18 @@ def _gemm_parallel(a, b, c, nt):
     ap = _aligned_empty(0 if ring else npan * MR * K)
     shift = _col_shift(c)
     counter = np.zeros(16, np.int64)
+    # per-thread scratch, allocated here (not in the threads: their malloc
+    # arenas would map and fault in fresh pages at every call), 64-byte rows
+    nwork = _cdiv(_bp_size(per if by_cols else N, kcs) + MR * NR + MR * kcs, 16) * 16
+    work = _aligned_empty(nt * nwork)
     if by_cols:
         # every column unit needs all of A: pack it first
         pp = _cdiv(npan, nt)
         for t in prange(nt):
             _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
-        _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring)
+        _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring,
+                work[t * nwork:(t + 1) * nwork])
 
 
 def _num_threads():
