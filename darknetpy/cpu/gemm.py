@@ -72,7 +72,8 @@ PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
 NT_STORES = True        # non-temporal stores for the final values of a large C ...
 NT_MIN_BYTES = 8 << 20  # ... of at least this size
 SHIFT_MIN_N = 2048      # align C tiles to 64 bytes (a narrow first strip) from this N
-UNITS_PER_THREAD = 4    # work units per thread, taken dynamically
+UNITS_PER_THREAD = 4    # work units per thread, taken dynamically ...
+ROW_UNIT_MIN = 6        # ... but row units of at least this many panels when possible
 PAR_MIN_FLOPS = 4e6     # below this many flops a call runs on one thread
 
 
@@ -679,7 +680,10 @@ def _split(M, N, nt):
     if nj >= 2 * target or nj >= npan:
         per = _cdiv(nj, target) * NR
         return True, per, _cdiv(N, per)
-    per = _cdiv(npan, target)
+    # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
+    # there are enough, with a whole number of units per thread
+    nunits = min(target, npan // ROW_UNIT_MIN) // nt * nt
+    per = _cdiv(npan, max(nt, nunits))
     return False, per, _cdiv(npan, per)
 
 
