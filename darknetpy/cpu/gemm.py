@@ -74,6 +74,7 @@ NT_MIN_BYTES = 8 << 20  # ... of at least this size
 SHIFT_MIN_N = 2048      # align C tiles to 64 bytes (a narrow first strip) from this N
 UNITS_PER_THREAD = 4    # work units per thread, taken dynamically ...
 ROW_UNIT_MIN = 6        # ... but row units of at least this many panels when possible
+COL_SPLIT_MAX_A = 8 << 20   # split few columns among threads if A is at most this big
 PAR_MIN_FLOPS = 4e6     # below this many flops a call runs on one thread
 
 
@@ -634,10 +635,8 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                         for k in range(kc):
                             src = (pc + k) * N + jb
                             d = boff + k * ldp
-                            for jj in range(w):
-                                bp[d + jj] = bf[src + jj]
-                            for jj in range(w, ldp):
-                                bp[d + jj] = 0.0
+                            bp[d:d + w] = bf[src:src + w]
+                            bp[d + w:d + ldp] = 0.0
                 apf = 0 if ring else kc * MR    # next panel's A slice, prefetched
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
@@ -666,7 +665,7 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
 
 
 @njit(cache=True)
-def _split(M, N, nt):
+def _split(M, N, nt, K):
     """Work units for nt threads: (by_cols, size, count).
 
     By columns (size: columns, a multiple of NR) when there are enough
@@ -677,7 +676,8 @@ def _split(M, N, nt):
     npan = _cdiv(M, MR)
     nj = _cdiv(N, NR)
     target = nt * UNITS_PER_THREAD
-    if nj >= 2 * target or nj >= npan:
+    # by columns every thread reads all of (packed) A: fine while A is small
+    if nj >= 2 * target or nj >= npan or (nj >= 2 * nt and M * K * 4 <= COL_SPLIT_MAX_A):
         per = _cdiv(nj, target) * NR
         return True, per, _cdiv(N, per)
     # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
@@ -789,7 +789,7 @@ def _gemm_parallel(a, b, c, nt):
     M, K = a.shape
     N = b.shape[1]
     npan = _cdiv(M, MR)
-    by_cols, per, nunits = _split(M, N, nt)
+    by_cols, per, nunits = _split(M, N, nt, K)
     kcs = _chunk(K, per if by_cols else N)
     ring = not by_cols and _ap_size(M, K, N, kcs) < npan * MR * K
     ap = _aligned_empty(0 if ring else npan * MR * K)
