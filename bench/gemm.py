@@ -1,10 +1,14 @@
 """Benchmark darknetpy's convolution GEMM kernels on real layer shapes.
 
     python bench/gemm.py [--threads 1,2] [--reps 5] [--shapes 0,3,5] [--no-fast]
+                         [--clock wall|thread] [--wait-idle 0.9]
 
 Prints GFLOP/s per thread (2*M*N*K / time / threads), median and best of
 ``--reps`` runs, for gemm_exact and gemm_fast (BLAS, thread count set to
-the same number through OpenBLAS's own API when it can be found).
+the same number through OpenBLAS's own API when it can be found).  On a
+shared machine, --clock thread (1 thread) leaves out time given to other
+processes; --wait-idle waits for idle CPUs before each run (but then the
+idle worker threads have to be woken up, which a VM can make slow).
 """
 
 import argparse
