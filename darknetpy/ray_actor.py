@@ -32,7 +32,6 @@ class given `num_gpus=1` in map_batches (one GPU per actor, larger `batch_size`)
 from __future__ import annotations
 
 import os
-import sys
 from typing import Sequence
 
 import numpy as np

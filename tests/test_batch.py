@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
@@ -49,9 +48,8 @@ softmax=1
 """
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
+def write_tiny_model(folder):
+    """TINY_CFG and a weights file of seeded random values, in `folder`."""
     cfg = folder / "tiny.cfg"
     cfg.write_text(TINY_CFG)
     rng = np.random.default_rng(7)
@@ -60,6 +58,11 @@ def tiny(tmp_path_factory):
     weights.write_bytes(np.array([0, 2, 0], "<i4").tobytes() + bytes(8)
                         + np.concatenate(arrays).astype("<f4").tobytes())
     return cfg, weights
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 def write_image(path, w, h, seed):

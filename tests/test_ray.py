@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 try:
@@ -16,21 +15,15 @@ except ImportError:
 
 pytestmark = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'darknet-exact[ray]')")
 
-from test_batch import ENV, TINY_CFG, write_image  # noqa: E402
+from test_batch import ENV, write_image, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ray")
-    cfg = folder / "tiny.cfg"
-    cfg.write_text(TINY_CFG)
-    rng = np.random.default_rng(7)
-    arrays = [rng.normal(0, 0.1, 4), rng.normal(0, 0.5, 4 * 3 * 9), rng.normal(0, 0.3, 14), rng.normal(0, 0.8, 14 * 4)]
-    weights = folder / "tiny.weights"
-    weights.write_bytes(np.array([0, 2, 0], "<i4").tobytes() + bytes(8)
-                        + np.concatenate(arrays).astype("<f4").tobytes())
-    images = [write_image(folder / "images" / f"{i:03d}.{'png' if i % 3 else 'jpg'}", 20 + i, 60 - i, i)
-              for i in range(50)]
+    cfg, weights = write_tiny_model(folder)
+    for i in range(50):
+        write_image(folder / "images" / f"{i:03d}.{'png' if i % 3 else 'jpg'}", 20 + i, 60 - i, i)
     (folder / "images" / "025b.png").write_bytes(b"not an image")
     return cfg, weights, folder / "images"
 

@@ -1,5 +1,4 @@
 """im2col in Darknet's row order (channel, ky, kx), so the GEMM sums in Darknet's order."""
-import numpy as np
 from numba import njit, prange
 
 

@@ -1,7 +1,6 @@
 """[convolutional]: im2col + GEMM, batch norm or bias, activation (Darknet's forward)."""
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 

@@ -1,6 +1,5 @@
 """[cost]: a training layer. At inference Darknet leaves its output buffer as allocated
 (zeros) and the network's output is the last layer before it."""
-import sys
 
 import numpy as np
 
