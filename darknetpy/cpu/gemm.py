@@ -1,7 +1,8 @@
 """Convolution GEMM kernels for the CPU backend.
 
-``gemm_exact(a, b, c)`` writes ``c = a @ b`` for float32 C-contiguous
-``a`` (M, K), ``b`` (K, N) and ``c`` (M, N) with exactly the arithmetic of C
+``gemm_exact(a, b, c)`` writes ``c = a @ b`` for float32 ``a`` (M, K),
+``b`` (K, N) and ``c`` (M, N) -- each row contiguous, the rows any stride
+apart (column blocks of a wider matrix) -- with exactly the arithmetic of C
 Darknet's ``gemm_nn`` (ALPHA = 1, C zero-filled first): every output starts
 from +0.0f and adds ``a[i, k] * b[k, j]`` for k = 0, 1, ..., K-1 in that
 order, the product and the sum each rounded to float32 -- no fused
@@ -525,47 +526,48 @@ def _chunk(K, N):
 
 
 @njit(cache=True)
-def _pack_a_slice(a, ap, p, pc, kc, base):
+def _pack_a_slice(af, lda, M, ap, p, pc, kc, base):
     """Pack A[p*MR : p*MR + MR, pc : pc + kc] (rows past M as zeros) at
-    ap[base], k-major: MR consecutive floats per k."""
-    M, K = a.shape
+    ap[base], k-major: MR consecutive floats per k.  A[i, k] is af[i*lda + k]."""
     i0 = p * MR
     if i0 + MR <= M:
         k16 = kc - kc % VW
         for k0 in range(0, k16, VW):
-            _pack_a16(a, i0 * K + pc + k0, K, ap, base + k0 * MR)
+            _pack_a16(af, i0 * lda + pc + k0, lda, ap, base + k0 * MR)
         for k in range(k16, kc):
             for r in range(MR):
-                ap[base + k * MR + r] = a[i0 + r, pc + k]
+                ap[base + k * MR + r] = af[(i0 + r) * lda + pc + k]
     else:
         h = M - i0
         for k in range(kc):
             for r in range(h):
-                ap[base + k * MR + r] = a[i0 + r, pc + k]
+                ap[base + k * MR + r] = af[(i0 + r) * lda + pc + k]
             for r in range(h, MR):
                 ap[base + k * MR + r] = 0.0
 
 
 @njit(cache=True)
-def _pack_a_panels(a, ap, p0, p1, kcs):
+def _pack_a_panels(af, lda, M, K, ap, p0, p1, kcs):
     """Pack rows [p0*MR, p1*MR) of A (zero-padded to whole panels).
 
     Layout: for each k chunk [pc, pc+kc) (pc a multiple of kcs), all panels
     one after the other, each k-major: ap[pc*Mp + (p*kc + k - pc)*MR + r]
     = a[p*MR + r, k], Mp = MR * number of panels.
     """
-    M, K = a.shape
     Mp = _cdiv(M, MR) * MR
     for pc in range(0, K, kcs):
         kc = min(kcs, K - pc)
         for p in range(p0, p1):
-            _pack_a_slice(a, ap, p, pc, kc, pc * Mp + p * kc * MR)
+            _pack_a_slice(af, lda, M, ap, p, pc, kc, pc * Mp + p * kc * MR)
 
 
 @njit(cache=True)
-def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
+def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile,
+                nt_ok, pack_a, ring):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
+    A (M x K), B (K x N), C (M x N) are the flat arrays af, bf, cf with row
+    strides lda, ldb, ldc (in floats).
     j0 is a multiple of NR; bp holds a chunk of the widest column block
     (_bp_size), tile MR * NR floats.
     For each block of NC columns (jc) and chunk of kcs rows of B (pc), the
@@ -577,14 +579,9 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
     the A panels are packed here, in the first column block, by the kernels
     of the first micro-panel (fused) or beforehand.
     """
-    M, N = c.shape
-    K = b.shape[0]
     Mp = _cdiv(M, MR) * MR
-    cf = c.reshape(-1)
-    bf = b.reshape(-1)
     caddr = cf.ctypes.data
     ncb = NCP * NR
-    af = a.reshape(-1)
     # ring (pack_a, one column block, nothing after this call needs packed
     # A): all packed A slices share ap[0 : MR * kcs], which stays in cache
     ring = ring and pack_a and j1 - j0 <= ncb
@@ -606,7 +603,7 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                     # will be written with non-temporal stores)
                     p2 = p0 + (t + dk) // nmp
                     mp2 = t + dk - (p2 - p0) * nmp
-                    _prefetch_tile(cf, p2 * MR * N + jc + mp2 * NR, N, min(MR, M - p2 * MR))
+                    _prefetch_tile(cf, p2 * MR * ldc + jc + mp2 * NR, ldc, min(MR, M - p2 * MR))
                 i0 = p * MR
                 h = min(MR, M - i0)
                 aoff = 0 if ring else pc * Mp + p * kc * MR
@@ -621,10 +618,10 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                     for q in range(mp * rpk, min(MR, (mp + 1) * rpk)):
                         row = i0 + MR + q
                         if row < M:
-                            _prefetch_span(af, row * K + pc, 4 * kc)
+                            _prefetch_span(af, row * lda + pc, 4 * kc)
                 if first_block and mp == 0:
                     if p == p0 or h < MR or w < NR or MR != 8:
-                        _pack_a_slice(a, ap, p, pc, kc, aoff)
+                        _pack_a_slice(af, lda, M, ap, p, pc, kc, aoff)
                     else:
                         fused = 2
                 if p == p0:
@@ -633,7 +630,7 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                     else:
                         ldp = nv * VW
                         for k in range(kc):
-                            src = (pc + k) * N + jb
+                            src = (pc + k) * ldb + jb
                             d = boff + k * ldp
                             bp[d:d + w] = bf[src:src + w]
                             bp[d + w:d + ldp] = 0.0
@@ -642,24 +639,24 @@ def _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
                 bpf = dk * NR
                 flags = 1 if first else 0
                 if h == MR and w == nv * VW:
-                    coff = i0 * N + jb
+                    coff = i0 * ldc + jb
                     # every row of the tile must be 64-byte aligned, not only the first
-                    if nt_ok and pc + kc == K and N % VW == 0 and (caddr + 4 * coff) % 64 == 0:
+                    if nt_ok and pc + kc == K and ldc % VW == 0 and (caddr + 4 * coff) % 64 == 0:
                         flags += 2
-                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, N,
-                            flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
+                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, ldc,
+                            flags, bf, pc * ldb + jb, ldb, bpf, af, i0 * lda + pc, lda)
                 else:
                     # edge tile: through the tile buffer
                     ldt = nv * VW
                     if not first:
                         for r in range(h):
                             for jj in range(w):
-                                tile[r * ldt + jj] = c[i0 + r, jb + jj]
+                                tile[r * ldt + jj] = cf[(i0 + r) * ldc + jb + jj]
                     _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, tile, i0 - i0, ldt,
-                            flags, bf, pc * N + jb, N, bpf, af, i0 * K + pc, K)
+                            flags, bf, pc * ldb + jb, ldb, bpf, af, i0 * lda + pc, lda)
                     for r in range(h):
                         for jj in range(w):
-                            c[i0 + r, jb + jj] = tile[r * ldt + jj]
+                            cf[(i0 + r) * ldc + jb + jj] = tile[r * ldt + jj]
     if nt_ok:
         _store_fence()
 
@@ -700,30 +697,29 @@ def _atomic_next(typingctx, counter):
 
 
 @njit(cache=True)
-def _col_shift(c):
+def _col_shift(cf, ldc, M, N):
     """Columns before the first one whose rows all start 64-byte aligned in C
     (0 when the rows do not share an alignment, or when C is small enough
     that the extra edge tiles would cost more than aligned stores gain)."""
-    M, N = c.shape
-    if N % VW != 0 or N < SHIFT_MIN_N or M * N * 4 < NT_MIN_BYTES:
+    if ldc % VW != 0 or N < SHIFT_MIN_N or M * N * 4 < NT_MIN_BYTES:
         return 0
-    return ((-c.ctypes.data) % 64) // 4
+    return ((-cf.ctypes.data) % 64) // 4
 
 
 @njit(cache=True)
-def _block_aligned(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
+def _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile,
+                   shift, pack_a):
     """_gemm_block, with the columns [j0, j0 + shift) done on their own so
     that the other tiles of C are 64-byte aligned."""
-    M, N = c.shape
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
     # (np.bool_/np.int64 of a constant: not a literal type, so the calls
     # share one compiled specialisation of the callee)
     no, yes = np.bool_(False), np.bool_(True)
     if shift > 0 and j0 + shift < j1:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
-        _gemm_block(a, ap, b, c, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
+        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
+        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
     else:
-        _gemm_block(a, ap, b, c, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
+        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
 
 
 @njit(cache=True)
@@ -736,16 +732,14 @@ def _ap_size(M, K, N, kcs):
 
 
 @njit(cache=True)
-def _gemm_serial(a, b, c):
-    M, K = a.shape
-    N = b.shape[1]
+def _gemm_serial(af, lda, bf, ldb, cf, ldc, M, K, N):
     npan = _cdiv(M, MR)
     kcs = _chunk(K, N)
     ap = _aligned_empty(_ap_size(M, K, N, kcs))
     bp = _aligned_empty(_bp_size(N, kcs))
     tile = _aligned_empty(MR * NR)
-    _block_aligned(a, ap, b, c, np.int64(0), npan, np.int64(0), N, kcs, bp, tile, _col_shift(c),
-                   np.bool_(True))
+    _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, np.int64(0), npan, np.int64(0), N,
+                   kcs, bp, tile, _col_shift(cf, ldc, M, N), np.bool_(True))
 
 
 @njit(cache=True)
@@ -755,11 +749,10 @@ def _bp_size(N, kcs):
 
 
 @njit(cache=True)
-def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring, work):
+def _worker(af, lda, bf, ldb, cf, ldc, M, K, N, ap, counter, by_cols, per, nunits, kcs, shift,
+            ring, work):
     """One thread's share: take work units from counter until none is left.
     work: this thread's scratch (packed B, edge tile, ring A)."""
-    M, K = a.shape
-    N = b.shape[1]
     npan = _cdiv(M, MR)
     nbp = _bp_size(per if by_cols else N, kcs)
     bp = work[:nbp]
@@ -775,25 +768,23 @@ def _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring, work):
             j0 = 0 if u == 0 else min(N, shift + u * per)
             j1 = min(N, shift + (u + 1) * per)
             if j0 < j1:
-                _block_aligned(a, ap, b, c, np.int64(0), npan, j0, j1, kcs, bp, tile,
+                _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, np.int64(0), npan, j0, j1, kcs, bp, tile,
                                shift if u == 0 else np.int64(0), np.bool_(False))
         else:
             p0 = u * per
             p1 = min(npan, p0 + per)
-            _block_aligned(a, ap, b, c, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
+            _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
                            np.bool_(True))
 
 
 @njit(cache=True, parallel=True)
-def _gemm_parallel(a, b, c, nt):
-    M, K = a.shape
-    N = b.shape[1]
+def _gemm_parallel(af, lda, bf, ldb, cf, ldc, M, K, N, nt):
     npan = _cdiv(M, MR)
     by_cols, per, nunits = _split(M, N, nt, K)
     kcs = _chunk(K, per if by_cols else N)
     ring = not by_cols and _ap_size(M, K, N, kcs) < npan * MR * K
     ap = _aligned_empty(0 if ring else npan * MR * K)
-    shift = _col_shift(c)
+    shift = _col_shift(cf, ldc, M, N)
     counter = np.zeros(16, np.int64)
     # per-thread scratch, allocated here (not in the threads: their malloc
     # arenas would map and fault in fresh pages at every call), 64-byte rows
@@ -803,10 +794,10 @@ def _gemm_parallel(a, b, c, nt):
         # every column unit needs all of A: pack it first
         pp = _cdiv(npan, nt)
         for t in prange(nt):
-            _pack_a_panels(a, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
+            _pack_a_panels(af, lda, M, K, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
-        _worker(a, ap, b, c, counter, by_cols, per, nunits, kcs, shift, ring,
-                work[t * nwork:(t + 1) * nwork])
+        _worker(af, lda, bf, ldb, cf, ldc, M, K, N, ap, counter, by_cols, per, nunits, kcs,
+                shift, ring, work[t * nwork:(t + 1) * nwork])
 
 
 def _num_threads():
@@ -828,9 +819,13 @@ _fast_get_num_threads = None
 
 def _check(a, b, c):
     for name, x in (("a", a), ("b", b), ("c", c)):
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 \
-                or not x.flags.c_contiguous:
-            raise TypeError("gemm: %s must be a 2-D C-contiguous float32 array" % name)
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2:
+            raise TypeError("gemm: %s must be a 2-D float32 array" % name)
+        rows, cols = x.shape
+        if x.size and ((cols > 1 and x.strides[1] != 4) or (rows > 1 and (
+                x.strides[0] % 4 != 0 or x.strides[0] < 4 * cols))):
+            raise TypeError("gemm: the rows of %s must be contiguous and not overlap "
+                            "(strides %s)" % (name, x.strides))
     M, K = a.shape
     if b.shape[0] != K or c.shape != (M, b.shape[1]):
         raise ValueError("gemm: shapes %s @ %s -> %s do not match"
@@ -839,21 +834,26 @@ def _check(a, b, c):
         raise ValueError("gemm: c is read-only")
 
 
-def _mutable_alias(x):
-    """x itself, or for a read-only array a writable view of the same memory
-    (only ever read here): numba then needs no second compilation for the
-    read-only array type."""
-    if x.flags.writeable:
-        return x
-    buf = (ctypes.c_char * x.nbytes).from_address(x.ctypes.data)
-    return np.frombuffer(buf, np.float32).reshape(x.shape)
+def _flat(x):
+    """(flat, ld): x's memory from its first to its last element as a 1-D
+    writable array (x is only read if it is read-only) and its row stride
+    in floats; numba then compiles one version for every layout."""
+    rows, cols = x.shape
+    ld = x.strides[0] // 4 if rows > 1 else cols
+    if x.flags.c_contiguous and x.flags.writeable:
+        return x.reshape(-1), ld
+    n = (rows - 1) * ld + cols
+    buf = (ctypes.c_char * (4 * n)).from_address(x.ctypes.data)
+    return np.frombuffer(buf, np.float32), ld
 
 
 def gemm_exact(a, b, c):
     """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
 
-    a: (M, K), b: (K, N), c: (M, N); float32, C-contiguous.  c must not
-    overlap a or b.  Uses numba.get_num_threads() threads.
+    a: (M, K), b: (K, N), c: (M, N); float32, each row contiguous, rows any
+    (positive) stride apart -- so c may be a column slice out[:, j0:j1] and
+    b a column block of a wider matrix.  c must not overlap a or b.  Uses
+    numba.get_num_threads() threads.
     """
     _check(a, b, c)
     M, K = a.shape
@@ -861,14 +861,14 @@ def gemm_exact(a, b, c):
     if M == 0 or N == 0:
         return c
     if K == 0:
-        c.fill(0.0)
+        c[...] = 0.0
         return c
-    a, b = _mutable_alias(a), _mutable_alias(b)
+    (af, lda), (bf, ldb), (cf, ldc) = _flat(a), _flat(b), _flat(c)
     nt = _num_threads()
     if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
-        _gemm_serial(a, b, c)
+        _gemm_serial(af, lda, bf, ldb, cf, ldc, M, K, N)
     else:
-        _gemm_parallel(a, b, c, nt)
+        _gemm_parallel(af, lda, bf, ldb, cf, ldc, M, K, N, nt)
     return c
 
 
