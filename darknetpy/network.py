@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import cfg as cfgmod
+from .backend import get_backend, plan_arena
 from .cfg import COMMON_OPTIONS, Section, warn_unused
 from .errors import CfgError, DarknetError
 from .image import letterbox_image, load_image_color, to_float_chw
@@ -76,17 +77,18 @@ def _net_options(section: Section) -> NetOptions:
 
 
 class Network:
-    """A Darknet network for inference on the CPU (batch 1, as `network_predict` runs it).
+    """A Darknet network for inference (batch 1, as `network_predict` runs it).
 
     numerics: "darknet" (default, the stock -Ofast build bit for bit), "ieee" (the build
     without fast-math), or "fast" (BLAS convolutions, not bit-exact).
     compat: None (YOLO9000's tree as Darknet's GPU build computes it) or "darknet-cpu"
     (the stock CPU build's tree softmax, NaNs and all; see layers/region.py).
+    device: "cpu" (default) or "cuda:N" (CuPy kernels, the same numerics on the GPU).
     """
 
     def __init__(self, cfg_path: str | os.PathLike, weights_path: str | os.PathLike | None = None,
                  numerics: str = "darknet", compat: str | None = None, warn=sys.stderr,
-                 max_memory: int | None = None):
+                 max_memory: int | None = None, device: str | int | None = "cpu"):
         if numerics not in NUMERICS:
             raise DarknetError(f"unknown numerics {numerics!r} (choose from {', '.join(NUMERICS)})")
         if compat not in COMPAT:
@@ -95,6 +97,7 @@ class Network:
         self.warn = warn
         self.numerics = NUMERICS[numerics]
         self.compat = compat
+        self.backend = get_backend(device)
         sections = cfgmod.read_cfg(self.cfg_path)
         self.options = _net_options(sections[0])
         self.layers: list[Layer] = []
@@ -107,7 +110,15 @@ class Network:
         else:
             for layer in self.layers:
                 layer.init_weights()
-        self.workspace = np.empty(self.workspace_floats, np.float32)
+        for layer in self.layers:
+            layer.backend = self.backend
+            layer.upload()
+        self.workspace = self.backend.empty(self.workspace_floats)
+        self._arena_plan = None
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
 
     def _build(self, sections: list[Section], warn) -> None:
         o = self.options
@@ -183,15 +194,17 @@ class Network:
     def forward_layers(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray | None]:
         """Run every layer on x (c, h, w); returns each layer's flat float32 output.
 
-        With keep=False an output is dropped as soon as no later layer reads it (None in
-        the list), so memory holds only what the graph still needs.
+        keep=True: every output in its own host array (what `dump` and the kit compare).
+        keep=False: outputs live in the arena and one is dropped (None in the list) as soon
+        as no later layer reads it; the output layer's array stays on the backend's device.
         """
         x = np.ascontiguousarray(x, np.float32).reshape(-1)
         if x.size != self.options.inputs:
             raise DarknetError(f"input has {x.size} floats, the network expects {self.options.inputs}")
         last_use = self._last_use() if not keep else None
+        self.backend.use_arena(None if keep else self.arena_plan())
         outputs: list[np.ndarray | None] = []
-        current = x
+        current = self.backend.upload(x)
         for layer in self.layers:
             if layer.type == "convolutional":
                 current = layer.forward(outputs, current, self.numerics, self.workspace)
@@ -202,20 +215,47 @@ class Network:
                 for i in range(len(outputs) - 1):
                     if outputs[i] is not None and last_use[i] <= layer.index:
                         outputs[i] = None
+        if keep and not self.backend.is_cpu:
+            outputs = [self.backend.download(out) for out in outputs]
         return outputs
 
     def _last_use(self) -> list[int]:
+        """For each layer, the last layer that reads its output (directly or through an
+        alias such as a one-source route); the output layer's lives to the end."""
         last = [i + 1 for i in range(len(self.layers))]
         last[self.output_layer.index] = len(self.layers)
         for layer in self.layers:
             for source in getattr(layer, "sources", ()):
                 last[source] = max(last[source], layer.index)
+        for layer in reversed(self.layers):
+            source = layer.alias()
+            if source is not None:
+                last[source] = max(last[source], last[layer.index])
         return last
 
+    def _owner(self, index: int) -> int:
+        """The layer whose buffer layer `index`'s output is."""
+        while (source := self.layers[index].alias()) is not None:
+            index = source
+        return index
+
+    def arena_plan(self) -> dict[int, tuple[int, int]]:
+        """Arena offsets of the layers' outputs for a forward pass (see backend.plan_arena).
+        The output layer's buffer (and what it aliases) stays out: the caller keeps it."""
+        if self._arena_plan is None:
+            last = self._last_use()
+            kept = self._owner(self.output_layer.index)
+            sizes = {layer.index: layer.outputs for layer in self.layers
+                     if layer.arena_output and layer.alias() is None and layer.index != kept}
+            live = {i: (i, last[i]) for i in sizes}
+            self._arena_plan = plan_arena(sizes, live)
+        return self._arena_plan
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Darknet's `network_predict`: the output layer's output, shape (c, h, w)."""
+        """Darknet's `network_predict`: the output layer's output, shape (c, h, w), on the host."""
         layer = self.output_layer
-        return self.forward_layers(x, keep=False)[layer.index].reshape(layer.out_shape)
+        out = self.forward_layers(x, keep=False)[layer.index]
+        return self.backend.download(out).reshape(layer.out_shape)
 
     def letterbox(self, image: np.ndarray) -> np.ndarray:
         return letterbox_image(image, self.width, self.height)

@@ -8,7 +8,7 @@ from darknetpy.cpu import activations as act
 from darknetpy.cpu.im2col import im2col
 from darknetpy.cpu.pool import avgpool, maxpool
 from darknetpy.cpu.reorg import reorg
-from darknetpy.cpu.softmax import softmax_cpu
+from darknetpy.cpu.softmax import softmax_groups
 from darknetpy.network import Network
 
 f32, f64 = np.float32, np.float64
@@ -192,7 +192,7 @@ def ref_libmvec_expf(x):
 def test_vector_softmax_four_lane_sums(n):
     x = np.random.default_rng(n).normal(0, 4, n).astype(np.float32)
     out = np.empty_like(x)
-    softmax_cpu(x, n, 1, n, 1, n, 1, f32(1), out, True, True)
+    softmax_groups(x, n, 1, n, 1, n, 1, f32(1), out, True, True)
     z = x - x.max()
     body = n - n % 4
     e = np.array([ref_libmvec_expf(v) for v in z[:body]] + [libm_expf(v) for v in z[body:]], np.float32)
@@ -209,7 +209,7 @@ def test_vector_softmax_four_lane_sums(n):
 def test_ieee_softmax_is_double_exp_sequential_sum_division():
     x = np.random.default_rng(7).normal(0, 4, 30).astype(np.float32)
     out = np.empty_like(x)
-    softmax_cpu(x, 30, 1, 30, 1, 30, 1, f32(1), out, False, False)
+    softmax_groups(x, 30, 1, 30, 1, 30, 1, f32(1), out, False, False)
     e = np.array([f32(math.exp(f64(v / f32(1) - x.max() / f32(1)))) for v in x], np.float32)
     total = f32(0)
     for v in e:
@@ -221,7 +221,7 @@ def test_short_softmax_is_scalar_and_sequential():
     """Below 11 elements: glibc's scalar expf, summed in order."""
     x = np.array([0.5, -1.0, 2.0, 0.25, 3.0, -2.0, -17.3, 1e-3], np.float32)
     out = np.empty_like(x)
-    softmax_cpu(x, x.size, 1, x.size, 1, x.size, 1, f32(1), out, True, True)
+    softmax_groups(x, x.size, 1, x.size, 1, x.size, 1, f32(1), out, True, True)
     e = np.array([libm_expf(v - x.max()) for v in x], np.float32)
     total = f32(0)
     for v in e:
@@ -321,7 +321,7 @@ def test_no_fma_in_compiled_kernels():
     import numba
 
     from darknetpy.cpu import softmax as sm
-    for fn in (act.batchnorm_bias_activate, act.activate_array, sm.softmax_cpu, sm.softmax_tree):
+    for fn in (act.batchnorm_bias_activate, act.activate_array, sm.softmax_groups, sm.softmax_tree):
         assert fn.signatures, f"{fn.__name__} was not compiled by the tests above"
         options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
         fresh = numba.njit(**options)(fn.py_func)  # cached code keeps no assembly to inspect

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import activations
-from .softmax import softmax_cpu, softmax_cpu_serial, softmax_tree
+from .softmax import softmax_groups, softmax_groups_serial, softmax_tree
 
 
 def region(x, anchors, spatial, classes, coords, background, use_softmax, tree, tree_compat,
@@ -32,7 +32,7 @@ def region(x, anchors, spatial, classes, coords, background, use_softmax, tree, 
                          offsets, sizes, np.float32(1.0), out, vector, ftz)
     elif use_softmax:
         start = (coords + (0 if background else 1)) * spatial
-        softmax_cpu(x[start:], classes + background, anchors, entries * spatial, spatial, 1,
+        softmax_groups(x[start:], classes + background, anchors, entries * spatial, spatial, 1,
                     spatial, np.float32(1.0), out[start:], vector, ftz)
     return out
 
@@ -45,5 +45,5 @@ def _stock_cpu_tree(x, out, cells, coords, sizes, vector, ftz):
         reach = count + (cells - 1) + (size - 1) * cells
         if reach >= x.size:
             raise ValueError(f"stock CPU tree softmax would read past the region input ({reach} >= {x.size})")
-        softmax_cpu_serial(x, count, size, 1, x.size, cells, 1, cells, np.float32(0.0), out, vector, ftz)
+        softmax_groups_serial(x, count, size, 1, x.size, cells, 1, cells, np.float32(0.0), out, vector, ftz)
         count += size

@@ -109,7 +109,7 @@ def softmax(x, xo, n, temp, stride, out, oo, vector):
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
-def softmax_cpu(x, n, batch, batch_offset, groups, group_offset, stride, temp, out, vector, ftz):
+def softmax_groups(x, n, batch, batch_offset, groups, group_offset, stride, temp, out, vector, ftz):
     """Darknet's `softmax_cpu`: one softmax per (batch, group), groups in parallel."""
     for g in prange(groups):
         old = fpenv.enter(ftz)
@@ -120,9 +120,9 @@ def softmax_cpu(x, n, batch, batch_offset, groups, group_offset, stride, temp, o
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def softmax_cpu_serial(x, base, n, batch, batch_offset, groups, group_offset, stride, temp, out,
-                       vector, ftz):
-    """`softmax_cpu(x + base, ...)` in Darknet's exact order, for overlapping ranges."""
+def softmax_groups_serial(x, base, n, batch, batch_offset, groups, group_offset, stride, temp, out,
+                          vector, ftz):
+    """Darknet's `softmax_cpu(x + base, ...)` in its exact order, for overlapping ranges."""
     old = fpenv.enter(ftz)
     for b in range(batch):
         for g in range(groups):

@@ -1,12 +1,10 @@
 """[avgpool]: the mean of each channel (global average pooling)."""
-import numpy as np
-
-from ..cpu.pool import avgpool
 from .base import Layer
 
 
 class Avgpool(Layer):
     type = "avgpool"
+    arena_output = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
@@ -19,6 +17,6 @@ class Avgpool(Layer):
         return f"avg                     {w:4d} x{h:4d} x{c:4d}   ->  {c:4d}"
 
     def forward(self, outputs, x, numerics):
-        out = np.empty(self.outputs, np.float32)
-        avgpool(x.reshape(self.in_shape), out, numerics.reciprocal, numerics.ftz)
+        out = self.backend.output(self)
+        self.backend.pool.avgpool(x.reshape(self.in_shape), out, numerics.reciprocal, numerics.ftz)
         return out

@@ -1,10 +1,8 @@
 """What every layer has: its place in the graph, its shapes, its (possibly no) weights."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
-import numpy as np
+from dataclasses import dataclass
 
 from ..cfg import Section
 from ..errors import CfgError
@@ -22,9 +20,18 @@ class Numerics:
 
 
 class Layer:
-    """A Darknet layer built from its cfg section and the shape of its input."""
+    """A Darknet layer built from its cfg section and the shape of its input.
+
+    `backend` (set by the network) holds the kernels and the arrays' device; a layer
+    whose forward writes a new buffer takes it from `backend.output(self)`.
+    """
 
     type = "layer"
+    backend = None
+    # The layer's output is the buffer of the layer before it (dropout).
+    aliases_input = False
+    # The layer writes its output into `backend.output(self)` (an arena place).
+    arena_output = False
 
     def __init__(self, index: int, section: Section, in_shape: tuple[int, int, int], net):
         self.index = index
@@ -59,6 +66,9 @@ class Layer:
     def set_weights(self, arrays: dict, header) -> None:
         pass
 
+    def upload(self) -> None:
+        """Copy the parameters to the backend's device (once, after loading)."""
+
     def init_weights(self) -> None:
         """Parameters for a network built without a weights file."""
 
@@ -74,6 +84,10 @@ class Layer:
     def summary(self) -> str:
         raise NotImplementedError
 
-    def forward(self, outputs: list[np.ndarray], x: np.ndarray, numerics: Numerics) -> np.ndarray:
+    def alias(self) -> int | None:
+        """The index of the earlier layer whose buffer this layer's output is, if any."""
+        return self.index - 1 if self.aliases_input else None
+
+    def forward(self, outputs: list, x, numerics: Numerics):
         """x: the previous output (flat float32); outputs: every earlier layer's output."""
         raise NotImplementedError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..cpu import activations
-from ..cpu.convolution import convolution, epilogue
 from .base import Layer
 
 
@@ -53,6 +52,7 @@ class Convolutional(Layer):
         self.weights_shape = (self.filters, k)
         self.weights = self.biases = self.rolling_mean = self.rolling_variance = None
         self.scales = None
+        self.params = None
         self.dontloadscales = s.get_int("dontloadscales", 0) != 0
 
     def weight_arrays(self, header):
@@ -82,6 +82,16 @@ class Convolutional(Layer):
             k = self.weights.shape[1]
             self.weights = np.ascontiguousarray(self.weights.reshape(k, self.filters).T)
 
+    def upload(self):
+        """Device copies of the parameters; on the CPU the layer's own arrays serve."""
+        self.params = None if self.backend.is_cpu else self._parameters(self.backend.upload)
+
+    def _parameters(self, place):
+        bn = None
+        if self.batch_normalize:
+            bn = (place(self.rolling_mean), place(self.rolling_variance), place(self.scales))
+        return place(self.weights), place(self.biases), bn
+
     def saved_weights(self):
         weights = self.weights
         if self.flipped:
@@ -101,8 +111,9 @@ class Convolutional(Layer):
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
 
     def forward(self, outputs, x, numerics, workspace=None):
-        out = convolution(x.reshape(self.in_shape), self.weights, self.groups, self.size, self.stride,
-                          self.padding, self.out_shape[1:], workspace, numerics.exact)
-        bn = (self.rolling_mean, self.rolling_variance, self.scales) if self.batch_normalize else None
-        epilogue(out, bn, self.biases, self.activation, numerics.ftz)
+        weights, biases, bn = self.params or self._parameters(lambda a: a)
+        kernels = self.backend.convolution
+        out = kernels.convolution(x.reshape(self.in_shape), weights, self.groups, self.size, self.stride,
+                                  self.padding, self.out_shape[1:], workspace, numerics.exact)
+        kernels.epilogue(out, bn, biases, self.activation, numerics.ftz)
         return out.reshape(-1)

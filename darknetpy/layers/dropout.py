@@ -4,6 +4,7 @@ from .base import Layer
 
 class Dropout(Layer):
     type = "dropout"
+    aliases_input = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)

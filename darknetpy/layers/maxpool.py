@@ -1,12 +1,10 @@
 """[maxpool]: Darknet's default padding is size-1, so a size-2 stride-1 pool keeps the size."""
-import numpy as np
-
-from ..cpu.pool import maxpool
 from .base import Layer
 
 
 class Maxpool(Layer):
     type = "maxpool"
+    arena_output = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
@@ -28,6 +26,7 @@ class Maxpool(Layer):
                 f"{ow:4d} x{oh:4d} x{oc:4d}")
 
     def forward(self, outputs, x, numerics):
-        out = np.empty(self.out_shape, np.float32)
-        maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding, out, numerics.ftz)
-        return out.reshape(-1)
+        out = self.backend.output(self)
+        self.backend.pool.maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding,
+                                  out.reshape(self.out_shape), numerics.ftz)
+        return out

@@ -12,7 +12,6 @@ and first ~460 classes, raw logits in every other class entry.
 import numpy as np
 
 from .. import cfg
-from ..cpu.region import region
 from ..tree import read_tree
 from .base import Layer
 from .paths import read_map, resolve
@@ -66,5 +65,5 @@ class Region(Layer):
     def forward(self, outputs, x, numerics):
         c, h, w = self.in_shape
         tree = (self.tree.group_offset, self.tree.group_size) if self.tree is not None else None
-        return region(x, self.num, h * w, self.classes, self.coords, self.background, self.softmax, tree,
+        return self.backend.region.region(x, self.num, h * w, self.classes, self.coords, self.background, self.softmax, tree,
                       self.compat == "darknet-cpu", numerics.vector, numerics.ftz)

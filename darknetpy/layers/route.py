@@ -1,6 +1,5 @@
 """[route]: the outputs of earlier layers, concatenated along channels."""
 import math
-import numpy as np
 
 from .. import cfg
 from .base import Layer
@@ -8,6 +7,7 @@ from .base import Layer
 
 class Route(Layer):
     type = "route"
+    arena_output = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
@@ -35,7 +35,10 @@ class Route(Layer):
     def summary(self):
         return "route " + "".join(f" {s}" for s in self.sources)
 
+    def alias(self):
+        return self.sources[0] if len(self.sources) == 1 else None
+
     def forward(self, outputs, x, numerics):
         if len(self.sources) == 1:
             return outputs[self.sources[0]]
-        return np.concatenate([outputs[s] for s in self.sources])
+        return self.backend.concatenate([outputs[s] for s in self.sources], self.backend.output(self))

@@ -1,7 +1,6 @@
 """[softmax]: Darknet-19's classifier output (groups, temperature, optional tree)."""
 import numpy as np
 
-from ..cpu.softmax import softmax_cpu, softmax_tree
 from ..tree import read_tree
 from .base import Layer
 from .paths import resolve
@@ -9,6 +8,7 @@ from .paths import resolve
 
 class Softmax(Layer):
     type = "softmax"
+    arena_output = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
@@ -30,13 +30,14 @@ class Softmax(Layer):
         return f"softmax                                        {self.inputs:4d}"
 
     def forward(self, outputs, x, numerics):
-        out = np.empty_like(x)
+        out = self.backend.output(self)
+        kernels = self.backend.softmax
         if self.tree is not None:
             out[:] = 0
-            softmax_tree(x, 0, 1, 1, self.inputs, self.tree.group_offset, self.tree.group_size,
-                         self.temperature, out, numerics.vector, numerics.ftz)
+            kernels.softmax_tree(x, 0, 1, 1, self.inputs, self.tree.group_offset, self.tree.group_size,
+                                 self.temperature, out, numerics.vector, numerics.ftz)
         else:
             n = self.inputs // self.groups
-            softmax_cpu(x, n, 1, self.inputs, self.groups, n, 1, self.temperature, out,
-                        numerics.vector, numerics.ftz)
+            kernels.softmax_groups(x, n, 1, self.inputs, self.groups, n, 1, self.temperature, out,
+                                   numerics.vector, numerics.ftz)
         return out
