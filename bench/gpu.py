@@ -522,18 +522,21 @@ def main(args) -> int:
     log(f"float32 FMA rate: {fma:.1f} TFLOP/s ({fma_how})")
     state: dict = {}
     rows, notes = [], []
-    for model in args.models:
-        try:
-            rows += bench_model(model, args, state)
-        except Exception as e:    # one model failing must not lose the others
-            log(f"{model}: failed: {type(e).__name__}: {e}")
-            notes.append(f"{model}: not measured: {type(e).__name__}: {str(e)[:200]}")
+    layers = []
     try:
-        layers = layer_profile(args, state)
-    except Exception as e:
-        log(f"per-layer profile failed: {type(e).__name__}: {e}")
-        notes.append(f"per-layer profile not measured: {type(e).__name__}: {str(e)[:200]}")
-        layers = []
+        for model in args.models:
+            try:
+                rows += bench_model(model, args, state)
+            except Exception as e:    # one model failing must not lose the others
+                log(f"{model}: failed: {type(e).__name__}: {e}")
+                notes.append(f"{model}: not measured: {type(e).__name__}: {str(e)[:200]}")
+        try:
+            layers = layer_profile(args, state)
+        except Exception as e:
+            log(f"per-layer profile failed: {type(e).__name__}: {e}")
+            notes.append(f"per-layer profile not measured: {type(e).__name__}: {str(e)[:200]}")
+    except KeyboardInterrupt:     # SIGINT from a time limit (bench/gpu_session.sh): report what was measured
+        notes.append("interrupted (SIGINT): the rows above are what was measured before")
     if state.get("no_darknetpy"):
         notes.insert(0, f"darknetpy GPU backend not available ({state['no_darknetpy']}): PyTorch side only")
     text = report(rows, layers, fma, fma_how, device, versions, notes, args, started)
