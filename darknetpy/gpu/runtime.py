@@ -1,0 +1,369 @@
+"""CUDA modules and launches, on a GPU through CuPy or on the CPU through the emulator.
+
+    module = runtime.load_module(path_to_cu, ("-ftz=true",))
+    module.function("saxpy")((blocks,), (256,), (n, np.float32(a), x, y))
+
+A kernel file is compiled once per (path, options) and process, and kept on disk by
+CuPy (on a GPU) or by the emulator. Arguments are checked against the kernel's
+parsed signature on both backends: arrays by dtype, Python ints converted to the
+parameter's integer type (range-checked), numpy scalars passed only to parameters
+of their own type. CuPy is imported only when a GPU is asked for.
+
+The emulator runs when `DARKNETPY_GPU_EMULATE=1` is set or after `emulate(True)`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DarknetError
+
+CUPY_MISSING = "--gpu needs CuPy: pip install 'darknet-exact[gpu]'"
+# Every module is compiled as C++17 and without FMA contraction unless it says otherwise.
+DEFAULT_OPTIONS = ("-std=c++17", "--fmad=false")
+MAX_BLOCK_THREADS = 1024
+GRID_LIMITS = (2**31 - 1, 65535, 65535)
+BLOCK_LIMITS = (1024, 1024, 64)
+
+_emulate_override: bool | None = None
+_modules: dict[tuple, "Module"] = {}
+
+
+def emulate(on: bool) -> None:
+    """Run kernels on the CPU emulator (True) or on CuPy (False) from now on."""
+    global _emulate_override
+    _emulate_override = bool(on)
+
+
+def emulating() -> bool:
+    if _emulate_override is not None:
+        return _emulate_override
+    return os.environ.get("DARKNETPY_GPU_EMULATE", "") == "1"
+
+
+def _cupy():
+    try:
+        import cupy
+    except ImportError as e:
+        raise DarknetError(CUPY_MISSING) from e
+    return cupy
+
+
+def available() -> bool:
+    """Whether a real CUDA device can be used through CuPy (the emulator does not count)."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def require(device_index: int) -> None:
+    """Make `device_index` the current device, or raise one clear DarknetError."""
+    if emulating():
+        if device_index != 0:
+            raise DarknetError(f"--gpu {device_index}: no such CUDA device (the emulator has one, 0)")
+        return
+    cupy = _cupy()
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DarknetError(f"--gpu: no usable CUDA device or driver ({reason})") from e
+    if count == 0:
+        raise DarknetError("--gpu: no CUDA device found")
+    if not 0 <= device_index < count:
+        raise DarknetError(f"--gpu {device_index}: no such CUDA device (found {count}: 0..{count - 1})")
+    cupy.cuda.Device(device_index).use()
+
+
+def device_name() -> str:
+    if emulating():
+        from . import emulator
+        return emulator.device_name()
+    cupy = _cupy()
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def xp():
+    """The array module of the current backend: cupy, or numpy under the emulator."""
+    return np if emulating() else _cupy()
+
+
+def empty(shape, dtype=np.float32):
+    return xp().empty(shape, dtype)
+
+
+def upload(host: np.ndarray):
+    """A C-contiguous device copy of a host array (a numpy copy under the emulator)."""
+    if emulating():
+        return np.array(host, order="C", copy=True)
+    return _cupy().asarray(np.ascontiguousarray(host))
+
+
+def download(arr) -> np.ndarray:
+    """A host (numpy) copy of a device array; waits for the kernels writing it."""
+    if emulating():
+        return np.array(arr, copy=True)
+    return _cupy().asnumpy(arr)
+
+
+def synchronize() -> None:
+    if not emulating():
+        _cupy().cuda.Device().synchronize()
+
+
+def compile_options(options: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The defaults, less any whose flag `options` sets itself, then `options`."""
+    def key(option):
+        return option.lstrip("-").split("=", 1)[0]
+    given = {key(o) for o in options}
+    return tuple(o for o in DEFAULT_OPTIONS if key(o) not in given) + tuple(options)
+
+
+# --- source --------------------------------------------------------------------------
+
+_LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"\s*$')
+_PRAGMA_ONCE = re.compile(r"^\s*#\s*pragma\s+once\s*$")
+
+
+def expand_source(path: str) -> str:
+    """The kernel file with its `#include "..."` files inlined, `#line` keeping positions.
+
+    Inlining makes the source self-contained: NVRTC needs no include path, and the
+    text that CuPy and the emulator hash for their caches covers the headers too.
+    """
+    out: list[str] = []
+    _expand(os.path.abspath(path), out, set())
+    return "".join(out)
+
+
+def _expand(path: str, out: list[str], seen: set[str]) -> None:
+    if path in seen:
+        return
+    seen.add(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError as e:
+        raise DarknetError(f"cannot read CUDA source {path}: {e.strerror}") from e
+    out.append(f'#line 1 "{path}"\n')
+    for number, line in enumerate(lines, 1):
+        m = _LOCAL_INCLUDE.match(line)
+        if m:
+            _expand(os.path.join(os.path.dirname(path), m.group(1)), out, seen)
+            out.append(f'#line {number + 1} "{path}"\n')
+        elif _PRAGMA_ONCE.match(line):
+            out.append("\n")
+        else:
+            out.append(line if line.endswith("\n") else line + "\n")
+
+
+# --- kernel signatures ---------------------------------------------------------------
+
+# C parameter type (qualifiers and pointer removed) -> numpy dtype.
+C_TYPES = {
+    "float": np.float32, "double": np.float64,
+    "int": np.int32, "signed": np.int32, "signed int": np.int32, "int32_t": np.int32,
+    "unsigned": np.uint32, "unsigned int": np.uint32, "uint32_t": np.uint32,
+    "long long": np.int64, "long long int": np.int64, "int64_t": np.int64, "long": np.int64,
+    "unsigned long long": np.uint64, "unsigned long long int": np.uint64, "uint64_t": np.uint64,
+    "size_t": np.uint64, "unsigned long": np.uint64,
+    "short": np.int16, "int16_t": np.int16, "unsigned short": np.uint16, "uint16_t": np.uint16,
+    "char": np.int8, "signed char": np.int8, "int8_t": np.int8,
+    "unsigned char": np.uint8, "uint8_t": np.uint8,
+}
+_QUALIFIERS = {"const", "volatile", "__restrict__", "__restrict", "restrict"}
+_COMMENT_OR_LITERAL = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_KERNEL = re.compile(
+    r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+'
+    r'(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(([^)]*)\)')
+_GLOBAL = re.compile(r"\b__global__\b")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    ctype: str      # the declared type, as written, without the name
+    dtype: type     # numpy type of the value or of the pointed-to elements
+    pointer: bool
+
+
+def strip_comments(source: str) -> str:
+    """Comments blanked (newlines kept), string and char literals emptied but for "C"."""
+    def blank(m):
+        text = m.group(0)
+        if text.startswith("//"):
+            return " "
+        if text.startswith("/*"):
+            return "\n" * text.count("\n") or " "
+        if text == '"C"':
+            return text
+        return '""' if text.startswith('"') else "' '"
+    return _COMMENT_OR_LITERAL.sub(blank, source)
+
+
+def parse_kernels(source: str) -> dict[str, tuple[Param, ...]]:
+    """Each `extern "C" __global__ void name(...)` kernel's parameters, in order."""
+    code = strip_comments(source)
+    kernels = {}
+    for m in _KERNEL.finditer(code):
+        kernels[m.group(1)] = tuple(_parse_param(m.group(1), p) for p in _split_params(m.group(2)))
+    if len(_GLOBAL.findall(code)) != len(kernels):
+        raise DarknetError('every __global__ kernel must be declared extern "C" __global__ void name(...)')
+    return kernels
+
+
+def _split_params(text: str) -> list[str]:
+    text = " ".join(text.split())
+    return [] if text in ("", "void") else [p.strip() for p in text.split(",")]
+
+
+def _parse_param(kernel: str, text: str) -> Param:
+    m = re.match(r"^(.*?)\b(\w+)$", text)
+    if not m or not m.group(1).strip():
+        raise DarknetError(f"kernel {kernel}: cannot read parameter {text!r} (type and name needed)")
+    ctype, name = m.group(1).strip(), m.group(2)
+    stars = ctype.count("*")
+    words = [w for w in ctype.replace("*", " ").split() if w not in _QUALIFIERS]
+    base = " ".join(words)
+    if stars > 1 or base not in C_TYPES:
+        raise DarknetError(f"kernel {kernel}: parameter type {ctype!r} is not supported")
+    return Param(name, ctype, C_TYPES[base], stars == 1)
+
+
+def marshal(kernel: str, params: tuple[Param, ...], args: tuple, array_type: type) -> list:
+    """The launch arguments checked against the signature: arrays, and numpy scalars."""
+    if len(args) != len(params):
+        raise TypeError(f"kernel {kernel} takes {len(params)} arguments, got {len(args)}")
+    return [_marshal_one(kernel, i, p, a, array_type) for i, (p, a) in enumerate(zip(params, args))]
+
+
+def _marshal_one(kernel: str, index: int, param: Param, arg, array_type: type):
+    where = f"kernel {kernel}, argument {index} ({param.ctype} {param.name})"
+    want = np.dtype(param.dtype)
+    if param.pointer:
+        if not isinstance(arg, array_type):
+            raise TypeError(f"{where}: needs a {array_type.__module__}.{array_type.__name__}, "
+                            f"got {type(arg).__name__}")
+        if arg.dtype != want:
+            raise TypeError(f"{where}: needs a {want} array, got {arg.dtype}")
+        return arg
+    if isinstance(arg, (bool, np.bool_)):
+        raise TypeError(f"{where}: got a bool; pass an int")
+    if isinstance(arg, np.generic):
+        if arg.dtype != want:
+            raise TypeError(f"{where}: needs numpy.{want}, got numpy.{arg.dtype}")
+        return arg
+    if isinstance(arg, int):
+        if want.kind not in "iu":
+            raise TypeError(f"{where}: got a Python int; pass numpy.{want}")
+        info = np.iinfo(want)
+        if not info.min <= arg <= info.max:
+            raise OverflowError(f"{where}: {arg} is out of range for {want}")
+        return want.type(arg)
+    if isinstance(arg, float) and want == np.float64:
+        return np.float64(arg)
+    raise TypeError(f"{where}: got {type(arg).__name__}; pass numpy.{want}")
+
+
+def launch_shape(kernel: str, grid, block) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Grid and block as 3-tuples, within CUDA's limits."""
+    def dims(value, limits, what):
+        value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if not 1 <= len(value) <= 3 or any(not isinstance(v, (int, np.integer)) for v in value):
+            raise ValueError(f"kernel {kernel}: {what} must be 1 to 3 ints, got {value!r}")
+        value = tuple(int(v) for v in value) + (1,) * (3 - len(value))
+        if any(not 1 <= v <= lim for v, lim in zip(value, limits)):
+            raise ValueError(f"kernel {kernel}: {what} {value} is outside CUDA's limits {limits}")
+        return value
+    g, b = dims(grid, GRID_LIMITS, "grid"), dims(block, BLOCK_LIMITS, "block")
+    if b[0] * b[1] * b[2] > MAX_BLOCK_THREADS:
+        raise ValueError(f"kernel {kernel}: block {b} has more than {MAX_BLOCK_THREADS} threads")
+    return g, b
+
+
+# --- modules -------------------------------------------------------------------------
+
+class Function:
+    """One kernel of a loaded module; call it as f(grid, block, args, shared_mem=0)."""
+
+    def __init__(self, module: "Module", name: str, params: tuple[Param, ...]):
+        self.module = module
+        self.name = name
+        self.params = params
+
+    def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
+        g, b = launch_shape(self.name, grid, block)
+        values = marshal(self.name, self.params, tuple(args), self.module.array_type)
+        self.module.launch(self.name, g, b, values, shared_mem)
+
+    def __repr__(self):
+        return f"<kernel {self.name} of {self.module.path}>"
+
+
+class Module:
+    """A compiled .cu file: its kernels by name."""
+
+    def __init__(self, path: str, options: tuple[str, ...], kernels: dict, backend):
+        self.path = path
+        self.options = options
+        self.kernels = kernels
+        self.backend = backend
+        self.array_type = backend.array_type
+        self._functions: dict[str, Function] = {}
+
+    def function(self, name: str) -> Function:
+        f = self._functions.get(name)
+        if f is None:
+            if name not in self.kernels:
+                raise KeyError(f"{self.path} has no kernel {name!r} (it has: {', '.join(sorted(self.kernels))})")
+            f = self._functions[name] = Function(self, name, self.kernels[name])
+        return f
+
+    def launch(self, name, grid, block, values, shared_mem):
+        self.backend.launch(name, grid, block, values, shared_mem)
+
+
+class _CupyModule:
+    """A RawModule compiled by NVRTC for the current device (CuPy caches it on disk)."""
+
+    def __init__(self, source: str, options: tuple[str, ...]):
+        cupy = _cupy()
+        self.array_type = cupy.ndarray
+        self.raw = cupy.RawModule(code=source, options=options)
+        self.kernels: dict = {}
+
+    def launch(self, name, grid, block, values, shared_mem):
+        kernel = self.kernels.get(name)
+        if kernel is None:
+            kernel = self.kernels[name] = self.raw.get_function(name)
+        kernel(grid, block, tuple(values), shared_mem=shared_mem)
+
+
+def load_module(path: str, options: tuple[str, ...] = ()) -> Module:
+    """The kernels of the .cu file at `path`, compiled with `compile_options(options)`."""
+    path = os.path.abspath(path)
+    options = compile_options(tuple(options))
+    key = (path, options, emulating())
+    module = _modules.get(key)
+    if module is None:
+        source = expand_source(path)
+        kernels = parse_kernels(source)
+        if emulating():
+            from . import emulator
+            backend = emulator.EmulatedModule(path, source, kernels, options)
+        else:
+            backend = _CupyModule(source, options)
+        module = _modules[key] = Module(path, options, kernels, backend)
+    return module
+
+
+def clear_cache() -> None:
+    """Forget the modules loaded in this process (their on-disk caches stay)."""
+    _modules.clear()
