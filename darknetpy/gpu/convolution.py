@@ -1,0 +1,54 @@
+"""The convolutional layer's forward pass on the GPU: GEMM (implicit im2col when exact),
+then the epilogue. Same functions and results as darknetpy/cpu/convolution.py."""
+from . import activations, gemm, runtime
+from .im2col import im2col
+
+
+def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
+    """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
+
+    `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel reads the
+    input buffer directly as the (k, n) matrix. Exact mode reads the other kernels'
+    B straight from x (gemm.conv_exact; `workspace` unused); fast mode im2cols into
+    `workspace` for cuBLAS.
+    """
+    c, h, w = x.shape
+    filters = weights.shape[0]
+    m, cg = filters // groups, c // groups
+    k, n = cg * size * size, out_hw[0] * out_hw[1]
+    out = runtime.empty((filters, n))
+    flat = x.reshape(-1)
+    multiply = gemm.gemm_exact if exact else gemm.gemm_fast
+    for g in range(groups):
+        a, dst = weights[g * m:(g + 1) * m], out[g * m:(g + 1) * m]
+        image = x[g * cg:(g + 1) * cg]
+        if size == 1:
+            start = g * cg * h * w
+            multiply(a, flat[start:start + k * n].reshape(k, n), dst)
+        elif exact:
+            gemm.conv_exact(a, image, size, stride, pad, out_hw, dst)
+        else:
+            b = workspace[:k * n].reshape(k, n)
+            im2col(image, size, stride, pad, b)
+            multiply(a, b, dst)
+    return out
+
+
+def epilogue(out, bn, biases, activation, ftz, exact=True):
+    """Batch norm (or bias) and activation in place on out (filters, spatial).
+
+    exact=False (fast mode) runs the single-precision FMA epilogue instead."""
+    use_bn = bn is not None
+    mean, variance, scales = bn if use_bn else (biases, biases, biases)
+    if exact:
+        activations.batchnorm_bias_activate(out, mean, variance, scales, biases, use_bn, activation, ftz)
+    else:
+        activations.epilogue_fast(out, mean, variance, scales, biases, use_bn, activation)
+
+
+def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
+                         bn, biases, activation, ftz):
+    """`convolution` then `epilogue` (the fast one in fast mode)."""
+    out = convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact)
+    epilogue(out, bn, biases, activation, ftz, exact)
+    return out

@@ -1,0 +1,267 @@
+// The convolution's exact GEMM, C = A * B, with Darknet's arithmetic: each output
+// starts from +0.0f and adds A[m][k] * B[k][n] for k = 0, 1, ..., K-1 in that order,
+// the product and the sum each rounded to float (__fmul_rn then __fadd_rn: never
+// contracted into an FMA, whatever --fmad says).
+//
+// One block computes a BM x BN tile of C with 256 threads; each thread keeps a
+// TM x TN tile of accumulators in registers for the whole k loop, so every output's
+// k order is trivially sequential. A and B go through shared memory in slices of
+// BK = 8 values of k, double-buffered: the next slice is read from global memory
+// into registers while the current one is used, then stored to the other buffer
+// (one barrier per slice). The last slice stops at K exactly: a padded zero would
+// add 0*b, which is not a no-op (inf/nan in b, -0.0 accumulators).
+//
+// B is either a matrix (gemm_exact_nn_*: im2col's output, or the input itself for a
+// 1x1 convolution) or read straight from the image with im2col's index math
+// (conv_exact_im2col_*: no workspace; padding taps are 0.0f, as im2col writes).
+// See gemm.py's docstring for launch shapes and the performance model.
+
+#define THREADS 256
+#define BK 8
+#define APAD 4
+
+struct MatrixSource {
+    const float* b;
+    int ldb, K, N;
+    const float* col;
+    bool valid;
+
+    __device__ __forceinline__ void column(int n)
+    {
+        valid = n < N;
+        col = b + (valid ? n : 0);
+    }
+
+    __device__ __forceinline__ float fetch(int k) const
+    {
+        return (valid && k < K) ? col[(size_t)k * ldb] : 0.0f;
+    }
+};
+
+struct ImageSource {
+    const float* im;
+    int h, w, size, stride, pad, out_w, K, N;
+    int iy0, ix0;
+    bool valid;
+
+    __device__ __forceinline__ void column(int n)
+    {
+        valid = n < N;
+        int y = n / out_w;
+        int x = n - y * out_w;
+        iy0 = y * stride - pad;
+        ix0 = x * stride - pad;
+    }
+
+    __device__ __forceinline__ float fetch(int k) const
+    {
+        if (!valid || k >= K)
+            return 0.0f;
+        int taps = size * size;
+        int ch = k / taps;
+        int r = k - ch * taps;
+        int ky = r / size;
+        int iy = iy0 + ky;
+        int ix = ix0 + r - ky * size;
+        if ((unsigned)iy >= (unsigned)h || (unsigned)ix >= (unsigned)w)
+            return 0.0f;
+        return im[((size_t)ch * h + iy) * w + ix];
+    }
+};
+
+// Row (or column) of a thread's i-th output inside the tile: TM/4 runs of 4
+// consecutive rows, BM/(TM/4) apart, so each run is one 128-bit shared load.
+template <int B, int T>
+__device__ __forceinline__ int tile_offset(int t, int i)
+{
+    constexpr int V = T < 4 ? T : 4;
+    return (i / V) * (B / (T / V)) + t * V + i % V;
+}
+
+// One value of k: every accumulator of the thread gets one product, rounded, then
+// one rounded sum.
+template <int BM, int BN, int TM, int TN>
+__device__ __forceinline__ void exact_step(float (&acc)[TM][TN], const float* as, const float* bs,
+                                           int tx, int ty)
+{
+    float ar[TM], br[TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+        ar[i] = as[tile_offset<BM, TM>(ty, i)];
+#pragma unroll
+    for (int j = 0; j < TN; ++j)
+        br[j] = bs[tile_offset<BN, TN>(tx, j)];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j)
+            acc[i][j] = __fadd_rn(acc[i][j], __fmul_rn(ar[i], br[j]));
+}
+
+template <int BM, int BN, int TM, int TN, class Source>
+__device__ __forceinline__ void exact_block(int M, int N, int K, const float* __restrict__ a, int lda,
+                                            Source src, float* __restrict__ c, int ldc,
+                                            float (*as)[BK][BM + APAD], float (*bs)[BK][BN])
+{
+    static_assert((BM / TM) * (BN / TN) == THREADS, "one output tile per thread");
+    static_assert(BM * BK % THREADS == 0 && THREADS % BN == 0, "whole loads per thread");
+    constexpr int AL = BM * BK / THREADS;
+    constexpr int BL = BN * BK / THREADS;
+    constexpr int AROWS = THREADS / BK;
+    constexpr int BROWS = THREADS / BN;
+    const int tid = threadIdx.x;
+    const int tx = tid % (BN / TN), ty = tid / (BN / TN);
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int ak = tid % BK, am = tid / BK;
+    const int bn = tid % BN, bk = tid / BN;
+    src.column(n0 + bn);
+    // this thread's A values: rows am + i*AROWS (those below M), column ak of each slice
+    const int arows = M - m0 - am;
+    const float* ap = a + (size_t)(arows > 0 ? m0 + am : 0) * lda + ak;
+    const size_t astep = (size_t)AROWS * lda;
+    float ra[AL], rb[BL];
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j)
+            acc[i][j] = 0.0f;
+
+    const int tiles = (K + BK - 1) / BK;
+#pragma unroll
+    for (int i = 0; i < AL; ++i)
+        ra[i] = (i * AROWS < arows && ak < K) ? ap[i * astep] : 0.0f;
+#pragma unroll
+    for (int i = 0; i < BL; ++i)
+        rb[i] = src.fetch(bk + i * BROWS);
+#pragma unroll
+    for (int i = 0; i < AL; ++i)
+        as[0][ak][am + i * AROWS] = ra[i];
+#pragma unroll
+    for (int i = 0; i < BL; ++i)
+        bs[0][bk + i * BROWS][bn] = rb[i];
+    __syncthreads();
+
+    for (int t = 0; t < tiles; ++t) {
+        const int cur = t & 1;
+        const bool more = t + 1 < tiles;
+        if (more) {
+            const int k1 = (t + 1) * BK;
+#pragma unroll
+            for (int i = 0; i < AL; ++i)
+                ra[i] = (i * AROWS < arows && k1 + ak < K) ? ap[i * astep + k1] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < BL; ++i)
+                rb[i] = src.fetch(k1 + bk + i * BROWS);
+        }
+        const int kn = K - t * BK < BK ? K - t * BK : BK;
+        if (kn == BK) {
+#pragma unroll
+            for (int kk = 0; kk < BK; ++kk)
+                exact_step<BM, BN, TM, TN>(acc, as[cur][kk], bs[cur][kk], tx, ty);
+        } else {
+            for (int kk = 0; kk < kn; ++kk)
+                exact_step<BM, BN, TM, TN>(acc, as[cur][kk], bs[cur][kk], tx, ty);
+        }
+        if (more) {
+#pragma unroll
+            for (int i = 0; i < AL; ++i)
+                as[cur ^ 1][ak][am + i * AROWS] = ra[i];
+#pragma unroll
+            for (int i = 0; i < BL; ++i)
+                bs[cur ^ 1][bk + i * BROWS][bn] = rb[i];
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        int m = m0 + tile_offset<BM, TM>(ty, i);
+        if (m >= M)
+            continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            int n = n0 + tile_offset<BN, TN>(tx, j);
+            if (n < N)
+                c[(size_t)m * ldc + n] = acc[i][j];
+        }
+    }
+}
+
+// Tile shapes (BM x BN, per-thread TM x TN): see gemm.py's CONFIGS.
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2) gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda,
+                                            const float* b, int ldb, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][128 + APAD];
+    alignas(16) __shared__ float bs[2][BK][128];
+    MatrixSource src{b, ldb, K, N};
+    exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2) conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda,
+                                                const float* im, int h, int w, int size,
+                                                int stride, int pad, int out_w, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][128 + APAD];
+    alignas(16) __shared__ float bs[2][BK][128];
+    ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
+    exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void gemm_exact_nn_128x64(int M, int N, int K, const float* a, int lda,
+                                            const float* b, int ldb, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][128 + APAD];
+    alignas(16) __shared__ float bs[2][BK][64];
+    MatrixSource src{b, ldb, K, N};
+    exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void conv_exact_im2col_128x64(int M, int N, int K, const float* a, int lda,
+                                                const float* im, int h, int w, int size,
+                                                int stride, int pad, int out_w, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][128 + APAD];
+    alignas(16) __shared__ float bs[2][BK][64];
+    ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
+    exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void gemm_exact_nn_64x64(int M, int N, int K, const float* a, int lda,
+                                            const float* b, int ldb, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][64 + APAD];
+    alignas(16) __shared__ float bs[2][BK][64];
+    MatrixSource src{b, ldb, K, N};
+    exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void conv_exact_im2col_64x64(int M, int N, int K, const float* a, int lda,
+                                                const float* im, int h, int w, int size,
+                                                int stride, int pad, int out_w, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][64 + APAD];
+    alignas(16) __shared__ float bs[2][BK][64];
+    ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
+    exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void gemm_exact_nn_32x128(int M, int N, int K, const float* a, int lda,
+                                            const float* b, int ldb, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][32 + APAD];
+    alignas(16) __shared__ float bs[2][BK][128];
+    MatrixSource src{b, ldb, K, N};
+    exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void conv_exact_im2col_32x128(int M, int N, int K, const float* a, int lda,
+                                                const float* im, int h, int w, int size,
+                                                int stride, int pad, int out_w, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][32 + APAD];
+    alignas(16) __shared__ float bs[2][BK][128];
+    ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
+    exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
