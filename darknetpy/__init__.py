@@ -9,9 +9,11 @@ from .network import NUMERICS, Network
 __version__ = "0.1.0"
 
 
-def load(cfg: str, weights: str | None = None, numerics: str = "darknet", compat: str | None = None) -> Network:
-    """Build the network of a Darknet .cfg and load its .weights (numerics and compat: see Network)."""
-    return Network(cfg, weights, numerics=numerics, compat=compat)
+def load(cfg: str, weights: str | None = None, numerics: str = "darknet", compat: str | None = None,
+         device: str = "cpu") -> Network:
+    """Build the network of a Darknet .cfg and load its .weights (numerics, compat and
+    device ("cpu" or "cuda:N"): see Network)."""
+    return Network(cfg, weights, numerics=numerics, compat=compat, device=device)
 
 
 __all__ = ["load", "Network", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError"]

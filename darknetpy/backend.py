@@ -48,6 +48,11 @@ class Backend:
     def download(self, a) -> np.ndarray:
         return a if self.is_cpu else self.runtime.download(a)
 
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (for timing); nothing to wait for on the CPU."""
+        if not self.is_cpu:
+            self.runtime.synchronize()
+
     def concatenate(self, arrays, out):
         """Route's channel concatenation of flat arrays into `out`."""
         start = 0

@@ -24,6 +24,9 @@ def _numerics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoder", choices=("stb", "opencv"), default="stb",
                    help="JPEG decoder: stb (Darknet's, default) or opencv (libjpeg)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: NUMBA_NUM_THREADS or all)")
+    p.add_argument("--gpu", "-i", type=int, default=None, metavar="N", dest="gpu",
+                   help="run on CUDA device N (needs CuPy: pip install 'darknet-exact[gpu]'); default: the CPU")
+    p.add_argument("-nogpu", action="store_true", help="run on the CPU even if --gpu/-i is given (as Darknet's flag)")
     p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
                    help="refuse networks needing more than SIZE bytes (e.g. 4G; default: the available memory)")
 
@@ -67,15 +70,43 @@ def _load(args, weights=True):
 
     _set_threads(getattr(args, "threads", None))
     return Network(args.cfg, args.weights if weights else None, numerics=args.numerics, compat=args.compat,
-                   max_memory=args.max_memory)
+                   max_memory=args.max_memory, device=_device(args))
+
+
+def _device(args) -> str:
+    if args.gpu is None or args.nogpu:
+        return "cpu"
+    if args.gpu < 0:
+        raise DarknetError(f"--gpu {args.gpu}: a CUDA device index is 0 or more")
+    return f"cuda:{args.gpu}"
 
 
 def cmd_summary(args) -> int:
     from .network import Network
 
-    net = Network(args.cfg, None, warn=sys.stderr)
-    print("\n".join(net.summary_lines()))
+    if not args.profile:
+        print("\n".join(Network(args.cfg, None, warn=sys.stderr).summary_lines()))
+        return 0
+    _set_threads(args.threads)
+    net = Network(args.cfg, args.weights, numerics=args.numerics, device=_device(args), warn=sys.stderr)
+    x = np.random.default_rng(0).random(net.options.inputs, dtype=np.float32)
+    print("\n".join(profile_lines(net, net.profile(x, args.repeat))))
     return 0
+
+
+def profile_lines(net, seconds: list[float]) -> list[str]:
+    """The layer table with each layer's ms, share of the pass and GFLOP/s."""
+    total = sum(seconds)
+    lines = net.summary_lines()[:-1]
+    width = max(map(len, lines)) + 2
+    lines[0] = f"{lines[0]:<{width}s}      ms      %  GFLOP/s"
+    for i, (layer, s) in enumerate(zip(net.layers, seconds)):
+        rate = f"{layer.bflops() / s:9.1f}" if layer.bflops() and s > 0 else ""
+        lines[i + 1] = f"{lines[i + 1]:<{width}s}{1e3 * s:8.2f} {100 * s / total:6.1f} {rate}".rstrip()
+    flops = sum(layer.bflops() for layer in net.layers)
+    lines.append(f"Total BFLOPs {flops:.3f}   {1e3 * total:.1f} ms per forward pass ({net.numerics.name}, "
+                 f"{net.device}), median of each layer over the passes")
+    return lines
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -239,6 +270,8 @@ def _run_many(args, data_path: str | None) -> int:
 
     if args.workers is not None and args.ray is None:
         raise batch.UsageError("--workers N is the number of Ray actors: use it with --ray")
+    if args.ray is not None and _device(args) != "cpu":
+        raise batch.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
     if args.ray is not None and args.outdir is not None:
         raise batch.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
     if args.ray is not None:
@@ -380,8 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs")
+    p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs (--profile: and ms)")
     p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS", nargs="?", default=None,
+                   help="with --profile: the weights to time with (default: zeros)")
+    p.add_argument("--profile", action="store_true", help="time each layer on a random input")
+    p.add_argument("--repeat", type=_positive, default=3, help="--profile: timed passes per layer (3)")
+    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--gpu", "-i", type=int, default=None, metavar="N", dest="gpu", help="time on CUDA device N")
+    p.add_argument("-nogpu", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("dump", help="run an image through the network and save every layer's output")

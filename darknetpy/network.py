@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,12 +193,13 @@ class Network:
         lines.append(f"Total BFLOPs {total:.3f}")
         return lines
 
-    def forward_layers(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray | None]:
+    def forward_layers(self, x: np.ndarray, keep: bool = True, times: list | None = None) -> list[np.ndarray | None]:
         """Run every layer on x (c, h, w); returns each layer's flat float32 output.
 
         keep=True: every output in its own host array (what `dump` and the kit compare).
         keep=False: outputs live in the arena and one is dropped (None in the list) as soon
         as no later layer reads it; the output layer's array stays on the backend's device.
+        times: a list that gets each layer's wall time in seconds (the device synchronised).
         """
         x = np.ascontiguousarray(x, np.float32).reshape(-1)
         if x.size != self.options.inputs:
@@ -206,10 +209,14 @@ class Network:
         outputs: list[np.ndarray | None] = []
         current = self.backend.upload(x)
         for layer in self.layers:
+            start = time.perf_counter()
             if layer.type == "convolutional":
                 current = layer.forward(outputs, current, self.numerics, self.workspace)
             else:
                 current = layer.forward(outputs, current, self.numerics)
+            if times is not None:
+                self.backend.synchronize()
+                times.append(time.perf_counter() - start)
             outputs.append(current)
             if last_use is not None:
                 for i in range(len(outputs) - 1):
@@ -250,6 +257,15 @@ class Network:
             live = {i: (i, last[i]) for i in sizes}
             self._arena_plan = plan_arena(sizes, live)
         return self._arena_plan
+
+    def profile(self, x: np.ndarray, repeat: int = 3) -> list[float]:
+        """Each layer's median seconds over `repeat` forward passes, after one warm-up."""
+        self.forward_layers(x, keep=False)
+        runs = []
+        for _ in range(repeat):
+            runs.append([])
+            self.forward_layers(x, keep=False, times=runs[-1])
+        return [statistics.median(r[i] for r in runs) for i in range(len(self.layers))]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Darknet's `network_predict`: the output layer's output, shape (c, h, w), on the host."""
