@@ -131,19 +131,19 @@ def expected_layers(c: dict, flavor: str) -> list[dict]:
 
 
 _networks: dict = {}
-_runs: dict = {}  # (model, flavor, input hash) -> (first mismatch, output layer's output)
+_runs: dict = {}  # (model, flavor, device, input hash) -> (first mismatch, output layer's output)
 
 
-def network(model_name: str, flavor: str) -> Network:
+def network(model_name: str, flavor: str, device: str = "cpu") -> Network:
     """One network at a time, to bound memory (loading a network takes well under a second)."""
     numerics, compat = FLAVOR_SETTINGS[flavor]
     if "yolo9000" not in model_name:
         compat = None
-    key = (model_name, numerics, compat)
+    key = (model_name, numerics, compat, device)
     if key not in _networks:
         _networks.clear()
         _networks[key] = Network(cfg_path(model_name), weights(model(model_name)["weights"]),
-                                 numerics=numerics, compat=compat, warn=None)
+                                 numerics=numerics, compat=compat, warn=None, device=device)
     return _networks[key]
 
 
@@ -155,15 +155,15 @@ class Run:
     image_size: tuple[int, int]
 
 
-def run_case(c: dict, flavor: str) -> Run:
+def run_case(c: dict, flavor: str, device: str = "cpu") -> Run:
     """Run a case in a flavor from the kit's darknet/ folder, once per distinct input."""
     cwd = os.getcwd()
     os.chdir(KIT / "darknet")
     try:
-        net = network(c["model"], flavor)
+        net = network(c["model"], flavor, device)
         im = load_image_color(image_path(c))
         x = net.letterbox(im)
-        key = (c["model"], flavor, hashlib.sha256(x.tobytes()).hexdigest())
+        key = (c["model"], flavor, device, hashlib.sha256(x.tobytes()).hexdigest())
         if key not in _runs:
             outputs = net.forward_layers(x)
             out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
