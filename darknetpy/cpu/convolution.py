@@ -1,21 +1,107 @@
-"""The convolutional layer's forward pass on the CPU: im2col, GEMM, epilogue."""
+"""The convolutional layer's forward pass on the CPU: im2col, GEMM, epilogue.
+
+A convolution with many output pixels runs by blocks of output columns in one parallel
+region: each thread takes the next block, im2cols it into its own slice of the workspace
+(a few hundred KB, so it stays in cache), multiplies it into the same columns of `out`
+and, in `convolution_epilogue`, applies the epilogue to them while they are still in
+cache. The workspace is then a few blocks, not the whole (k, n) matrix. The GEMM adds
+each output's k products in the same order whatever the block, so the bits do not change.
+Narrow layers (few blocks per thread) im2col the whole matrix and split the GEMM by rows.
+"""
+import numba
 import numpy as np
+from numba import njit, prange
 
-from . import activations, gemm
-from .im2col import im2col
+from . import activations, fpenv, gemm
+from .im2col import im2col, im2col_block
+
+BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
+BLOCK_QUANTUM = gemm.NCP * gemm.NR  # ... a whole number of the GEMM's packed column blocks
+BLOCKS_PER_THREAD = 4       # column blocks only when there are this many per thread
+COPY, BIAS, BATCHNORM = 0, 1, 2
 
 
-def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
-    """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
+def block_columns(k, n):
+    """Width of a column block for a (k, n) im2col matrix."""
+    return BLOCK_QUANTUM * max(1, BLOCK_FLOATS // (k * BLOCK_QUANTUM))
 
-    `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel skips
-    im2col and reads the input buffer directly as the (k, n) matrix.
-    """
+
+def _blocked(k, n, threads):
+    return n >= BLOCKS_PER_THREAD * threads * block_columns(k, n)
+
+
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w):
+    """Floats of workspace `convolution` needs: none for 1x1, a block per thread (at
+    Numba's largest thread count) for wide layers, else the whole im2col matrix."""
+    if size == 1:
+        return 0
+    k, n = c // groups * size * size, out_h * out_w
+    threads = numba.config.NUMBA_NUM_THREADS
+    if groups == 1 and _blocked(k, n, threads):
+        return min(k * n, threads * k * block_columns(k, n))
+    return k * n
+
+
+@njit(inline="always")
+def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
+    """C = A @ B on this thread; A, B, C flat with row strides lda, ldb, ldc."""
+    gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n))
+
+
+@njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
+def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, fma,
+             mean, variance, scales, biases, mode, a, ftz):
+    """out = weights @ im2col(x) by column blocks of nb, each followed by its epilogue
+    (mode COPY: none); `threads` workers take blocks from a shared counter. fma: None
+    for the exact GEMM (see gemm.gemm_fast)."""
+    filters, n = out.shape
+    k = weights.shape[1]
+    nblocks = (n + nb - 1) // nb
+    wf = weights.reshape(-1)
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    counter = np.zeros(16, np.int64)
+    for t in prange(threads):
+        b = workspace[t * k * nb:(t + 1) * k * nb]
+        while True:
+            u = gemm._atomic_next(counter)
+            if u >= nblocks:
+                break
+            j0 = u * nb
+            j1 = min(n, j0 + nb)
+            if size == 1:
+                # Darknet reads a 1x1 layer's input as the (k, n) matrix itself
+                _multiply(fma, wf, k, xf[j0:], n, of[j0:], n, filters, k, j1 - j0)
+            else:
+                im2col_block(x, size, stride, pad, out_w, j0, j1, b)
+                _multiply(fma, wf, k, b, j1 - j0, of[j0:], n, filters, k, j1 - j0)
+            if mode != COPY:
+                old = fpenv.enter(ftz)
+                for f in range(filters):
+                    activations.epilogue_span(of, f * n + j0, f * n + j1, f, mean, variance, scales,
+                                              biases, mode == BATCHNORM, a)
+                fpenv.leave(old)
+
+
+def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, epilogue_args):
     c, h, w = x.shape
     filters = weights.shape[0]
     m, cg = filters // groups, c // groups
     k, n = cg * size * size, out_hw[0] * out_hw[1]
     out = np.empty((filters, n), np.float32)
+    threads = numba.get_num_threads()
+    nb = block_columns(k, n)
+    blocked = groups == 1 and _blocked(k, n, threads)
+    need = 0 if size == 1 else k * nb if blocked else k * n
+    if need and (workspace is None or workspace.size < need):
+        workspace = np.empty(need, np.float32)
+    mode, mean, variance, scales, biases, a, ftz = epilogue_args
+    if blocked:
+        if size > 1:
+            threads = min(threads, workspace.size // (k * nb))
+        _columns(x, weights, size, stride, pad, out_hw[1], out, workspace, nb, threads,
+                 None if exact else True, mean, variance, scales, biases, mode, a, ftz)
+        return out, True
     flat = x.reshape(-1)
     multiply = gemm.gemm_exact if exact else gemm.gemm_fast
     for g in range(groups):
@@ -26,14 +112,39 @@ def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact)
             b = workspace[:k * n].reshape(k, n)
             im2col(x[g * cg:(g + 1) * cg], size, stride, pad, b)
         multiply(weights[g * m:(g + 1) * m], b, out[g * m:(g + 1) * m])
+    return out, mode == COPY
+
+
+_EMPTY = np.empty(0, np.float32)
+_NO_EPILOGUE = (COPY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, activations.LINEAR, False)
+
+
+def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
+    """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
+
+    `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel skips
+    im2col and reads the input buffer directly as the (k, n) matrix.
+    """
+    return _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, _NO_EPILOGUE)[0]
+
+
+def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
+                         bn, biases, activation, ftz):
+    """`convolution` then `epilogue`, the epilogue done block by block while in cache."""
+    if bn is None:
+        args = (BIAS, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
+    else:
+        args = (BATCHNORM, *bn, biases, activation, ftz)
+    out, done = _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, args)
+    if not done:
+        epilogue(out, bn, biases, activation, ftz)
     return out
 
 
 def epilogue(out, bn, biases, activation, ftz):
     """Batch norm (or bias) and activation in place on out (filters, spatial)."""
     if bn is None:
-        empty = np.empty(0, np.float32)
-        activations.batchnorm_bias_activate(out, empty, empty, empty, biases, False, activation, ftz)
+        activations.batchnorm_bias_activate(out, _EMPTY, _EMPTY, _EMPTY, biases, False, activation, ftz)
     else:
         mean, variance, scales = bn
         activations.batchnorm_bias_activate(out, mean, variance, scales, biases, True, activation, ftz)

@@ -1,0 +1,152 @@
+"""The CPU convolution by column blocks: the same bits as one im2col + GEMM, whatever the
+block, thread count or workspace; the fused epilogue the same bits as the separate one."""
+import numba
+import numpy as np
+import pytest
+
+from darknetpy.cpu import activations
+from darknetpy.cpu import convolution as conv
+from darknetpy.cpu.gemm import gemm_reference
+from darknetpy.cpu.im2col import im2col
+
+# (c, h, w, filters, size, stride, pad): n not a multiple of the block, stride 2, 5x5,
+# 1x1, a padded 1x1 with stride 2 (Darknet reads its input buffer as the matrix)
+SHAPES = [(3, 40, 50, 8, 3, 1, 1), (4, 33, 31, 5, 3, 2, 1), (3, 17, 19, 4, 5, 1, 2),
+          (6, 20, 20, 7, 1, 1, 0), (2, 29, 29, 3, 3, 2, 0), (40, 30, 30, 20, 3, 1, 1),
+          (8, 21, 21, 9, 1, 2, 0)]
+
+
+def out_hw(h, w, size, stride, pad):
+    return (h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1
+
+
+def columns(x, size, stride, pad, oh, ow):
+    """im2col by slicing a zero-padded copy: rows (channel, ky, kx)."""
+    c, h, w = x.shape
+    xp = np.zeros((c, h + 2 * pad + size, w + 2 * pad + size), np.float32)
+    xp[:, pad:pad + h, pad:pad + w] = x
+    rows = [xp[ch, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride][:oh, :ow].reshape(-1)
+            for ch in range(c) for ky in range(size) for kx in range(size)]
+    return np.array(rows, np.float32)
+
+
+def reference(x, weights, groups, size, stride, pad):
+    c, h, w = x.shape
+    oh, ow = out_hw(h, w, size, stride, pad)
+    m, cg = weights.shape[0] // groups, c // groups
+    parts = []
+    for g in range(groups):
+        xg = x[g * cg:(g + 1) * cg]
+        b = xg.reshape(-1)[:cg * oh * ow].reshape(cg, -1) if size == 1 else columns(xg, size, stride, pad, oh, ow)
+        parts.append(gemm_reference(weights[g * m:(g + 1) * m], b))
+    return np.concatenate(parts)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 48 columns (or a few more for small k), so small shapes take many blocks."""
+    monkeypatch.setattr(conv, "BLOCK_QUANTUM", 48)
+    monkeypatch.setattr(conv, "BLOCK_FLOATS", 48 * 40)
+    monkeypatch.setattr(conv, "BLOCKS_PER_THREAD", 2)
+
+
+@pytest.fixture(params=[1, 2])
+def threads(request):
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(request.param, numba.config.NUMBA_NUM_THREADS))
+    yield request.param
+    numba.set_num_threads(old)
+
+
+def data(shape, groups=1, seed=0):
+    c, h, w, f, size, stride, pad = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    weights = rng.standard_normal((f, c // groups * size * size)).astype(np.float32)
+    return x, weights
+
+
+def same_bits(a, b):
+    return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_blocks_match_one_gemm(small_blocks, threads, shape):
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow), np.float32)
+    out = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), ws, True)
+    assert same_bits(out, reference(x, weights, 1, size, stride, pad))
+
+
+def test_blocked_path_is_taken(small_blocks):
+    """The first shape is wide enough for blocks at 2 threads; its workspace is a block
+    per thread, not the whole matrix."""
+    c, h, w, f, size, stride, pad = SHAPES[0]
+    oh, ow = out_hw(h, w, size, stride, pad)
+    k, n = c * size * size, oh * ow
+    assert conv._blocked(k, n, 2)
+    assert conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow) == \
+        min(k * n, numba.config.NUMBA_NUM_THREADS * k * conv.block_columns(k, n))
+    assert conv.workspace_floats(c, h, w, 1, 1, 0, 1, h, w) == 0
+
+
+@pytest.mark.parametrize("ws_floats", [0, 1, 27 * 48])
+def test_missing_or_small_workspace(small_blocks, ws_floats):
+    """No workspace, or room for a single block: the same bits (fewer threads or a new one)."""
+    shape = SHAPES[0]
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    ws = np.empty(ws_floats, np.float32) if ws_floats else None
+    out = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), ws, True)
+    assert same_bits(out, reference(x, weights, 1, size, stride, pad))
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_groups(small_blocks, groups):
+    shape = (8, 24, 26, 12, 3, 1, 1)
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape, groups)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, groups, oh, ow), np.float32)
+    out = conv.convolution(x, weights, groups, size, stride, pad, (oh, ow), ws, True)
+    assert same_bits(out, reference(x, weights, groups, size, stride, pad))
+
+
+@pytest.mark.parametrize("activation", ["leaky", "linear", "logistic", "relu"])
+@pytest.mark.parametrize("use_bn", [False, True])
+@pytest.mark.parametrize("ftz", [False, True])
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[3], (16, 9, 9, 24, 3, 1, 1)])
+def test_fused_epilogue(small_blocks, threads, shape, activation, use_bn, ftz):
+    """convolution_epilogue == convolution then epilogue, on blocked and whole layers;
+    subnormal inputs make ftz matter."""
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape, seed=1)
+    x[0, 0, :4] = np.float32(1e-39)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    rng = np.random.default_rng(2)
+    biases = rng.standard_normal(f).astype(np.float32)
+    bn = None
+    if use_bn:
+        bn = (rng.standard_normal(f).astype(np.float32), rng.uniform(0, 2, f).astype(np.float32),
+              rng.standard_normal(f).astype(np.float32))
+    a = activations.CODES[activation]
+    ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow), np.float32)
+    fused = conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), ws, True, bn, biases, a, ftz)
+    apart = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), ws, True)
+    conv.epilogue(apart, bn, biases, a, ftz)
+    assert same_bits(fused, apart)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_im2col_whole(shape):
+    c, h, w, f, size, stride, pad = shape
+    if size == 1:
+        pytest.skip("a 1x1 kernel skips im2col")
+    x, _ = data(shape)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    out = np.empty((c * size * size, oh * ow), np.float32)
+    im2col(x, size, stride, pad, out)
+    assert same_bits(out, columns(x, size, stride, pad, oh, ow))
