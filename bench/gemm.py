@@ -1,18 +1,20 @@
 """Benchmark darknetpy's convolution GEMM kernels on real layer shapes.
 
-    python bench/gemm.py [--threads 1,2] [--reps 5] [--shapes 0,3,5] [--no-fast]
+    python bench/gemm.py [--threads 1,2] [--reps 5] [--shapes 0,3,5]
+                         [--no-exact] [--no-fast] [--no-blas]
                          [--clock wall|thread] [--wait-idle 0.9]
 
 Prints GFLOP/s per thread (2*M*N*K / time / threads), median and best of
-``--reps`` runs, for gemm_exact and gemm_fast (BLAS, thread count set to
-the same number through OpenBLAS's own API when it can be found).  On a
+``--reps`` runs, for gemm_exact, gemm_fast and numpy.matmul (OpenBLAS, its
+thread count set to the same number through its own API when it can be
+found; OPENBLAS_CORETYPE picks its kernels), the runs of the three
+interleaved, then the ratios of the medians exact/blas and fast/blas.  On a
 shared machine, --clock thread (1 thread) leaves out time given to other
 processes; --wait-idle waits for idle CPUs before each run (but then the
 idle worker threads have to be woken up, which a VM can make slow).
 """
 
 import argparse
-import ctypes
 import os
 import sys
 import time
@@ -22,6 +24,7 @@ import numba
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from darknetpy.cpu.gemm import gemm_exact, gemm_fast  # noqa: E402
+import _blas  # noqa: E402
 
 SHAPES = [
     # (M, K, N): M = filters, K = c*size*size, N = out_h*out_w
@@ -37,28 +40,6 @@ SHAPES = [
     ("darknet19-256 conv0", 32, 27, 65536),
     ("darknet19-256 conv18", 1000, 1024, 64),
 ]
-
-
-def _blas_set_threads():
-    """Return a function setting OpenBLAS's thread count, or None."""
-    names = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-             "openblas_set_num_threads64_", "openblas_set_num_threads")
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for p in paths:
-        try:
-            lib = ctypes.CDLL(p)
-        except OSError:
-            continue
-        for n in names:
-            fn = getattr(lib, n, None)
-            if fn is not None:
-                fn.argtypes = [ctypes.c_int]
-                return fn
-    return None
 
 
 def _idle_fraction(dt=0.25):
@@ -89,14 +70,20 @@ def _wait_idle(timeout=30.0):
             return
 
 
-def _time(fn, reps, clock=time.perf_counter):
-    ts = []
+def _time(fns, reps, clock=time.perf_counter):
+    """(median, best) seconds of each function, their runs interleaved."""
+    ts = [[] for _ in fns]
     for _ in range(reps):
-        _wait_idle()
-        t = clock()
-        fn()
-        ts.append(clock() - t)
-    return np.median(ts), min(ts)
+        for fn, t_fn in zip(fns, ts):
+            _wait_idle()
+            t = clock()
+            fn()
+            t_fn.append(clock() - t)
+    return [(np.median(t), min(t)) for t in ts]
+
+
+def _matmul(a, b, c):
+    np.matmul(a, b, out=c)
 
 
 def main():
@@ -106,6 +93,7 @@ def main():
     ap.add_argument("--shapes", default=None)
     ap.add_argument("--no-fast", action="store_true")
     ap.add_argument("--no-exact", action="store_true")
+    ap.add_argument("--no-blas", action="store_true")
     ap.add_argument("--wait-idle", type=float, default=0.0, metavar="FRACTION",
                     help="before each run wait (up to 30 s) until this fraction of "
                          "the CPUs is idle (shared machines)")
@@ -124,34 +112,38 @@ def main():
         if threads != [1]:
             ap.error("--clock thread needs --threads 1")
         clock = time.thread_time
-    np.matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
-    blas_threads = _blas_set_threads()
+    print("OpenBLAS core: %s" % _blas.corename())
     t0 = time.perf_counter()
     gemm_exact(np.ones((9, 17), np.float32), np.ones((17, 50), np.float32),
                np.empty((9, 50), np.float32))
+    gemm_fast(np.ones((9, 17), np.float32), np.ones((17, 50), np.float32),
+              np.empty((9, 50), np.float32))
     print("first call (compile or cache load): %.2f s" % (time.perf_counter() - t0))
     rng = np.random.default_rng(0)
     print("GFLOP/s per thread, median (best) of %d runs, %s clock" % (args.reps, args.clock))
+    kinds = [k for k, off in (("exact", args.no_exact), ("fast", args.no_fast),
+                              ("blas", args.no_blas)) if not off]
+    fn = {"exact": gemm_exact, "fast": gemm_fast, "blas": _matmul}
     for name, M, K, N in shapes:
         a = rng.standard_normal((M, K), np.float32)
         b = rng.standard_normal((K, N), np.float32)
-        c = np.empty((M, N), np.float32)
+        cs = {k: np.empty((M, N), np.float32) for k in kinds}
         flops = 2.0 * M * N * K
         row = "%-24s %5d %6d %7d" % (name, M, K, N)
         for nt in threads:
             numba.set_num_threads(nt)
-            if not args.no_exact:
-                gemm_exact(a, b, c)
-                med, best = _time(lambda: gemm_exact(a, b, c), args.reps, clock)
-                row += "  exact/%d %6.1f (%6.1f)" % (nt, flops / med / 1e9 / nt,
-                                                     flops / best / 1e9 / nt)
-            if not args.no_fast:
-                if blas_threads is not None:
-                    blas_threads(nt)
-                gemm_fast(a, b, c)
-                med, best = _time(lambda: gemm_fast(a, b, c), args.reps, clock)
-                row += "  fast/%d %6.1f (%6.1f)" % (nt, flops / med / 1e9 / nt,
-                                                    flops / best / 1e9 / nt)
+            _blas.set_threads(nt)
+            for k in kinds:
+                fn[k](a, b, cs[k])
+            res = _time([lambda k=k: fn[k](a, b, cs[k]) for k in kinds], args.reps, clock)
+            med = {}
+            for k, (m, best) in zip(kinds, res):
+                med[k] = m
+                row += "  %s/%d %6.1f (%6.1f)" % (k, nt, flops / m / 1e9 / nt,
+                                                  flops / best / 1e9 / nt)
+            if "blas" in med:
+                row += "  x" + "/".join("%.2f" % (med["blas"] / med[k])
+                                        for k in kinds if k != "blas")
         print(row, flush=True)
 
 

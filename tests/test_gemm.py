@@ -243,8 +243,9 @@ def test_fast_close_to_exact():
 # ---------------------------------------------------------------------------
 # The compiled code: no fused multiply-add anywhere in the exact kernel.
 
-def _kernel_driver(use_asm):
-    """A fresh (uncached) function around the micro-kernel variants."""
+def _kernel_driver(use_asm, fma=None):
+    """A fresh (uncached) function around the micro-kernel variants
+    (fma None: the exact kernels; True: gemm_fast's)."""
     mr, nv = gemm.MR, gemm.NV
     kf = gemm._make_kernel(mr, nv, True, use_asm)     # packs B while computing
     kp = gemm._make_kernel(mr, nv, False, use_asm)    # packed B
@@ -256,13 +257,13 @@ def _kernel_driver(use_asm):
         fl = 1 if first else 0
         n, k = b.shape[1], a.shape[1]
         if which == 0:
-            kf(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
+            kf(fma, kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
         elif which == 1:
-            kp(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
+            kp(fma, kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
         elif which == 2:
-            k1(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
+            k1(fma, kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
         else:
-            ka(kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
+            ka(fma, kc, ap, 0, 0, bp, 0, c, 0, ldc, fl, b, 0, n, 0, a, 0, k)
 
     return drive
 
@@ -318,7 +319,8 @@ def test_production_code_has_no_fma(tmp_path):
         from darknetpy.cpu import gemm
         a = np.ones((9, 17), np.float32); b = np.ones((17, 50), np.float32)
         c = np.empty((9, 50), np.float32)
-        gemm._gemm_serial(a.reshape(-1), 17, b.reshape(-1), 50, c.reshape(-1), 50, 9, 17, 50)
+        gemm._gemm_serial((None, a.reshape(-1), 17, b.reshape(-1), 50, c.reshape(-1), 50,
+                           9, 17, 50))
         asm = ""
         for f in (gemm._gemm_serial, gemm._gemm_block, gemm._kernel, gemm._pack_a_panels):
             for s in f.inspect_asm().values():

@@ -69,6 +69,7 @@ NCP = 8                 # micro-panels per packed B block (NC = NCP * NR columns
 B_BLOCK_BYTES = 384 * 1024      # packed B block budget (L2); small N gets a longer k chunk
 PF_CYCLES = 10000       # prefetch C tiles and B micro-panels about this many cycles ahead
 BPK = 8                 # packed kernel: prefetch B rows this many k steps ahead
+NEXT_B_MIN_KC = 128     # prefetch the next block of B into L2 while computing one of this depth
 PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
 NT_STORES = True        # non-temporal stores for the final values of a large C ...
 NT_MIN_BYTES = 8 << 20  # ... of at least this size
@@ -122,7 +123,7 @@ def _broadcast(builder, s):
 
 
 def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb_bytes=None,
-              bpf_bytes=None, asrc=None, lda_bytes=None):
+              bpf_bytes=None, asrc=None, lda_bytes=None, fma=False):
     """k loop as inline asm: acc[r][v] += b[k][v] * bcast(a[k*mr + r]).
 
     Each step is one vmulps (B vector times the broadcast A element, the
@@ -134,6 +135,7 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     (those of a micro-panel packed soon) are prefetched.  If ``asrc`` is
     given the A elements are first copied from the rows of A there (row
     stride ``lda_bytes``, mr == 8) into the packed panel ``a_ptr``.
+    With ``fma`` (gemm_fast only) one vfmadd231ps replaces each pair.
     """
     nacc = mr * nv
     ptr_t = a_ptr.type
@@ -205,6 +207,9 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     for r in range(mr):
         for v in range(nv):
             j = r * nv + v
+            if fma:
+                lines.append("vfmadd231ps %d(%s){1to16}, %s, $%d" % (4 * r, o["a"], bregs[v], j))
+                continue
             lines.append("vmulps %d(%s){1to16}, %s, %s" % (4 * r, o["a"], bregs[v], tregs[t]))
             lines.append("vaddps %s, $%d, $%d" % (tregs[t], j, j))
             t = (t + 1) % ntmp
@@ -228,7 +233,8 @@ def _asm_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, apf_bytes, bsrc=None, ldb
     return [[builder.extract_value(res, r * nv + v) for v in range(nv)] for r in range(mr)]
 
 
-def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None, asrc=None, lda=None):
+def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None, asrc=None, lda=None,
+             fma=False):
     """Portable k loop in LLVM IR (no fast-math flags: fmul/fadd exactly).
 
     Same contract as _asm_loop (ldb, lda in elements)."""
@@ -270,7 +276,12 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None, asrc=
         else:
             s = builder.load(dst, align=4)
         bc = _broadcast(builder, s)
-        new.append([builder.fadd(phis[r][v], builder.fmul(bvec[v], bc)) for v in range(nv)])
+        if fma:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                _vec, [_vec] * 3), "llvm.fma.v%df32" % VW)
+            new.append([builder.call(fn, [bvec[v], bc, phis[r][v]]) for v in range(nv)])
+        else:
+            new.append([builder.fadd(phis[r][v], builder.fmul(bvec[v], bc)) for v in range(nv)])
     k1 = builder.add(k, _c64(1))
     end = builder.block
     k.add_incoming(k1, end)
@@ -285,7 +296,7 @@ def _ir_loop(builder, acc, a_ptr, bp_ptr, kc, mr, nv, bsrc=None, ldb=None, asrc=
 def _make_kernel(mr, nv, fused, use_asm, fused_a=False):
     """Micro-kernel intrinsic for an mr x (16*nv) tile of C.
 
-    kern(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, flags, b, b_off, ldb, bpf,
+    kern(fma, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, flags, b, b_off, ldb, bpf,
          a, a_off, lda)
       acc = +0.0 (flags & 1) or the tile of C at c[c_off + r*ldc + j];
       for k < kc: acc[r, j] = acc[r, j] + ap[ap_off + k*mr + r] * B[k, j]
@@ -296,18 +307,22 @@ def _make_kernel(mr, nv, fused, use_asm, fused_a=False):
     b[b_off + bpf + k*ldb + j] is prefetched.  ap[ap_off + apf + ...] (the
     next A panel) is prefetched.  If ``fused_a`` the A elements are read
     from a[a_off + r*lda + k] and also written to ap[ap_off + k*mr + r].
+    ``fma`` is None for the exact kernel; any other type (True) compiles a
+    separate fused multiply-add kernel (gemm_fast), so the exact callers'
+    machine code never contains one.
     """
 
     @intrinsic
-    def kern(typingctx, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
+    def kern(typingctx, fma, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
              b, b_off, ldb, bpf, a, a_off, lda):
-        sig = types.void(kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
+        sig = types.void(fma, kc, ap, ap_off, apf, bp, bp_off, c, c_off, ldc, first,
                          b, b_off, ldb, bpf, a, a_off, lda)
+        use_fma = not isinstance(fma, (types.NoneType, types.Omitted))
 
         def codegen(context, builder, signature, args):
             (kc_v, ap_v, apo, apf_v, bp_v, bpo, c_v, co, ldc_v, first_v,
-             b_v, bo, ldb_v, bpf_v, a_v, ao, lda_v) = args
-            st = signature.args
+             b_v, bo, ldb_v, bpf_v, a_v, ao, lda_v) = args[1:]
+            st = signature.args[1:]
             a_ptr = _data_ptr(context, builder, st[1], ap_v, apo)
             bp_ptr = _data_ptr(context, builder, st[4], bp_v, bpo)
             c_ptr = _data_ptr(context, builder, st[6], c_v, co)
@@ -349,10 +364,10 @@ def _make_kernel(mr, nv, fused, use_asm, fused_a=False):
                 acc = _asm_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv,
                                 builder.mul(apf_v, _c64(4)), bsrc, ldb_x,
                                 builder.mul(bpf_v, _c64(4)), asrc,
-                                builder.mul(lda_v, _c64(4)))
+                                builder.mul(lda_v, _c64(4)), use_fma)
             else:
                 acc = _ir_loop(builder, acc, a_ptr, bp_ptr, kc_v, mr, nv, bsrc, ldb_x,
-                               asrc, lda_v)
+                               asrc, lda_v, use_fma)
             with builder.if_else(nt_v) as (then, otherwise):
                 with then:
                     # non-temporal stores, C tile 64-byte aligned (checked by caller)
@@ -499,21 +514,27 @@ def _aligned_empty(n):
 
 
 @njit(cache=True, inline="always")
-def _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+def _kernel(fma, nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
             a, a_off, lda):
     """Dispatch: fused 1 = pack B, 2 = pack A (both only with nv == NV)."""
     if fused == 1:
-        _KF(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _KF(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
     elif fused == 2:
-        _KA(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _KA(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
     elif nv == 1:
-        _K1(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _K1(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
     elif nv == 2:
-        _K2(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _K2(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
     elif nv == 3:
-        _K3(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _K3(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
     else:
-        _K4(kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf, a, a_off, lda)
+        _K4(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
+            a, a_off, lda)
 
 
 @njit(cache=True)
@@ -562,12 +583,12 @@ def _pack_a_panels(af, lda, M, K, ap, p0, p1, kcs):
 
 
 @njit(cache=True)
-def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile,
-                nt_ok, pack_a, ring):
+def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
 
-    A (M x K), B (K x N), C (M x N) are the flat arrays af, bf, cf with row
-    strides lda, ldb, ldc (in floats).
+    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N): A (M x K), B (K x N),
+    C (M x N) are the flat arrays af, bf, cf with row strides lda, ldb, ldc
+    (in floats); fma is None for the exact kernel, True for gemm_fast's.
     j0 is a multiple of NR; bp holds a chunk of the widest column block
     (_bp_size), tile MR * NR floats.
     For each block of NC columns (jc) and chunk of kcs rows of B (pc), the
@@ -579,6 +600,7 @@ def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp,
     the A panels are packed here, in the first column block, by the kernels
     of the first micro-panel (fused) or beforehand.
     """
+    fma, af, lda, bf, ldb, cf, ldc, M, K, N = g
     Mp = _cdiv(M, MR) * MR
     caddr = cf.ctypes.data
     ncb = NCP * NR
@@ -595,9 +617,22 @@ def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp,
             # prefetch distance, in kernels, covering about PF_CYCLES
             dk = max(1, _cdiv(PF_CYCLES, kc * MR * NV))
             ntile = (p1 - p0) * nmp
+            # the next block of B (next chunk, else next column block): its
+            # rows are prefetched into L2 a few at a time by every tile here
+            jn, pn = jc, pc + kc
+            if pn >= K:
+                jn, pn = jc + ncb, 0
+            kcn = min(kcs, K - pn)
+            nmpn = _cdiv(min(ncb, j1 - jn), NR) if jn < j1 and kc >= NEXT_B_MIN_KC else 0
+            rpt = _cdiv(kcn, p1 - p0)
             for t in range(ntile):
                 p = p0 + t // nmp
                 mp = t - (p - p0) * nmp
+                if mp < nmpn:
+                    q = (p - p0) * rpt
+                    wn = 4 * min(NR, j1 - jn - mp * NR)
+                    for k in range(q, min(kcn, q + rpt)):
+                        _prefetch_span(bf, (pn + k) * ldb + jn + mp * NR, wn)
                 if t + dk < ntile and not (nt_ok and pc + kc == K):
                     # the C tile dk kernels ahead, for writing (not when it
                     # will be written with non-temporal stores)
@@ -643,7 +678,7 @@ def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp,
                     # every row of the tile must be 64-byte aligned, not only the first
                     if nt_ok and pc + kc == K and ldc % VW == 0 and (caddr + 4 * coff) % 64 == 0:
                         flags += 2
-                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, ldc,
+                    _kernel(fma, nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, ldc,
                             flags, bf, pc * ldb + jb, ldb, bpf, af, i0 * lda + pc, lda)
                 else:
                     # edge tile: through the tile buffer
@@ -652,7 +687,7 @@ def _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp,
                         for r in range(h):
                             for jj in range(w):
                                 tile[r * ldt + jj] = cf[(i0 + r) * ldc + jb + jj]
-                    _kernel(nv, fused, kc, ap, aoff, apf, bp, boff, tile, i0 - i0, ldt,
+                    _kernel(fma, nv, fused, kc, ap, aoff, apf, bp, boff, tile, i0 - i0, ldt,
                             flags, bf, pc * ldb + jb, ldb, bpf, af, i0 * lda + pc, lda)
                     for r in range(h):
                         for jj in range(w):
@@ -707,19 +742,19 @@ def _col_shift(cf, ldc, M, N):
 
 
 @njit(cache=True)
-def _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile,
-                   shift, pack_a):
+def _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
     """_gemm_block, with the columns [j0, j0 + shift) done on their own so
     that the other tiles of C are 64-byte aligned."""
+    M, N = g[7], g[9]
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
     # (np.bool_/np.int64 of a constant: not a literal type, so the calls
     # share one compiled specialisation of the callee)
     no, yes = np.bool_(False), np.bool_(True)
     if shift > 0 and j0 + shift < j1:
-        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
-        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
+        _gemm_block(g, ap, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
+        _gemm_block(g, ap, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
     else:
-        _gemm_block(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
+        _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
 
 
 @njit(cache=True)
@@ -732,14 +767,17 @@ def _ap_size(M, K, N, kcs):
 
 
 @njit(cache=True)
-def _gemm_serial(af, lda, bf, ldb, cf, ldc, M, K, N):
+def _gemm_serial(g):
+    """The product on this thread.  g: (fma, af, lda, bf, ldb, cf, ldc, M, K, N),
+    fma None for the exact kernel (see _gemm_block)."""
+    cf, ldc, M, K, N = g[5:]
     npan = _cdiv(M, MR)
     kcs = _chunk(K, N)
     ap = _aligned_empty(_ap_size(M, K, N, kcs))
     bp = _aligned_empty(_bp_size(N, kcs))
     tile = _aligned_empty(MR * NR)
-    _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, np.int64(0), npan, np.int64(0), N,
-                   kcs, bp, tile, _col_shift(cf, ldc, M, N), np.bool_(True))
+    _block_aligned(g, ap, np.int64(0), npan, np.int64(0), N, kcs, bp, tile,
+                   _col_shift(cf, ldc, M, N), np.bool_(True))
 
 
 @njit(cache=True)
@@ -749,10 +787,10 @@ def _bp_size(N, kcs):
 
 
 @njit(cache=True)
-def _worker(af, lda, bf, ldb, cf, ldc, M, K, N, ap, counter, by_cols, per, nunits, kcs, shift,
-            ring, work):
+def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, work):
     """One thread's share: take work units from counter until none is left.
     work: this thread's scratch (packed B, edge tile, ring A)."""
+    M, K, N = g[7:]
     npan = _cdiv(M, MR)
     nbp = _bp_size(per if by_cols else N, kcs)
     bp = work[:nbp]
@@ -768,17 +806,18 @@ def _worker(af, lda, bf, ldb, cf, ldc, M, K, N, ap, counter, by_cols, per, nunit
             j0 = 0 if u == 0 else min(N, shift + u * per)
             j1 = min(N, shift + (u + 1) * per)
             if j0 < j1:
-                _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, np.int64(0), npan, j0, j1, kcs, bp, tile,
+                _block_aligned(g, ap, np.int64(0), npan, j0, j1, kcs, bp, tile,
                                shift if u == 0 else np.int64(0), np.bool_(False))
         else:
             p0 = u * per
             p1 = min(npan, p0 + per)
-            _block_aligned(af, lda, bf, ldb, cf, ldc, M, K, N, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
+            _block_aligned(g, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
                            np.bool_(True))
 
 
 @njit(cache=True, parallel=True)
-def _gemm_parallel(af, lda, bf, ldb, cf, ldc, M, K, N, nt):
+def _gemm_parallel(g, nt):
+    af, lda, bf, ldb, cf, ldc, M, K, N = g[1:]
     npan = _cdiv(M, MR)
     by_cols, per, nunits = _split(M, N, nt, K)
     kcs = _chunk(K, per if by_cols else N)
@@ -796,8 +835,8 @@ def _gemm_parallel(af, lda, bf, ldb, cf, ldc, M, K, N, nt):
         for t in prange(nt):
             _pack_a_panels(af, lda, M, K, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
-        _worker(af, lda, bf, ldb, cf, ldc, M, K, N, ap, counter, by_cols, per, nunits, kcs,
-                shift, ring, work[t * nwork:(t + 1) * nwork])
+        _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring,
+                work[t * nwork:(t + 1) * nwork])
 
 
 def _num_threads():
@@ -847,14 +886,7 @@ def _flat(x):
     return np.frombuffer(buf, np.float32), ld
 
 
-def gemm_exact(a, b, c):
-    """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
-
-    a: (M, K), b: (K, N), c: (M, N); float32, each row contiguous, rows any
-    (positive) stride apart -- so c may be a column slice out[:, j0:j1] and
-    b a column block of a wider matrix.  c must not overlap a or b.  Uses
-    numba.get_num_threads() threads.
-    """
+def _gemm(a, b, c, fma):
     _check(a, b, c)
     M, K = a.shape
     N = b.shape[1]
@@ -864,19 +896,30 @@ def gemm_exact(a, b, c):
         c[...] = 0.0
         return c
     (af, lda), (bf, ldb), (cf, ldc) = _flat(a), _flat(b), _flat(c)
+    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N)
     nt = _num_threads()
     if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
-        _gemm_serial(af, lda, bf, ldb, cf, ldc, M, K, N)
+        _gemm_serial(g)
     else:
-        _gemm_parallel(af, lda, bf, ldb, cf, ldc, M, K, N, nt)
+        _gemm_parallel(g, nt)
     return c
+
+
+def gemm_exact(a, b, c):
+    """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
+
+    a: (M, K), b: (K, N), c: (M, N); float32, each row contiguous, rows any
+    (positive) stride apart -- so c may be a column slice out[:, j0:j1] and
+    b a column block of a wider matrix.  c must not overlap a or b.  Uses
+    numba.get_num_threads() threads.
+    """
+    return _gemm(a, b, c, None)
 
 
 def gemm_fast(a, b, c):
-    """c[:] = a @ b with BLAS (numpy.matmul); fast but not bit-exact."""
-    _check(a, b, c)
-    np.matmul(a, b, out=c)
-    return c
+    """c[:] = a @ b, not bit-exact: the same blocked kernel with fused
+    multiply-adds (same arguments as gemm_exact)."""
+    return _gemm(a, b, c, True)
 
 
 def gemm_reference(a, b):
