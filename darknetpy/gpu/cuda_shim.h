@@ -1,11 +1,10 @@
 // The subset of CUDA C++ that darknetpy's kernels may use, for g++ on the CPU.
 //
 // The emulator (emulator.py) force-includes this header before a kernel file and
-// appends one launcher per kernel. Blocks run one after another; a block's threads
-// are OpenMP threads (kernels that synchronise) or iterations of a flat parallel
-// loop (kernels that do not). Because only one block runs at a time, `__shared__`
-// arrays can be function-static: every thread of the running block sees the same
-// array, and the next block reuses it after a barrier, as on the GPU.
+// appends one launcher per kernel (see cuda_launch.h for how blocks and threads run).
+// `__shared__` arrays are function-static and thread_local: a block runs whole on
+// one OS thread, so its CUDA threads share them, and blocks running at the same time
+// on other OS threads have their own.
 //
 // Arithmetic is IEEE float/double with round-to-nearest (the build uses
 // -ffp-contract=off -fno-fast-math), which is what CUDA's __*_rn intrinsics and
@@ -20,13 +19,6 @@
 #include <math.h>
 #include <omp.h>
 
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <vector>
-#if defined(__x86_64__) || defined(__i386__)
-#include <xmmintrin.h>
-#endif
 
 #define __global__
 #define __device__
@@ -35,7 +27,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
-#define __shared__ static
+#define __shared__ static thread_local
 
 struct uint3 { unsigned x, y, z; };
 struct dim3 {
@@ -54,63 +46,13 @@ static inline int2 make_int2(int x, int y) { return {x, y}; }
 static inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 static inline double2 make_double2(double x, double y) { return {x, y}; }
 
-// Per-thread indices; grid and block shapes are set once per launch.
-static thread_local uint3 threadIdx;
-static thread_local uint3 blockIdx;
-static dim3 blockDim;
-static dim3 gridDim;
+// Per-thread indices; grid and block shapes are set once per launch. They have
+// external (hidden) linkage so that the compiler reloads them after a fiber switch.
+inline thread_local uint3 threadIdx;
+inline thread_local uint3 blockIdx;
+inline dim3 blockDim;
+inline dim3 gridDim;
 static const int warpSize = 32;
-
-// The barrier of the running block. Threads that have finished the kernel no longer
-// count (as on Volta and later), so a divergent __syncthreads cannot hang; each thread
-// counts the barriers it passed, and the launch fails if the counts of a block differ.
-struct darknetpy_block_barrier {
-    std::mutex lock;
-    std::condition_variable wake;
-    int live = 0, waiting = 0, finished = 0;
-    long long first_count = -1;
-    unsigned long long generation = 0;
-    bool diverged = false;
-
-    void start(int threads) {
-        live = threads;
-        waiting = finished = 0;
-        first_count = -1;
-    }
-    void release() {
-        waiting = 0;
-        ++generation;
-        wake.notify_all();
-    }
-    void wait() {
-        std::unique_lock<std::mutex> hold(lock);
-        const unsigned long long gen = generation;
-        if (++waiting == live) {
-            release();
-        } else {
-            wake.wait(hold, [&] { return generation != gen; });
-        }
-    }
-    void finish(long long count) {
-        std::lock_guard<std::mutex> hold(lock);
-        if (first_count < 0) first_count = count;
-        if (count != first_count) diverged = true;
-        --live;
-        if (waiting > 0 && waiting == live) release();
-    }
-};
-static darknetpy_block_barrier darknetpy_barrier;
-static thread_local long long darknetpy_syncs = -1;  // -1: not in a block-mode launch
-static std::atomic<bool> darknetpy_flat_sync{false};
-
-static inline void __syncthreads() {
-    if (darknetpy_syncs < 0) {
-        darknetpy_flat_sync = true;
-        return;
-    }
-    ++darknetpy_syncs;
-    darknetpy_barrier.wait();
-}
 
 static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
@@ -174,13 +116,38 @@ static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 static inline int __clz(int v) { return v == 0 ? 32 : __builtin_clz((unsigned)v); }
 static inline int __ffs(int v) { return __builtin_ffs(v); }
 
-// --- launches (used by the launchers the emulator generates) -------------------------
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+using std::signbit;
+
+// --- launches: used by the launchers that the emulator generates ---------------------
+//
+// A kernel that does not synchronise runs as one flat OpenMP loop over all (block,
+// thread) pairs. One that does (it can reach __syncthreads or __shared__) runs its
+// blocks in an OpenMP loop, each block whole on one OS thread: the block's threads
+// are fibers (own stacks, switched by hand) run in order until each has returned or
+// reached __syncthreads, then again, until all have returned. A thread that has
+// returned no longer counts at a barrier (as on Volta and later), so a divergent
+// __syncthreads cannot hang; the launch fails if the threads of a block passed a
+// different number of barriers, which CUDA leaves undefined.
+
+#include <sys/mman.h>
+#include <unistd.h>
+#include <atomic>
+#include <mutex>
+#include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #ifndef DARKNETPY_EMU_FTZ
 #define DARKNETPY_EMU_FTZ 0
 #endif
 
-// FTZ and DAZ set (the module was compiled with -ftz=true) or cleared for one thread.
+enum { DARKNETPY_OK = 0, DARKNETPY_NO_STACKS = 1, DARKNETPY_DIVERGED = 2, DARKNETPY_FLAT_SYNC = 3 };
+
+// FTZ and DAZ set (the module was compiled with -ftz=true) or cleared, for one OS thread.
 struct darknetpy_fpenv {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned saved;
@@ -193,11 +160,150 @@ struct darknetpy_fpenv {
 #endif
 };
 
-// One launch at a time per module: the grid globals and __shared__ statics are shared.
-static std::mutex darknetpy_launch_lock;
-
 static inline uint3 darknetpy_index(unsigned long long i, dim3 shape) {
     return uint3{(unsigned)(i % shape.x), (unsigned)(i / shape.x % shape.y), (unsigned)(i / shape.x / shape.y)};
+}
+
+#if defined(__x86_64__)
+// darknetpy_switch(&save, load): push the callee-saved registers, store the stack
+// pointer in *save, load `load` as the stack pointer, pop, return there. MXCSR and
+// the x87 control word are not switched: all fibers of an OS thread share them.
+extern "C" void darknetpy_switch(void** save, void* load);
+asm(".text\n"
+    ".globl darknetpy_switch\n"
+    ".hidden darknetpy_switch\n"
+    ".type darknetpy_switch, @function\n"
+    "darknetpy_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size darknetpy_switch, .-darknetpy_switch\n");
+#else
+#error "the GPU emulator's fibers are written for x86-64"
+#endif
+
+struct darknetpy_fiber {
+    void* sp;
+    long long syncs;
+    bool done;
+};
+
+// The fibers of the block that an OS thread is running, and their stacks.
+struct darknetpy_team {
+    static constexpr size_t STACK = 256 * 1024;
+    char* stacks = nullptr;
+    size_t capacity = 0;
+    std::vector<darknetpy_fiber> fibers;
+    void* scheduler = nullptr;
+    int current = -1;  // -1: not running a block
+    void (*run)(const void*) = nullptr;
+    const void* kernel = nullptr;
+
+    bool reserve(size_t threads) {
+        if (threads <= capacity) return true;
+        release();
+        void* p = mmap(nullptr, threads * STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return false;
+        stacks = (char*)p;
+        capacity = threads;
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        for (size_t i = 0; i < threads; ++i) mprotect(stacks + i * STACK, page, PROT_NONE);  // guard
+        fibers.resize(threads);
+        return true;
+    }
+    void release() {
+        if (stacks) munmap(stacks, capacity * STACK);
+        stacks = nullptr;
+        capacity = 0;
+    }
+    ~darknetpy_team() { release(); }
+};
+inline thread_local darknetpy_team darknetpy_here;
+inline std::atomic<bool> darknetpy_flat_sync{false};
+// One launch at a time per module: the grid and block shapes are globals.
+inline std::mutex darknetpy_launch_lock;
+
+static __attribute__((noinline, used)) void darknetpy_fiber_entry() {
+    darknetpy_team& team = darknetpy_here;
+    team.run(team.kernel);
+    darknetpy_fiber& self = team.fibers[team.current];
+    self.done = true;
+    darknetpy_switch(&self.sp, team.scheduler);
+    __builtin_trap();  // a finished fiber is never resumed
+}
+
+// A fresh stack whose first switch "returns" into darknetpy_fiber_entry, with the
+// stack pointer aligned as right after a call.
+static inline void* darknetpy_fiber_stack(char* base, size_t size) {
+    uintptr_t top = ((uintptr_t)(base + size)) & ~(uintptr_t)15;
+    void** sp = (void**)(top - 16);
+    sp[0] = (void*)&darknetpy_fiber_entry;
+    sp[1] = nullptr;
+    sp -= 6;
+    for (int i = 0; i < 6; ++i) sp[i] = nullptr;
+    return sp;
+}
+
+static inline void __syncthreads() {
+    darknetpy_team& team = darknetpy_here;
+    if (team.current < 0) {
+        darknetpy_flat_sync = true;
+        return;
+    }
+    darknetpy_fiber& self = team.fibers[team.current];
+    ++self.syncs;
+    darknetpy_switch(&self.sp, team.scheduler);
+}
+
+template <typename Kernel>
+static void darknetpy_invoke(const void* kernel) { (*(const Kernel*)kernel)(); }
+
+// One block on this OS thread; false if its threads passed different numbers of barriers.
+template <typename Kernel>
+static bool darknetpy_run_block(darknetpy_team& team, const Kernel& kernel, unsigned long long b) {
+    const int threads = (int)(blockDim.x * blockDim.y * blockDim.z);
+    blockIdx = darknetpy_index(b, gridDim);
+    team.run = &darknetpy_invoke<Kernel>;
+    team.kernel = &kernel;
+    for (int i = 0; i < threads; ++i)
+        team.fibers[i] = {darknetpy_fiber_stack(team.stacks + i * team.STACK, team.STACK), 0, false};
+    for (bool live = true; live;) {
+        live = false;
+        for (int i = 0; i < threads; ++i) {
+            if (team.fibers[i].done) continue;
+            team.current = i;
+            threadIdx = darknetpy_index(i, blockDim);
+            darknetpy_switch(&team.scheduler, team.fibers[i].sp);
+            live |= !team.fibers[i].done;
+        }
+    }
+    team.current = -1;
+    for (int i = 1; i < threads; ++i)
+        if (team.fibers[i].syncs != team.fibers[0].syncs) return false;
+    return true;
+}
+
+template <typename Kernel>
+static int darknetpy_launch_blocks(dim3 grid, dim3 block, Kernel kernel) {
+    std::lock_guard<std::mutex> hold(darknetpy_launch_lock);
+    gridDim = grid;
+    blockDim = block;
+    const long long blocks = (long long)grid.x * grid.y * grid.z;
+    std::atomic<int> status{DARKNETPY_OK};
+#pragma omp parallel
+    {
+        darknetpy_fpenv env;
+        darknetpy_team& team = darknetpy_here;
+        const bool ready = team.reserve((size_t)block.x * block.y * block.z);
+        if (!ready) status = DARKNETPY_NO_STACKS;
+#pragma omp for schedule(dynamic)
+        for (long long b = 0; b < blocks; ++b)
+            if (ready && !darknetpy_run_block(team, kernel, (unsigned long long)b)) status = DARKNETPY_DIVERGED;
+    }
+    return status;
 }
 
 template <typename Kernel>
@@ -218,47 +324,5 @@ static int darknetpy_launch_flat(dim3 grid, dim3 block, Kernel kernel) {
             kernel();
         }
     }
-    return darknetpy_flat_sync ? 3 : 0;
+    return darknetpy_flat_sync ? DARKNETPY_FLAT_SYNC : DARKNETPY_OK;
 }
-
-template <typename Kernel>
-static int darknetpy_launch_blocks(dim3 grid, dim3 block, Kernel kernel) {
-    std::lock_guard<std::mutex> hold(darknetpy_launch_lock);
-    gridDim = grid;
-    blockDim = block;
-    const int threads = (int)(block.x * block.y * block.z);
-    const long long blocks = (long long)grid.x * grid.y * grid.z;
-    const int dynamic = omp_get_dynamic();
-    omp_set_dynamic(0);
-    bool short_team = false;
-    darknetpy_barrier.diverged = false;
-    darknetpy_barrier.start(threads);
-#pragma omp parallel num_threads(threads)
-    {
-        if (omp_get_num_threads() != threads) {
-#pragma omp single
-            short_team = true;
-        } else {
-            darknetpy_fpenv env;
-            threadIdx = darknetpy_index(omp_get_thread_num(), block);
-            for (long long b = 0; b < blocks; ++b) {
-                blockIdx = darknetpy_index(b, grid);
-                darknetpy_syncs = 0;
-                kernel();
-                darknetpy_barrier.finish(darknetpy_syncs);
-#pragma omp barrier
-#pragma omp single
-                darknetpy_barrier.start(threads);
-            }
-            darknetpy_syncs = -1;
-        }
-    }
-    omp_set_dynamic(dynamic);
-    if (short_team) return 1;
-    return darknetpy_barrier.diverged ? 2 : 0;
-}
-
-using std::isfinite;
-using std::isinf;
-using std::isnan;
-using std::signbit;

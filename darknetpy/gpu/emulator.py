@@ -7,12 +7,15 @@ it) and loaded with ctypes.
 
 How a launch runs:
 - A kernel that can reach `__syncthreads` or `__shared__` (in its body or in a function
-  of the file it calls) runs block after block; a block's threads are that many
-  OpenMP threads (a team of exactly bx*by*bz, or the launch fails). `__shared__`
-  arrays are function-static, so the running block's threads share them; this is
-  correct only because blocks never overlap. `__syncthreads` is a barrier of the
-  block's live threads; if the threads of a block do not all pass the same number of
+  of the file it calls) runs its blocks in an OpenMP loop, each block whole on one OS
+  thread, its CUDA threads as fibers (cooperative, switched at `__syncthreads`; see
+  cuda_shim.h). `__shared__` arrays are function-static and thread_local: shared by
+  the fibers of the block, private to each OS thread, so blocks running at the same
+  time do not share them. `__syncthreads` is a barrier of the block's threads that
+  have not returned; if the threads of a block do not all pass the same number of
   barriers (undefined behaviour in CUDA), the launch raises instead of hanging.
+  (OS threads per CUDA thread, with OpenMP barriers, cost milliseconds per barrier
+  on a small machine; fibers cost nanoseconds.)
 - Any other kernel is a flat OpenMP loop over all (block, thread) pairs.
 - With `-ftz=true` among the options, each OpenMP thread sets MXCSR's FTZ and DAZ for
   the launch (and restores them after); otherwise it clears them. x86's DAZ/FTZ also
@@ -54,8 +57,7 @@ _CTYPES = {
     np.int32: ctypes.c_int32, np.uint32: ctypes.c_uint32, np.int64: ctypes.c_int64, np.uint64: ctypes.c_uint64,
 }
 _LAUNCH_ERRORS = {
-    1: "OpenMP gave fewer threads than the block has (check OMP_THREAD_LIMIT, or a launch from inside "
-       "an OpenMP region)",
+    1: "could not map the stacks of a block's threads",
     2: "the threads of a block passed __syncthreads a different number of times (undefined in CUDA)",
     3: "__syncthreads was reached in a kernel that the emulator runs as a flat loop",
 }
