@@ -46,12 +46,6 @@ struct Sse {
     }
 };
 
-// roundsd's floor: a NaN keeps its payload (a GPU's floor may not).
-__device__ __forceinline__ double x86_floor(double v)
-{
-    return dn_isnan(v) ? dn_quiet(v) : floor(v);
-}
-
 // floor(v) as an int64, as x86's cvttsd2si gives it: INT64_MIN for NaN or out of range
 // (a GPU's conversion saturates instead).
 __device__ __forceinline__ long long x86_floor_int(double v)
@@ -102,11 +96,12 @@ __device__ __forceinline__ float activate(float x, int a, Sse s)
     case LOGGY:
         return s.narrow(s.sub(s.div(2.0, s.add(1.0, s.exp_(dn_neg(s.wide(x))))), 1.0));
     case STAIR: {
+        // Numba's math.floor returns an int64: both floors are integers here
         long long n = x86_floor_int(s.wide(x));
-        double half = x86_floor(s.div(s.wide(x), 2.0));
+        long long half = x86_floor_int(s.div(s.wide(x), 2.0));
         if ((n & 1) == 0)
-            return s.narrow(half);
-        return s.narrow(s.add(s.wide(s.sub(x, (float)n)), half));
+            return (float)half;
+        return s.narrow(s.add(s.wide(s.sub(x, (float)n)), (double)half));
     }
     case HARDTAN:
         if (s.cmp(x) < -1.0f)
