@@ -86,6 +86,36 @@ extern "C" __global__ void typed(double* out, double d, float f, unsigned u, lon
     out[5] = bytes[1];
 }
 
+extern "C" __global__ void halve_sync(const float* x, float* y, int n)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    __syncthreads();
+    if (i < n) y[i] = x[i] * 0.5f;
+}
+
+extern "C" __global__ void shift_left(const float* x, float* y, int n)
+{
+    __shared__ float tile[65];
+    int t = threadIdx.x, i = blockIdx.x * 64 + t;
+    tile[t] = i < n ? x[i] : 0.0f;
+    if (t == 0) tile[64] = i + 64 < n ? x[i + 64] : 0.0f;
+    __syncthreads();
+    if (i >= n) return;
+    y[i] = tile[t + 1];
+}
+
+struct Block {
+    __device__ void sync() const { __syncthreads(); }
+};
+
+extern "C" __global__ void reverse_in_place(float* y)
+{
+    int base = blockIdx.x * blockDim.x;
+    float v = y[base + blockDim.x - 1 - threadIdx.x];
+    Block().sync();
+    y[base + threadIdx.x] = v;
+}
+
 extern "C" __global__ void diverge(float* x)
 {
     __shared__ float s[64];
@@ -137,13 +167,14 @@ def test_saxpy_matches_numpy_bit_for_bit(toy):
 
 def test_block_reduction_with_shared_memory(toy):
     rng = np.random.default_rng(1)
-    n = 3 * 256 + 17
+    blocks = 37                                   # several blocks at once on each OS thread
+    n = (blocks - 1) * 256 + 17
     x = rng.standard_normal(n).astype(np.float32)
-    out = np.zeros(4, np.float32)
-    toy.function("block_sum")((4,), (256,), (x, out, n))
-    padded = np.zeros(4 * 256, np.float32)
+    out = np.zeros(blocks, np.float32)
+    toy.function("block_sum")((blocks,), (256,), (x, out, n))
+    padded = np.zeros(blocks * 256, np.float32)
     padded[:n] = x
-    part = padded.reshape(4, 256).copy()
+    part = padded.reshape(blocks, 256).copy()
     s = 128
     while s:
         part[:, :s] = part[:, :s] + part[:, s:2 * s]
@@ -213,6 +244,44 @@ def test_launch_shape_errors(toy):
         toy.function("nope")
 
 
+def test_threads_may_return_after_the_last_barrier(toy):
+    n = 150
+    x = np.arange(n, dtype=np.float32)
+    y = np.zeros(n, np.float32)
+    toy.function("shift_left")((3,), (64,), (x, y, n))
+    assert y.tolist() == list(range(1, n)) + [0.0]
+
+
+def test_barrier_in_a_member_function_runs_in_block_mode(toy):
+    y = np.arange(3 * 96, dtype=np.float32)
+    toy.function("reverse_in_place")((3,), (96,), (y,))
+    assert np.array_equal(y, np.arange(3 * 96, dtype=np.float32).reshape(3, 96)[:, ::-1].ravel())
+
+
+def test_launches_from_two_python_threads(toy):
+    import threading
+    n = 4096
+    results = {}
+
+    def work(seed):
+        x = np.full(n, seed, np.float32)
+        ok = True
+        for _ in range(30):
+            y = np.ones(n, np.float32)
+            toy.function("saxpy")((n // 256,), (256,), (n, np.float32(2), x, y))
+            out = np.zeros(n // 256, np.float32)
+            toy.function("block_sum")((n // 256,), (256,), (y, out, n))
+            ok &= bool((y == 2 * seed + 1).all() and (out == 256 * (2 * seed + 1)).all())
+        results[seed] = ok
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {1: True, 2: True}
+
+
 def test_divergent_syncthreads_fails_instead_of_hanging(toy):
     with pytest.raises(RuntimeError, match="different number of times"):
         toy.function("diverge")((2,), (64,), (np.zeros(64, np.float32),))
@@ -230,11 +299,12 @@ def test_unknown_option_is_refused(sources):
         runtime.load_module(str(sources / "toy.cu"), ("--bogus",))
 
 
-def test_ftz_option_flushes_subnormals_and_restores_the_caller(sources):
+@pytest.mark.parametrize("kernel", ["halve", "halve_sync"])
+def test_ftz_option_flushes_subnormals_and_restores_the_caller(sources, kernel):
     x = np.array([1e-38, 2e-38, 3e-38, 1.0], np.float32)   # 1e-38: a subnormal input (DAZ)
     plain, flushed = np.zeros(4, np.float32), np.zeros(4, np.float32)
-    runtime.load_module(str(sources / "toy.cu")).function("halve")((1,), (4,), (x, plain, 4))
-    runtime.load_module(str(sources / "toy.cu"), ("-ftz=true",)).function("halve")((1,), (4,), (x, flushed, 4))
+    runtime.load_module(str(sources / "toy.cu")).function(kernel)((1,), (4,), (x, plain, 4))
+    runtime.load_module(str(sources / "toy.cu"), ("-ftz=true",)).function(kernel)((1,), (4,), (x, flushed, 4))
     assert plain.tolist() == (x * np.float32(0.5)).tolist() and plain[0] != 0 and plain[2] != 0
     assert flushed.tolist() == [0.0, 0.0, float(np.float32(1.5e-38)), 0.5]  # 2e-38 * 0.5: subnormal (FTZ)
     assert np.float32(2e-38) * np.float32(0.5) != 0         # this thread's MXCSR is back as it was
@@ -257,6 +327,18 @@ def test_second_load_uses_the_disk_cache(sources, tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "darknetpy" / "emu").iterdir()] == [
         os.path.basename(emulator.build(str(source), runtime.expand_source(str(source)),
                                         {"one": module.kernels["one"]}, module.options))]
+
+
+def test_two_processes_compiling_at_once_share_one_library(tmp_path):
+    source = tmp_path / "race.cu"
+    source.write_text('extern "C" __global__ void race(int* x) { x[threadIdx.x] = 7; }\n')
+    code = ("import numpy as np; from darknetpy.gpu import runtime; runtime.emulate(True); "
+            f"x = np.zeros(2, np.int32); runtime.load_module({str(source)!r}).function('race')((1,), (2,), (x,)); "
+            "assert x.tolist() == [7, 7]")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert [p.suffix for p in (tmp_path / "cache" / "darknetpy" / "emu").iterdir()] == [".so"]
 
 
 def test_kernel_not_extern_c_is_refused(tmp_path):
@@ -283,6 +365,9 @@ def test_block_kernels_follow_calls():
               'extern "C" __global__ void a(float* x) { mid(); }\n'
               'extern "C" __global__ void b(float* x) { x[0] = dm::id(x[0]); }\n')
     assert emulator.block_kernels(source, runtime.parse_kernels(source)) == {"a"}
+    members = ("struct Tile { float v; __device__ void wait() const { __syncthreads(); } };\n"
+               'extern "C" __global__ void c(float* x) { Tile t{x[0]}; t.wait(); }\n')
+    assert emulator.block_kernels(members, runtime.parse_kernels(members)) == {"c"}
 
 
 def test_compile_options_defaults_give_way():

@@ -92,12 +92,13 @@ def compiler_flags(options: tuple[str, ...]) -> list[str]:
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _FUNC_HEADER = re.compile(r"(\w+)\s*\([^(){};]*\)\s*(?:const\s*)?$", re.S)
-_SCOPE_HEADER = re.compile(r'(?:namespace\b[^{};]*|extern\s+"C"\s*)$', re.S)
+# Scopes whose functions count: namespaces, extern "C" blocks, and classes (members).
+_SCOPE_HEADER = re.compile(r'(?:\b(?:namespace|struct|class|union)\b[^{};()]*|extern\s+"C"\s*)$', re.S)
 _BLOCK_WORDS = {"__syncthreads", "__shared__"}
 
 
 def _functions(code: str) -> dict[str, str]:
-    """Bodies of the functions defined at file or namespace scope, by name (overloads joined)."""
+    """Bodies of the functions (and member functions) of a file by name, overloads joined."""
     code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith("#"))
     bodies: dict[str, str] = {}
     _scan(code, bodies)

@@ -49,7 +49,14 @@ def _cupy():
         import cupy
     except ImportError as e:
         raise DarknetError(CUPY_MISSING) from e
+    except Exception as e:  # a broken CUDA install can fail CuPy's import otherwise
+        raise DarknetError(f"--gpu: CuPy could not be loaded ({_first_line(e)})") from e
     return cupy
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def available() -> bool:
@@ -71,8 +78,7 @@ def require(device_index: int) -> None:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DarknetError(f"--gpu: no usable CUDA device or driver ({reason})") from e
+        raise DarknetError(f"--gpu: no usable CUDA device or driver ({_first_line(e)})") from e
     if count == 0:
         raise DarknetError("--gpu: no CUDA device found")
     if not 0 <= device_index < count:
@@ -333,10 +339,20 @@ class Module:
 class _CupyModule:
     """A RawModule compiled by NVRTC for the current device (CuPy caches it on disk)."""
 
-    def __init__(self, source: str, options: tuple[str, ...]):
+    def __init__(self, path: str, source: str, options: tuple[str, ...]):
         cupy = _cupy()
         self.array_type = cupy.ndarray
         self.raw = cupy.RawModule(code=source, options=options)
+        try:
+            self.raw.compile()
+        except Exception as e:
+            if type(e).__name__ != "CompileException":
+                raise
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            first = next((line for line in lines if "error" in line), _first_line(e))
+            err = DarknetError(f"NVRTC could not compile {path}: {first}")
+            err.log = str(e)
+            raise err from e
         self.kernels: dict = {}
 
     def launch(self, name, grid, block, values, shared_mem):
@@ -359,7 +375,7 @@ def load_module(path: str, options: tuple[str, ...] = ()) -> Module:
             from . import emulator
             backend = emulator.EmulatedModule(path, source, kernels, options)
         else:
-            backend = _CupyModule(source, options)
+            backend = _CupyModule(path, source, options)
         module = _modules[key] = Module(path, options, kernels, backend)
     return module
 
