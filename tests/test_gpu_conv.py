@@ -135,7 +135,7 @@ def test_choose_tile_fills_the_gpu():
 
 GEOMETRIES = [  # c, h, w, size, stride, pad
     (3, 9, 11, 3, 1, 1), (4, 10, 10, 3, 2, 1), (2, 7, 7, 5, 1, 2), (3, 8, 8, 2, 2, 0),
-    (1, 5, 5, 3, 1, 0), (2, 6, 5, 3, 3, 2),
+    (1, 5, 5, 3, 1, 0), (2, 6, 5, 3, 3, 2), (3, 12, 12, 7, 4, 3),
 ]
 
 
@@ -154,8 +154,9 @@ def test_im2col_matches_cpu(emulated, c, h, w, size, stride, pad):
     assert_same(got, want)
 
 
-@pytest.mark.parametrize("c,h,w,size,stride,pad", GEOMETRIES)
-def test_conv_exact_implicit_im2col_matches_cpu(emulated, c, h, w, size, stride, pad):
+@pytest.mark.parametrize("c,h,w,size,stride,pad,tile", [g + ((64, 64),) for g in GEOMETRIES]
+                         + [GEOMETRIES[0] + (t,) for t in TILES if t != (64, 64)])
+def test_conv_exact_implicit_im2col_matches_cpu(emulated, c, h, w, size, stride, pad, tile):
     rng = np.random.default_rng(size * 100 + stride * 10 + pad)
     im = with_specials(rng, (c, h, w))
     oh, ow = out_hw(h, w, size, stride, pad)
@@ -163,7 +164,7 @@ def test_conv_exact_implicit_im2col_matches_cpu(emulated, c, h, w, size, stride,
     cols = np.empty((c * size * size, oh * ow), np.float32)
     cpu_im2col(im, size, stride, pad, cols)
     got = np.empty((70, oh * ow), np.float32)
-    gemm.conv_exact(weights, im, size, stride, pad, (oh, ow), got, tile=(64, 64))
+    gemm.conv_exact(weights, im, size, stride, pad, (oh, ow), got, tile=tile)
     assert_same(got, cpu_gemm_of(weights, cols), False)
 
 

@@ -4,13 +4,21 @@ from . import activations, gemm, runtime
 from .im2col import im2col
 
 
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=False):
+    """Floats of workspace `convolution` needs: only fast mode's im2col matrix (exact
+    mode reads the image itself)."""
+    if size == 1 or exact:
+        return 0
+    return c // groups * size * size * out_h * out_w
+
+
 def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
     """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
 
     `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel reads the
     input buffer directly as the (k, n) matrix. Exact mode reads the other kernels'
     B straight from x (gemm.conv_exact; `workspace` unused); fast mode im2cols into
-    `workspace` for cuBLAS.
+    `workspace` (allocated here if None or too small) for cuBLAS.
     """
     c, h, w = x.shape
     filters = weights.shape[0]
@@ -28,6 +36,8 @@ def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact)
         elif exact:
             gemm.conv_exact(a, image, size, stride, pad, out_hw, dst)
         else:
+            if workspace is None or workspace.size < k * n:
+                workspace = runtime.empty(k * n)
             b = workspace[:k * n].reshape(k, n)
             im2col(image, size, stride, pad, b)
             multiply(a, b, dst)

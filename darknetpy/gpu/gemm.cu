@@ -20,52 +20,118 @@
 #define BK 8
 #define APAD 4
 
+// A B source gives each thread the B values of one column n, at k, k + rows, ...,
+// k + (L-1)*rows of the current slice (fetch), then moves k on by one slice
+// (advance). Values past K or N are 0.0f and never used.
+
 struct MatrixSource {
     const float* b;
     int ldb, K, N;
     const float* col;
+    int k, rows, slice;
     bool valid;
 
-    __device__ __forceinline__ void column(int n)
+    __device__ __forceinline__ void column(int n, int k0, int rows_, int slice_)
     {
         valid = n < N;
         col = b + (valid ? n : 0);
+        k = k0;
+        rows = rows_;
+        slice = slice_;
     }
 
-    __device__ __forceinline__ float fetch(int k) const
+    template <int L>
+    __device__ __forceinline__ void fetch(float (&r)[L]) const
     {
-        return (valid && k < K) ? col[(size_t)k * ldb] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < L; ++i) {
+            int kk = k + i * rows;
+            r[i] = (valid && kk < K) ? col[(size_t)kk * ldb] : 0.0f;
+        }
     }
+
+    __device__ __forceinline__ void advance() { k += slice; }
 };
 
+// A row k of the im2col matrix: channel, ky, kx (k = (ch*size + ky)*size + kx).
+struct Tap {
+    int ch, ky, kx;
+};
+
+// B read from the image: row k, column n of im2col's matrix is pixel
+// (ch, y*stride + ky - pad, x*stride + kx - pad) of the image, n = y*out_w + x, or 0.0f
+// outside it. The taps are stepped without divisions (only column() divides).
 struct ImageSource {
     const float* im;
     int h, w, size, stride, pad, out_w, K, N;
-    int iy0, ix0;
+    int iy0, ix0, k, rows, slice;
     bool valid;
+    Tap at, row_step, slice_step;
 
-    __device__ __forceinline__ void column(int n)
+    __device__ __forceinline__ Tap split(int kk) const
+    {
+        int taps = size * size;
+        int ch = kk / taps;
+        int r = kk - ch * taps;
+        int ky = r / size;
+        return Tap{ch, ky, r - ky * size};
+    }
+
+    // t += d, d a split() step: each digit carries at most once
+    __device__ __forceinline__ void step(Tap& t, const Tap& d) const
+    {
+        t.kx += d.kx;
+        if (t.kx >= size) {
+            t.kx -= size;
+            ++t.ky;
+        }
+        t.ky += d.ky;
+        if (t.ky >= size) {
+            t.ky -= size;
+            ++t.ch;
+        }
+        t.ch += d.ch;
+    }
+
+    __device__ __forceinline__ void column(int n, int k0, int rows_, int slice_)
     {
         valid = n < N;
         int y = n / out_w;
-        int x = n - y * out_w;
         iy0 = y * stride - pad;
-        ix0 = x * stride - pad;
+        ix0 = (n - y * out_w) * stride - pad;
+        k = k0;
+        rows = rows_;
+        slice = slice_;
+        at = split(k0);
+        row_step = split(rows_);
+        slice_step = split(slice_);
     }
 
-    __device__ __forceinline__ float fetch(int k) const
+    __device__ __forceinline__ float load(const Tap& t, int kk) const
     {
-        if (!valid || k >= K)
+        int iy = iy0 + t.ky;
+        int ix = ix0 + t.kx;
+        if (!valid || kk >= K || (unsigned)iy >= (unsigned)h || (unsigned)ix >= (unsigned)w)
             return 0.0f;
-        int taps = size * size;
-        int ch = k / taps;
-        int r = k - ch * taps;
-        int ky = r / size;
-        int iy = iy0 + ky;
-        int ix = ix0 + r - ky * size;
-        if ((unsigned)iy >= (unsigned)h || (unsigned)ix >= (unsigned)w)
-            return 0.0f;
-        return im[((size_t)ch * h + iy) * w + ix];
+        return im[((size_t)t.ch * h + iy) * w + ix];
+    }
+
+    template <int L>
+    __device__ __forceinline__ void fetch(float (&r)[L]) const
+    {
+        Tap t = at;
+#pragma unroll
+        for (int i = 0; i < L; ++i) {
+            r[i] = load(t, k + i * rows);
+            if (i + 1 < L)
+                step(t, row_step);
+        }
+    }
+
+    __device__ __forceinline__ void advance()
+    {
+        k += slice;
+        step(at, slice_step);
     }
 };
 
@@ -114,7 +180,7 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const int ak = tid % BK, am = tid / BK;
     const int bn = tid % BN, bk = tid / BN;
-    src.column(n0 + bn);
+    src.column(n0 + bn, bk, BROWS, BK);
     // this thread's A values: rows am + i*AROWS (those below M), column ak of each slice
     const int arows = M - m0 - am;
     const float* ap = a + (size_t)(arows > 0 ? m0 + am : 0) * lda + ak;
@@ -131,9 +197,7 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
 #pragma unroll
     for (int i = 0; i < AL; ++i)
         ra[i] = (i * AROWS < arows && ak < K) ? ap[i * astep] : 0.0f;
-#pragma unroll
-    for (int i = 0; i < BL; ++i)
-        rb[i] = src.fetch(bk + i * BROWS);
+    src.fetch(rb);
 #pragma unroll
     for (int i = 0; i < AL; ++i)
         as[0][ak][am + i * AROWS] = ra[i];
@@ -150,9 +214,8 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
 #pragma unroll
             for (int i = 0; i < AL; ++i)
                 ra[i] = (i * AROWS < arows && k1 + ak < K) ? ap[i * astep + k1] : 0.0f;
-#pragma unroll
-            for (int i = 0; i < BL; ++i)
-                rb[i] = src.fetch(k1 + bk + i * BROWS);
+            src.advance();
+            src.fetch(rb);
         }
         const int kn = K - t * BK < BK ? K - t * BK : BK;
         if (kn == BK) {
