@@ -435,3 +435,52 @@ def test_importing_darknetpy_does_not_import_cupy():
             "assert 'cupy' not in sys.modules, 'cupy imported'")
     env = dict(os.environ, DARKNETPY_GPU_EMULATE="0")
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.fixture()
+def gpu(monkeypatch):
+    """A real CUDA device through CuPy (the emulator off)."""
+    monkeypatch.setattr(runtime, "_emulate_override", False)
+    if not runtime.available():
+        pytest.skip("needs CuPy and a CUDA device")
+    runtime.require(0)
+
+
+@pytest.mark.gpu
+def test_gpu_kernels_match_the_emulator(gpu, sources, monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 5 * 256 + 3
+    x = rng.standard_normal(n).astype(np.float32)
+    y = rng.standard_normal(n).astype(np.float32)
+    a = np.float32(-0.3)
+    module = runtime.load_module(str(sources / "toy.cu"))
+    dy = runtime.upload(y)
+    module.function("saxpy")((6,), (256,), (n, a, runtime.upload(x), dy))
+    sums = runtime.empty(6)
+    module.function("block_sum")((6,), (256,), (dy, sums, n))
+    gpu_y, gpu_sums = runtime.download(dy), runtime.download(sums)
+    assert runtime.device_name()
+
+    monkeypatch.setattr(runtime, "_emulate_override", True)
+    module = runtime.load_module(str(sources / "toy.cu"))
+    module.function("saxpy")((6,), (256,), (n, a, x, y))
+    emu_sums = np.zeros(6, np.float32)
+    module.function("block_sum")((6,), (256,), (y, emu_sums, n))
+    assert gpu_y.tobytes() == y.tobytes() and gpu_sums.tobytes() == emu_sums.tobytes()
+
+
+@pytest.mark.gpu
+def test_gpu_ftz_and_argument_checks(gpu, sources):
+    x = runtime.upload(np.array([1e-38, 2e-38, 3e-38, 1.0], np.float32))
+    out = runtime.empty(4)
+    runtime.load_module(str(sources / "toy.cu"), ("-ftz=true",)).function("halve")((1,), (4,), (x, out, 4))
+    assert runtime.download(out).tolist() == [0.0, 0.0, float(np.float32(1.5e-38)), 0.5]
+    with pytest.raises(TypeError, match=r"needs a cupy\S*\.ndarray"):
+        runtime.load_module(str(sources / "toy.cu")).function("halve")((1,), (4,), (np.zeros(4, np.float32), out, 4))
+
+
+@pytest.mark.gpu
+def test_gpu_compile_error_is_one_line(gpu, sources):
+    with pytest.raises(DarknetError, match=r"NVRTC could not compile .*broken\.cu: .*undefined_name") as info:
+        runtime.load_module(str(sources / "broken.cu"))
+    assert "\n" not in str(info.value)
