@@ -136,7 +136,7 @@ extern "C" __global__ void batchnorm_bias_activate(float* out, int spatial, cons
     if (i >= spatial)
         return;
     const Sse s{ftz != 0};
-    float* p = out + (size_t)f * spatial + i;
+    float* p = out + (long long)f * spatial + i;
     float y;
     if (use_bn) {
         const double eps = (double)1e-6f;
@@ -184,7 +184,7 @@ extern "C" __global__ void epilogue_fast(float* out, int spatial, const float* m
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= spatial)
         return;
-    float* p = out + (size_t)f * spatial + i;
+    float* p = out + (long long)f * spatial + i;
     float y;
     if (use_bn) {
         float k = scales[f] / (sqrtf(variance[f]) + 1e-6f);

@@ -46,7 +46,7 @@ struct MatrixSource {
 #pragma unroll
         for (int i = 0; i < L; ++i) {
             int kk = k + i * rows;
-            r[i] = (valid && kk < K) ? col[(size_t)kk * ldb] : 0.0f;
+            r[i] = (valid && kk < K) ? col[(long long)kk * ldb] : 0.0f;
         }
     }
 
@@ -113,7 +113,7 @@ struct ImageSource {
         int ix = ix0 + t.kx;
         if (!valid || kk >= K || (unsigned)iy >= (unsigned)h || (unsigned)ix >= (unsigned)w)
             return 0.0f;
-        return im[((size_t)t.ch * h + iy) * w + ix];
+        return im[((long long)t.ch * h + iy) * w + ix];
     }
 
     template <int L>
@@ -183,8 +183,8 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
     src.column(n0 + bn, bk, BROWS, BK);
     // this thread's A values: rows am + i*AROWS (those below M), column ak of each slice
     const int arows = M - m0 - am;
-    const float* ap = a + (size_t)(arows > 0 ? m0 + am : 0) * lda + ak;
-    const size_t astep = (size_t)AROWS * lda;
+    const float* ap = a + (long long)(arows > 0 ? m0 + am : 0) * lda + ak;
+    const long long astep = (long long)AROWS * lda;
     float ra[AL], rb[BL];
     float acc[TM][TN];
 #pragma unroll
@@ -246,7 +246,7 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
         for (int j = 0; j < TN; ++j) {
             int n = n0 + tile_offset<BN, TN>(tx, j);
             if (n < N)
-                c[(size_t)m * ldc + n] = acc[i][j];
+                c[(long long)m * ldc + n] = acc[i][j];
         }
     }
 }
