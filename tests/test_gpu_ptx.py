@@ -1,5 +1,5 @@
 """Every darknetpy/gpu/*.cu file compiles for sm_90 with nvcc and with the emulator's g++,
-and no exact kernel contains a floating-point FMA.
+needs no host header under NVRTC, and no exact kernel contains a floating-point FMA.
 
 A .cu file declares, in comment lines:
     // darknetpy: options -ftz=true          one set of options a module loads it with
@@ -79,6 +79,21 @@ def fma_lines(ptx: str) -> dict[str, list[str]]:
     return {name: reach(name, {name}) for name, (kind, _) in functions.items() if kind == "entry"}
 
 
+# Names that nvcc's device code gets from host headers and NVRTC (CuPy's compiler) lacks.
+HOST_ONLY = re.compile(r"\b(INFINITY|NAN|HUGE_VALF?|FLT_(?:MAX|MIN|EPSILON)|DBL_(?:MAX|MIN|EPSILON)|"
+                       r"U?INT_(?:MAX|MIN)|U?LLONG_(?:MAX|MIN)|M_(?:PI|E|LN2|SQRT2)|u?int(?:8|16|32|64)_t|"
+                       r"std::\w+)\b")
+
+
+def nvrtc_view(path: str) -> str:
+    """The source as NVRTC preprocesses it (approximately): no system headers, its macros."""
+    run = subprocess.run(["g++", "-E", "-P", "-x", "c++", "-std=c++17", "-nostdinc", "-undef", "-D__CUDACC__",
+                          "-D__CUDACC_RTC__", "-D__CUDA_ARCH__=900", "-", "-o", "-"],
+                         input=runtime.expand_source(path), capture_output=True, text=True)
+    assert run.returncode == 0, f"{ids(path)} under NVRTC's macros:\n{run.stderr}"
+    return run.stdout
+
+
 def nvcc_ptx(path: str, options: tuple[str, ...], folder: str) -> str:
     source = os.path.join(folder, os.path.basename(path))
     with open(source, "w", encoding="utf-8") as f:
@@ -118,6 +133,15 @@ def test_nvcc_ptx_has_no_fma_in_exact_kernels(path, tmp_path):
         assert kernels <= set(fmas), f"kernels missing from the PTX: {sorted(kernels - set(fmas))}"
         bad = {k: lines[:3] for k, lines in fmas.items() if lines and k not in allowed}
         assert not bad, f"{ids(path)} with {' '.join(options)}: FMA in exact kernels: {bad}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=ids)
+def test_nvrtc_needs_no_host_header(path):
+    """nvcc (above) includes cuda_runtime.h and the host's headers; NVRTC does not."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    names = sorted(set(HOST_ONLY.findall(nvrtc_view(path))))
+    assert not names, f"{ids(path)} uses names NVRTC does not define: {names}"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=ids)
