@@ -8,10 +8,10 @@ honours) and the benchmark's table and PyTorch peer (bench/gpu.py, bench/gpu_tor
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import subprocess
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 import kit
-from darknetpy.detect import _pct, classifier_lines, detection_lines
-from darknetpy.image import letterbox_image, load_image_color
+from darknetpy.detect import _pct, box_iou, classifier_lines
 from darknetpy.network import Network
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 ENV = dict(os.environ, NUMBA_NUM_THREADS="2")
 FAST_TOLERANCE = 1e-4
+DEVICE = "cuda:0"
 
 
 def gpu_missing() -> str | None:
@@ -63,51 +63,6 @@ def in_kit_darknet():
         os.chdir(cwd)
 
 
-@functools.lru_cache(maxsize=2)
-def gpu_network(model_name: str, numerics: str, compat: str | None) -> Network:
-    with in_kit_darknet():
-        return Network(kit.cfg_path(model_name), kit.weights(kit.model(model_name)["weights"]),
-                       numerics=numerics, compat=compat, warn=None, device="cuda:0")
-
-
-def settings(model_name: str, flavor: str) -> tuple[str, str | None]:
-    """(numerics, compat) of a kit flavor, as kit.network chooses them."""
-    numerics, compat = kit.FLAVOR_SETTINGS[flavor]
-    return numerics, compat if "yolo9000" in model_name else None
-
-
-@functools.lru_cache(maxsize=None)
-def kit_input(image: str, width: int, height: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """The letterboxed network input of a kit image and the image's (w, h)."""
-    im = load_image_color(kit.KIT / image)
-    return letterbox_image(im, width, height), (im.shape[2], im.shape[1])
-
-
-_outputs: dict = {}   # (model, numerics, compat, input digest) -> (first mismatch or None, output)
-
-
-def gpu_run(c: dict, flavor: str, numerics: str | None = None):
-    """The network input, the first mismatching layer (None: all equal) and the output
-    layer's output of a GPU forward pass in the flavor's settings (or other numerics)."""
-    flavor_numerics, compat = settings(c["model"], flavor)
-    numerics = numerics or flavor_numerics
-    net = gpu_network(c["model"], numerics, compat)
-    x, _ = kit_input(c["image"], net.width, net.height)
-    key = (c["model"], numerics, compat, hashlib.sha256(x.tobytes()).hexdigest())
-    if key not in _outputs:
-        with in_kit_darknet():
-            outputs = [host(o) for o in net.forward_layers(x)]
-        mismatch = kit.first_mismatch(kit.expected_layers(c, flavor), outputs) if numerics == flavor_numerics else None
-        _outputs[key] = (mismatch, outputs[net.output_layer.index].reshape(net.output_layer.out_shape))
-    mismatch, out = _outputs[key]
-    return x, mismatch, out.copy()
-
-
-def host(a) -> np.ndarray:
-    """A backend array on the host (forward_layers(keep=True) already downloads)."""
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
-
-
 def kit_params():
     """Grouped by model and flavor, so that one network serves consecutive cases."""
     order = sorted((c["model"], flavor, i, c["id"]) for i, c in enumerate(kit.cases()) for flavor in c["flavors"])
@@ -117,12 +72,31 @@ def kit_params():
 @pytest.mark.parametrize("case_id,flavor", kit_params())
 def test_gpu_exact_layers_equal_the_kit(case_id, flavor):
     c = kit.case(case_id)
-    x, mismatch, _ = gpu_run(c, flavor)
-    assert kit.sha256_f32(x) == c["results"]["stock"]["input"]["sha256"], "network input differs from the kit's"
-    assert mismatch is None, mismatch
+    run = kit.run_case(c, flavor, device=DEVICE)
+    assert kit.sha256_f32(run.input) == c["results"]["stock"]["input"]["sha256"], "network input differs from the kit's"
+    assert run.mismatch is None, run.mismatch
 
 
 # ---------------------------------------------------------------------------- fast against exact
+
+@functools.lru_cache(maxsize=1)
+def fast_network(model_name: str, compat: str | None) -> Network:
+    with in_kit_darknet():
+        return Network(kit.cfg_path(model_name), kit.weights(kit.model(model_name)["weights"]),
+                       numerics="fast", compat=compat, warn=None, device=DEVICE)
+
+
+def exact_and_fast(c: dict):
+    """The exact run (kit.run_case on the GPU) in the flavor whose lines the CLI prints,
+    and fast mode's output layer's output on the same input."""
+    flavor = reference_flavor(c["model"])
+    run = kit.run_case(c, flavor, device=DEVICE)
+    compat = kit.FLAVOR_SETTINGS[flavor][1] if "yolo9000" in c["model"] else None
+    net = fast_network(c["model"], compat)
+    with in_kit_darknet():
+        fast = net.forward(run.input)
+    return run, np.asarray(fast).reshape(run.output.shape)
+
 
 def reference_flavor(model_name: str) -> str:
     """The flavor whose lines the CLI prints: the GPU build's tree for YOLO9000."""
@@ -148,70 +122,112 @@ def rel_error(out: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.mark.parametrize("case_id", fast_params())
 def test_gpu_fast_output_within_tolerance_of_exact(case_id):
-    c = kit.case(case_id)
-    flavor = reference_flavor(c["model"])
-    _, _, exact = gpu_run(c, flavor)
-    _, _, fast = gpu_run(c, flavor, numerics="fast")
-    err = rel_error(fast, exact)
+    run, fast = exact_and_fast(kit.case(case_id))
+    err = rel_error(fast, run.output)
     assert err < FAST_TOLERANCE, f"fast mode's output is {err:.2e} from exact's (max|fast - exact| / max|exact|)"
 
 
+def boxes_close(a, b, tol: float) -> bool:
+    """Centres within `tol` (image-relative units), w and h within `tol` relative: they are
+    exp(output), so an absolute error e in the output is a relative error e in them."""
+    a, b = np.array(a, np.float64), np.array(b, np.float64)
+    return bool(np.all(np.abs(a[:2] - b[:2]) <= tol) and np.all(np.abs(a[2:] - b[2:]) <= tol * np.abs(a[2:])))
+
+
 def straddles(a: float, b: float, t: float) -> bool:
-    return (np.float32(a) > np.float32(t)) != (np.float32(b) > np.float32(t))
+    return bool((np.float32(a) > np.float32(t)) != (np.float32(b) > np.float32(t)))
 
 
-def on_a_threshold(exact_dets, fast_dets, thresh: float, hier: float) -> list[str]:
-    """Probabilities (with their box) that fall on opposite sides of a threshold, or print
-    differently, in exact and fast mode: what makes the two lists differ."""
-    fast_by_index = {d.index: d for d in fast_dets}
-    found = []
-    for d in exact_dets:
-        f = fast_by_index.get(d.index)
-        if f is None:
-            found.append(f"detection {d.index} box {tuple(map(float, d.bbox))} objectness {float(d.objectness)!r}: "
-                         f"exact only (NMS or objectness threshold)")
+def printed(dets, thresh: float) -> dict:
+    """(detection index, class) -> probability of every printed line."""
+    return {(d.index, k): d.prob(k) for d in dets for k in d.classes_above(thresh)}
+
+
+def differences(net, exact, fast, w: int, h: int, thresh: float, hier: float, nms: float, tol: float):
+    """Lists (on a threshold, unexplained) of the ways fast mode's printed detections differ
+    from exact's. On a threshold: probabilities within `tol` of each other that fall on
+    opposite sides of `thresh` or of a printed rounding boundary, boxes whose IoU falls on
+    opposite sides of `nms` (or that overlap such a box), order swaps of such near-equal
+    probabilities. Everything else is unexplained: a real difference."""
+    with in_kit_darknet():
+        de, df = (net.detections(o.copy(), w, h, thresh, hier, nms) for o in (exact, fast))
+        pre_e, pre_f = ({d.index: d for d in net.detections(o.copy(), w, h, thresh, hier, 0, printed_only=False)}
+                        for o in (exact, fast))
+    pe, pf = printed(de, thresh), printed(df, thresh)
+    moved = {i for i, _ in pe.keys() ^ pf.keys()}
+    on, off = [], []
+    for i, k in sorted(pe.keys() | pf.keys()):
+        a, b = float(pre_e[i].prob(k)), float(pre_f[i].prob(k))
+        where = f"detection {i} class {k} box {tuple(float(v) for v in pre_e[i].bbox)}: exact {a!r}, fast {b!r}"
+        near = abs(a - b) <= tol
+        if (i, k) in pe and (i, k) in pf:
+            if "%.0f" % _pct(pe[i, k]) != "%.0f" % _pct(pf[i, k]):
+                (on if near else off).append(f"{where}: printed percent on a rounding boundary")
+            elif not boxes_close(pre_e[i].bbox, pre_f[i].bbox, tol):
+                off.append(f"{where}: boxes differ, fast {tuple(float(v) for v in pre_f[i].bbox)}")
             continue
-        for k in sorted(set(d.probs) | set(f.probs)):
-            pe, pf = float(d.prob(k)), float(f.prob(k))
-            why = [f"thresh {t}" for t in (thresh, hier) if straddles(pe, pf, t)]
-            if "%.0f" % _pct(pe) != "%.0f" % _pct(pf):
-                why.append("printed percent (%.0f)")
-            if why:
-                found.append(f"detection {d.index} class {k} box {tuple(map(float, d.bbox))}: exact {pe!r} "
-                             f"fast {pf!r} on {', '.join(why)}")
-    exact_indices = {d.index for d in exact_dets}
-    found += [f"detection {d.index} box {tuple(map(float, d.bbox))}: fast only" for d in fast_dets
-              if d.index not in exact_indices]
-    return found
+        side = "exact" if (i, k) in pe else "fast"
+        if near and straddles(a, b, thresh):
+            on.append(f"{where}: printed by {side} only, on thresh {thresh}")
+            continue
+        others = [j for j, x in pre_e.items() if j != i and k in x.probs and k in pre_f[j].probs]
+        flips = [j for j in others if straddles(box_iou(pre_e[i].bbox, pre_e[j].bbox),
+                                                box_iou(pre_f[i].bbox, pre_f[j].bbox), nms)]
+        cascade = [j for j in others if j in moved and box_iou(pre_e[i].bbox, pre_e[j].bbox) > nms]
+        if near and (flips or cascade):
+            on.append(f"{where}: printed by {side} only, NMS IoU on {nms} with detection {(flips or cascade)[0]}")
+        else:
+            off.append(f"{where}: printed by {side} only")
+    order_e = [key for key in (
+        (d.index, k) for d in de for k in d.classes_above(thresh)) if key in pf]
+    order_f = [key for key in (
+        (d.index, k) for d in df for k in d.classes_above(thresh)) if key in pe]
+    for (ie, ke), (jf, kf) in zip(order_e, order_f):
+        if (ie, ke) != (jf, kf):
+            text = f"order: exact prints detection {ie} class {ke} where fast prints detection {jf} class {kf}"
+            k = sort_class(pre_e[ie], pre_e[jf]) if ie != jf else None
+            if k is None:
+                off.append(text)
+            else:
+                a, b = float(pre_e[ie].prob(k)), float(pre_e[jf].prob(k))
+                (on if abs(a - b) <= tol else off).append(f"{text}: class {k} sorts them, exact {a!r} and {b!r}")
+            break
+    return on, off
+
+
+def sort_class(a, b) -> int | None:
+    """The class whose sort last ordered detections a and b (do_nms_sort sorts stably by each
+    class's probability in turn: the last class where they differ decides), or None."""
+    for k in sorted(set(a.probs) | set(b.probs), reverse=True):
+        if a.prob(k) != b.prob(k):
+            return k
+    return None
 
 
 @pytest.mark.parametrize("case_id", fast_params())
 def test_gpu_fast_detections_and_lines_equal_exact(case_id):
+    """Fast mode prints exact's lines; a difference must come from a value that sits on a
+    threshold (reported as a warning, with the box) and never from anything else."""
     c = kit.case(case_id)
-    flavor = reference_flavor(c["model"])
-    numerics, compat = settings(c["model"], flavor)
-    net = gpu_network(c["model"], numerics, compat)
+    run, fast = exact_and_fast(c)
+    exact = run.output
+    net = kit.network(c["model"], reference_flavor(c["model"]), device=DEVICE)
     names = names_of(c["model"])
-    _, _, exact = gpu_run(c, flavor)
-    _, _, fast = gpu_run(c, flavor, numerics="fast")
+    tol = FAST_TOLERANCE * max(1.0, float(np.nanmax(np.abs(exact))))
     if kit.model(c["model"])["kind"] == "classifier":
-        assert classifier_lines(fast, names) == classifier_lines(exact, names)
+        le, lf = classifier_lines(exact, names), classifier_lines(fast, names)
+        if le != lf:
+            close = np.max(np.abs(fast.astype(np.float64) - exact)) <= tol
+            assert close, f"fast mode prints {lf}, exact {le}"
+            warnings.warn(f"{case_id}: top-5 lines on a rounding boundary or near tie: exact {le}, fast {lf}")
         return
-    _, (w, h) = kit_input(c["image"], net.width, net.height)
+    w, h = run.image_size
     hier, nms = (float(kit.manifest()["detector_settings"][k]) for k in ("hier_thresh", "nms"))
-    # w and h are exp(output): an absolute error e in the output is a relative error e in them
-    box_rtol = FAST_TOLERANCE * max(1.0, float(np.nanmax(np.abs(exact))))
     for thresh in map(float, kit.manifest()["detector_settings"]["thresholds"]):
-        with in_kit_darknet():
-            de = net.detections(exact.copy(), w, h, thresh, hier, nms)
-            df = net.detections(fast.copy(), w, h, thresh, hier, nms)
-        same = ([(d.index, d.classes_above(thresh)) for d in de] == [(d.index, d.classes_above(thresh)) for d in df]
-                and all(np.allclose(np.array(a.bbox, np.float64), np.array(b.bbox, np.float64), rtol=box_rtol, atol=0)
-                        for a, b in zip(de, df)))
-        lines_same = detection_lines(de, names, thresh) == detection_lines(df, names, thresh)
-        if not (same and lines_same):
-            why = on_a_threshold(de, df, thresh, hier) or ["no probability on a threshold: boxes differ"]
-            pytest.fail(f"thresh {thresh}: fast mode's detections differ from exact's:\n" + "\n".join(why[:20]))
+        on, off = differences(net, exact, fast, w, h, thresh, hier, nms, tol)
+        assert not off, f"thresh {thresh}: fast mode's detections differ from exact's:\n" + "\n".join((off + on)[:20])
+        if on:
+            warnings.warn(f"{case_id} thresh {thresh}: values on a threshold:\n" + "\n".join(on[:20]))
 
 
 # ---------------------------------------------------------------------------- the CLI
