@@ -116,6 +116,16 @@ extern "C" __global__ void reverse_in_place(float* y)
     y[base + threadIdx.x] = v;
 }
 
+extern "C" __global__ void to_int(const float* x, int* rn, int* rz, unsigned* u, long long* ll, int n)
+{
+    int i = threadIdx.x;
+    if (i >= n) return;
+    rn[i] = __float2int_rn(x[i]);
+    rz[i] = __float2int_rz(x[i]);
+    u[i] = __float2uint_rn(x[i]);
+    ll[i] = __float2ll_rz(x[i]);
+}
+
 extern "C" __global__ void diverge(float* x)
 {
     __shared__ float s[64];
@@ -280,6 +290,26 @@ def test_launches_from_two_python_threads(toy):
     for t in threads:
         t.join()
     assert results == {1: True, 2: True}
+
+
+TO_INT_IN = [np.nan, 2.5, -2.5, 3.5, -0.7, 1e10, -1e10, 4e9]
+TO_INT_OUT = [  # PTX cvt: NaN gives 0, out of range saturates
+    [0, 2, -2, 4, -1, 2**31 - 1, -2**31, 2**31 - 1],
+    [0, 2, -2, 3, 0, 2**31 - 1, -2**31, 2**31 - 1],
+    [0, 2, 0, 4, 0, 2**32 - 1, 0, 4000000000],
+    [0, 2, -2, 3, 0, 10**10, -10**10, 4000000000],
+]
+
+
+def run_to_int(module):
+    x = runtime.upload(np.array(TO_INT_IN, np.float32))
+    outs = [runtime.xp().zeros(8, t) for t in (np.int32, np.int32, np.uint32, np.int64)]
+    module.function("to_int")((1,), (8,), (x, *outs, 8))
+    return [runtime.download(o).tolist() for o in outs]
+
+
+def test_float_to_int_intrinsics_saturate_as_on_the_gpu(toy):
+    assert run_to_int(toy) == TO_INT_OUT
 
 
 def test_divergent_syncthreads_fails_instead_of_hanging(toy):
@@ -477,6 +507,11 @@ def test_gpu_ftz_and_argument_checks(gpu, sources):
     assert runtime.download(out).tolist() == [0.0, 0.0, float(np.float32(1.5e-38)), 0.5]
     with pytest.raises(TypeError, match=r"needs a cupy\S*\.ndarray"):
         runtime.load_module(str(sources / "toy.cu")).function("halve")((1,), (4,), (np.zeros(4, np.float32), out, 4))
+
+
+@pytest.mark.gpu
+def test_gpu_float_to_int_intrinsics(gpu, sources):
+    assert run_to_int(runtime.load_module(str(sources / "toy.cu"))) == TO_INT_OUT
 
 
 @pytest.mark.gpu

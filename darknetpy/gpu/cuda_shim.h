@@ -11,11 +11,15 @@
 // plain operators compiled with --fmad=false compute.
 #pragma once
 
+#include <cassert>
+#include <climits>
+#include <limits>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <math.h>
 #include <omp.h>
 
@@ -27,6 +31,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static thread_local
 
 struct uint3 { unsigned x, y, z; };
@@ -39,6 +44,8 @@ struct __attribute__((aligned(16))) float4 { float x, y, z, w; };
 struct __attribute__((aligned(8))) int2 { int x, y; };
 struct __attribute__((aligned(16))) int4 { int x, y, z, w; };
 struct __attribute__((aligned(16))) double2 { double x, y; };
+struct __attribute__((aligned(8))) uint2 { unsigned x, y; };
+struct __attribute__((aligned(16))) uint4 { unsigned x, y, z, w; };
 
 static inline float2 make_float2(float x, float y) { return {x, y}; }
 static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
@@ -88,26 +95,69 @@ static inline double __hiloint2double(int hi, int lo) {
     return __longlong_as_double((long long)(((unsigned long long)(unsigned)hi << 32) | (unsigned)lo));
 }
 
-static inline int __float2int_rn(float v) { return (int)nearbyintf(v); }
-static inline int __float2int_rz(float v) { return (int)v; }
-static inline int __float2int_rd(float v) { return (int)floorf(v); }
-static inline int __float2int_ru(float v) { return (int)ceilf(v); }
-static inline int __double2int_rn(double v) { return (int)nearbyint(v); }
-static inline int __double2int_rz(double v) { return (int)v; }
+// Float to integer as the GPU converts (cvt.*.s32/s64/u32): NaN gives 0, values out
+// of range saturate. A plain C cast `(int)x` is also saturating on the GPU but gives
+// INT_MIN (or garbage for unsigned) on x86: kernels that can meet NaN or out-of-range
+// values must not rely on plain casts.
+template <typename I>
+static inline I darknetpy_to_int(double rounded) {
+    if (rounded != rounded) return 0;
+    if (rounded <= (double)std::numeric_limits<I>::min()) return std::numeric_limits<I>::min();
+    if (rounded >= (double)std::numeric_limits<I>::max()) return std::numeric_limits<I>::max();
+    return (I)rounded;
+}
+static inline int __float2int_rn(float v) { return darknetpy_to_int<int>(nearbyint((double)v)); }
+static inline int __float2int_rz(float v) { return darknetpy_to_int<int>(trunc((double)v)); }
+static inline int __float2int_rd(float v) { return darknetpy_to_int<int>(floor((double)v)); }
+static inline int __float2int_ru(float v) { return darknetpy_to_int<int>(ceil((double)v)); }
+static inline unsigned __float2uint_rn(float v) { return darknetpy_to_int<unsigned>(nearbyint((double)v)); }
+static inline unsigned __float2uint_rz(float v) { return darknetpy_to_int<unsigned>(trunc((double)v)); }
+static inline int __double2int_rn(double v) { return darknetpy_to_int<int>(nearbyint(v)); }
+static inline int __double2int_rz(double v) { return darknetpy_to_int<int>(trunc(v)); }
+static inline int __double2int_rd(double v) { return darknetpy_to_int<int>(floor(v)); }
+static inline long long __float2ll_rn(float v) { return darknetpy_to_int<long long>(nearbyint((double)v)); }
+static inline long long __float2ll_rz(float v) { return darknetpy_to_int<long long>(trunc((double)v)); }
+static inline long long __double2ll_rn(double v) { return darknetpy_to_int<long long>(nearbyint(v)); }
+static inline long long __double2ll_rz(double v) { return darknetpy_to_int<long long>(trunc(v)); }
+static inline long long __double2ll_rd(double v) { return darknetpy_to_int<long long>(floor(v)); }
 static inline float __int2float_rn(int v) { return (float)v; }
+static inline float __uint2float_rn(unsigned v) { return (float)v; }
+static inline float __ll2float_rn(long long v) { return (float)v; }
+static inline double __int2double_rn(int v) { return (double)v; }
+static inline double __ll2double_rn(long long v) { return (double)v; }
 static inline float __double2float_rn(double v) { return (float)v; }
 static inline float __saturatef(float v) { return v >= 1.0f ? 1.0f : (v > 0.0f ? v : 0.0f); }
 
-static inline int min(int a, int b) { return a < b ? a : b; }
-static inline int max(int a, int b) { return a > b ? a : b; }
-static inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
-static inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
-static inline long long min(long long a, long long b) { return a < b ? a : b; }
-static inline long long max(long long a, long long b) { return a > b ? a : b; }
+// CUDA's min/max overloads: same-type ones, and mixed signedness or width as CUDA
+// promotes them (to the unsigned or wider type; float with double gives double).
+#define DARKNETPY_MINMAX(R, A, B)                                         \
+    static inline R min(A a, B b) { return (R)a < (R)b ? (R)a : (R)b; } \
+    static inline R max(A a, B b) { return (R)a > (R)b ? (R)a : (R)b; }
+DARKNETPY_MINMAX(int, int, int)
+DARKNETPY_MINMAX(unsigned, unsigned, unsigned)
+DARKNETPY_MINMAX(unsigned, int, unsigned)
+DARKNETPY_MINMAX(unsigned, unsigned, int)
+DARKNETPY_MINMAX(long, long, long)
+DARKNETPY_MINMAX(unsigned long, unsigned long, unsigned long)
+DARKNETPY_MINMAX(long long, long long, long long)
+DARKNETPY_MINMAX(unsigned long long, unsigned long long, unsigned long long)
+DARKNETPY_MINMAX(unsigned long long, long long, unsigned long long)
+DARKNETPY_MINMAX(unsigned long long, unsigned long long, long long)
+#undef DARKNETPY_MINMAX
 static inline float min(float a, float b) { return fminf(a, b); }
 static inline float max(float a, float b) { return fmaxf(a, b); }
 static inline double min(double a, double b) { return fmin(a, b); }
 static inline double max(double a, double b) { return fmax(a, b); }
+static inline double min(float a, double b) { return fmin(a, b); }
+static inline double max(float a, double b) { return fmax(a, b); }
+static inline double min(double a, float b) { return fmin(a, b); }
+static inline double max(double a, float b) { return fmax(a, b); }
+
+// Fast-math intrinsics, for fast mode only: the GPU's approximations give other bits.
+// (__expf, __logf, __log2f, __powf, __sinf, __cosf, __tanf are glibc's own aliases.)
+static inline float __fdividef(float a, float b) { return a / b; }
+static inline float rsqrtf(float v) { return 1.0f / sqrtf(v); }
+static inline double rsqrt(double v) { return 1.0 / sqrt(v); }
 
 template <typename T>
 static inline T __ldg(const T* p) { return *p; }
@@ -116,6 +166,7 @@ static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 static inline int __clz(int v) { return v == 0 ? 32 : __builtin_clz((unsigned)v); }
 static inline int __ffs(int v) { return __builtin_ffs(v); }
 
+using std::abs;
 using std::isfinite;
 using std::isinf;
 using std::isnan;
