@@ -329,7 +329,7 @@ def bench_model(model, args, state) -> list[dict]:
                 checks[e.key] = check_text(rel_error(e.output(), refs["backbone"])) if refs else "n/a"
         del engines
     for r in rows:
-        r["check"] = checks.get(r["key"], "")
+        r["check"] = "reference" if r["key"] == "exact" else checks.get(r["key"], "")
         r["scope"] = spec.scope if r["key"] in PEERS else "full"
     return rows
 
@@ -451,7 +451,7 @@ def layer_rows(layers, fma: float) -> list[str]:
     convs = [r for r in layers if r["type"] == "convolutional" and r["ms"]]
     for r in convs:
         tflops = r["gflop"] / r["ms"]
-        out.append(f"| {r['index']} | {r['summary'].split('->')[0].strip()} | {r['shape']} | {r['gflop']:.3f} | "
+        out.append(f"| {r['index']} | {' '.join(r['summary'].split('->')[0].split())} | {r['shape']} | {r['gflop']:.3f} | "
                    f"{r['ms']:.3f} | {tflops:.2f} | {100 * tflops / nonfma:.1f} | "
                    f"{'met' if tflops >= GOAL * nonfma else 'below'} |")
     gflop, ms = sum(r["gflop"] for r in convs), sum(r["ms"] for r in convs)
