@@ -9,7 +9,7 @@
 #   .kit in the repository if it has a manifest.json, else tests/kit.py's ../shared/reference.
 # DARKNETPY_KIT_CACHE: where the regenerated weights go (default .cache/kit-weights).
 # OUT: the folder for the logs (default .cache/gpu-session).
-# TEST_SECONDS, BENCH_SECONDS: time limits of the two steps (default 300 and 210; SIGINT,
+# TEST_SECONDS, BENCH_SECONDS: time limits of the two steps (default 320 and 180; SIGINT,
 #   so pytest and bench/gpu.py still print what they have). BENCH_ARGS: bench/gpu.py's.
 #
 # Files in $OUT (7): env.txt, weights.log, pytest.log, pytest.xml, bench.md, bench.log, bench.json.
@@ -73,7 +73,7 @@ cat "$OUT/weights.log"
 echo "== pytest -m gpu"
 timeout_opt=()
 "$PY" -c "import pytest_timeout" 2>/dev/null && timeout_opt=(--timeout 240)
-timeout -s INT -k 30 "${TEST_SECONDS:-300}" "$PY" -m pytest -q -m gpu -rfEs --durations=10 -p no:cacheprovider \
+timeout -s INT -k 30 "${TEST_SECONDS:-320}" "$PY" -m pytest -q -m gpu -rfEs --durations=10 -p no:cacheprovider \
     "${timeout_opt[@]}" --junitxml="$OUT/pytest.xml" tests >"$OUT/pytest.log" 2>&1
 test_rc=$?
 if [ "$test_rc" = 0 ] && ! tail -n 1 "$OUT/pytest.log" | grep -q passed; then
@@ -87,7 +87,7 @@ tail -n 40 "$OUT/pytest.log"
 
 echo "== bench/gpu.py"
 # shellcheck disable=SC2086
-timeout -s INT -k 30 "${BENCH_SECONDS:-210}" "$PY" bench/gpu.py ${BENCH_ARGS:-} --json "$OUT/bench.json" \
+timeout -s INT -k 30 "${BENCH_SECONDS:-180}" "$PY" bench/gpu.py ${BENCH_ARGS:-} --json "$OUT/bench.json" \
     >"$OUT/bench.md" 2>"$OUT/bench.log"
 bench_rc=$?
 tail -5 "$OUT/bench.log"
