@@ -127,9 +127,11 @@ def test_gemm_rejects_bad_arrays(emulated):
 
 
 def test_choose_tile_fills_the_gpu():
-    assert gemm.choose_tile(1024, 361, 132) == (64, 64)
-    assert gemm.choose_tile(32, 369664, 132) == (32, 128)
+    """Big tiles for big layers, small ones where big tiles would leave SMs idle."""
     assert gemm.choose_tile(4096, 8192, 132) == (128, 128)
+    assert gemm.choose_tile(32, 369664, 132) == (32, 128)
+    assert gemm.choose_tile(1024, 361, 132) == (32, 32)
+    assert gemm.choose_tile(1024, 361, 8) == (128, 128)
 
 
 GEOMETRIES = [  # c, h, w, size, stride, pad
@@ -324,38 +326,39 @@ def test_gpu_epilogue_and_gemm_match_cpu_with_specials(cuda, ftz):
 @pytest.mark.slow
 def test_gpu_exact_gemm_speed_on_yolov2_608(cuda):
     """At least 40% of the card's non-FMA FP32 rate (SMs x 128 flops x clock) over
-    yolov2-608's convolutions; prints each layer's TFLOP/s."""
+    yolov2-608's convolutions; prints each layer's TFLOP/s, its tile, and cuBLAS's."""
     import cupy
-    rng = np.random.default_rng(0)
-    up = runtime.upload
-    layers = []
-    for filters, k, n, size in YOLOV2_608:
-        x, weights, side = _yolov2_layer(rng, filters, k, n, size)
-        layers.append((up(x), up(weights), runtime.empty((filters, n)), side, size))
 
-    def run(x, weights, out, side, size):
-        if size == 1:
-            gemm.gemm_exact(weights, x.reshape(weights.shape[1], -1), out)
-        else:
-            gemm.conv_exact(weights, x, size, 1, size // 2, (side, side), out)
-
-    for layer in layers:
-        run(*layer)
-    cupy.cuda.Device().synchronize()
-    total_flops = total_time = 0.0
-    for (filters, k, n, size), layer in zip(YOLOV2_608, layers):
+    def seconds(run):
+        run()
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
         start.record()
         for _ in range(3):
-            run(*layer)
+            run()
         stop.record()
         stop.synchronize()
-        seconds = cupy.cuda.get_elapsed_time(start, stop) / 3e3
+        return cupy.cuda.get_elapsed_time(start, stop) / 3e3
+
+    rng = np.random.default_rng(0)
+    up = runtime.upload
+    total_flops = total_time = 0.0
+    for filters, k, n, size in YOLOV2_608:
+        x, weights, side = (up(v) if isinstance(v, np.ndarray) else v
+                            for v in _yolov2_layer(rng, filters, k, n, size))
+        out = runtime.empty((filters, n))
+        if size == 1:
+            t = seconds(lambda: gemm.gemm_exact(weights, x.reshape(k, n), out))
+            key = ("nn", filters, n, k)
+        else:
+            t = seconds(lambda: gemm.conv_exact(weights, x, size, 1, size // 2, (side, side), out))
+            key = ("im2col", filters, n, k, side, side, size, 1)
+        b = cupy.random.standard_normal((k, n), dtype=cupy.float32)
         flops = 2.0 * filters * k * n
         total_flops += flops
-        total_time += seconds
-        print("M=%5d K=%6d N=%6d tile=%s %.2f TFLOP/s" % (filters, k, n, gemm.choose_tile(filters, n),
-                                                          flops / seconds / 1e12))
+        total_time += t
+        print("M=%5d K=%6d N=%6d tile=%s exact %.2f TFLOP/s, cuBLAS SGEMM %.2f" % (
+            filters, k, n, gemm._tuned.get(key, gemm.choose_tile(filters, n)), flops / t / 1e12,
+            flops / seconds(lambda: cupy.matmul(weights, b, out=out)) / 1e12))
     attrs = cupy.cuda.Device().attributes
     peak = attrs["MultiProcessorCount"] * 128 * attrs["ClockRate"] * 1e3
     rate = total_flops / total_time

@@ -4,7 +4,9 @@ for how `ftz` reproduces the stock build's FTZ/DAZ)."""
 import os
 
 from . import runtime
-from ..cpu.activations import CODES  # noqa: F401  (the codes the kernels take)
+from ..cpu.activations import CODES
+
+__all__ = ["CODES", "activate_array", "batchnorm_bias_activate", "epilogue_fast"]
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "activations.cu")
 THREADS = 256

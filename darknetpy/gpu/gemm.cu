@@ -3,20 +3,19 @@
 // the product and the sum each rounded to float (__fmul_rn then __fadd_rn: never
 // contracted into an FMA, whatever --fmad says).
 //
-// One block computes a BM x BN tile of C with 256 threads; each thread keeps a
+// One block computes a BM x BN tile of C with 256 threads (64 for 32x32); each keeps a
 // TM x TN tile of accumulators in registers for the whole k loop, so every output's
 // k order is trivially sequential. A and B go through shared memory in slices of
 // BK = 8 values of k, double-buffered: the next slice is read from global memory
 // into registers while the current one is used, then stored to the other buffer
-// (one barrier per slice). The last slice stops at K exactly: a padded zero would
-// add 0*b, which is not a no-op (inf/nan in b, -0.0 accumulators).
+// (one barrier per slice). The last slice stops at K exactly, so every output gets
+// exactly K products.
 //
 // B is either a matrix (gemm_exact_nn_*: im2col's output, or the input itself for a
 // 1x1 convolution) or read straight from the image with im2col's index math
 // (conv_exact_im2col_*: no workspace; padding taps are 0.0f, as im2col writes).
 // See gemm.py's docstring for launch shapes and the performance model.
 
-#define THREADS 256
 #define BK 8
 #define APAD 4
 
@@ -169,12 +168,12 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
                                             Source src, float* __restrict__ c, int ldc,
                                             float (*as)[BK][BM + APAD], float (*bs)[BK][BN])
 {
-    static_assert((BM / TM) * (BN / TN) == THREADS, "one output tile per thread");
-    static_assert(BM * BK % THREADS == 0 && THREADS % BN == 0, "whole loads per thread");
-    constexpr int AL = BM * BK / THREADS;
-    constexpr int BL = BN * BK / THREADS;
-    constexpr int AROWS = THREADS / BK;
-    constexpr int BROWS = THREADS / BN;
+    constexpr int NT = (BM / TM) * (BN / TN);  // threads: one TM x TN tile each
+    static_assert(BM * BK % NT == 0 && NT % BN == 0, "whole loads per thread");
+    constexpr int AL = BM * BK / NT;
+    constexpr int BL = BN * BK / NT;
+    constexpr int AROWS = NT / BK;
+    constexpr int BROWS = NT / BN;
     const int tid = threadIdx.x;
     const int tx = tid % (BN / TN), ty = tid / (BN / TN);
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
@@ -253,7 +252,7 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
 
 // Tile shapes (BM x BN, per-thread TM x TN): see gemm.py's CONFIGS.
 
-extern "C" __global__ void __launch_bounds__(THREADS, 2) gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda,
+extern "C" __global__ void __launch_bounds__(256, 2) gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda,
                                             const float* b, int ldb, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][128 + APAD];
@@ -262,7 +261,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) gemm_exact_nn_128x128(i
     exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 2) conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda,
+extern "C" __global__ void __launch_bounds__(256, 2) conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda,
                                                 const float* im, int h, int w, int size,
                                                 int stride, int pad, int out_w, float* c, int ldc)
 {
@@ -327,4 +326,23 @@ extern "C" __global__ void conv_exact_im2col_32x128(int M, int N, int K, const f
     alignas(16) __shared__ float bs[2][BK][128];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
     exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void __launch_bounds__(64) gemm_exact_nn_32x32(int M, int N, int K, const float* a, int lda,
+                                                                const float* b, int ldb, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][32 + APAD];
+    alignas(16) __shared__ float bs[2][BK][32];
+    MatrixSource src{b, ldb, K, N};
+    exact_block<32, 32, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+}
+
+extern "C" __global__ void __launch_bounds__(64) conv_exact_im2col_32x32(int M, int N, int K, const float* a, int lda,
+                                                                    const float* im, int h, int w, int size,
+                                                                    int stride, int pad, int out_w, float* c, int ldc)
+{
+    alignas(16) __shared__ float as[2][BK][32 + APAD];
+    alignas(16) __shared__ float bs[2][BK][32];
+    ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
+    exact_block<32, 32, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }

@@ -9,20 +9,22 @@ index math (implicit im2col: no workspace, no im2col pass). ``gemm_fast`` is cuB
 SGEMM through ``cupy.matmul`` (numpy.matmul under the emulator); TF32 tensor cores
 are off unless ``DARKNETPY_TF32=1`` is set or ``TF32`` here is set to True.
 
-Launch shapes (gemm.cu). A block of 256 threads computes a BM x BN tile of C; thread
-(ty, tx) = divmod(tid, BN/TN) owns TM x TN outputs in runs of 4 rows/columns (one
-128-bit shared load each), and keeps their accumulators in registers for the whole k
-loop. Grid = (ceil(N/BN), ceil(M/BM)). k advances by slices of BK = 8: the A slice
-(BM x 8, stored k-major with 4 floats of padding per row against bank conflicts) and
-the B slice (8 x BN) are double-buffered in shared memory; the next slice is loaded
-from global memory into registers while the current one is multiplied, stored to the
-other buffer, then one barrier. Shapes (CONFIGS), measured with ptxas for sm_90:
+Launch shapes (gemm.cu). A block of 256 threads (64 for 32x32) computes a BM x BN
+tile of C; thread (ty, tx) = divmod(tid, BN/TN) owns TM x TN outputs in runs of 4
+rows/columns (one 128-bit shared load each), and keeps their accumulators in
+registers for the whole k loop. Grid = (ceil(N/BN), ceil(M/BM)). k advances by slices
+of BK = 8: the A slice (BM x 8, stored k-major with 4 floats of padding per row
+against bank conflicts) and the B slice (8 x BN) are double-buffered in shared
+memory; the next slice is loaded from global memory into registers while the current
+one is multiplied, stored to the other buffer, then one barrier. Shapes (CONFIGS),
+measured with ptxas for sm_90 (gemm_exact_nn / conv_exact_im2col):
 
-    tile      per thread   shared memory   registers          blocks/SM (regs)
-    128x128   8 x 8        16.6 KB         128 (4 B spilled)  2
-    128x64    8 x 4        12.5 KB         75 (82 im2col)     3 (2)
-    64x64     4 x 4         8.4 KB         60                 4
-    32x128    2 x 8        10.5 KB         56 (61 im2col)     4
+    tile      threads  per thread  shared memory  registers             blocks/SM (regs)
+    128x128   256      8 x 8       16.6 KB        128 (8-16 B spilled)  2
+    128x64    256      8 x 4       12.5 KB        75 / 82               3 / 2
+    64x64     256      4 x 4        8.4 KB        60 / 61               4
+    32x128    256      2 x 8       10.5 KB        56 / 61               4
+    32x32      64      4 x 4        4.4 KB        61 / 59               16
 
 Performance model (what to measure on a GPU). Per thread and value of k the 8x8 tile
 issues 64 FMUL + 64 FADD against 4 LDS.128 (two for A, two for B), so 97% of the
@@ -34,13 +36,17 @@ FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s non-FMA peak; the goal i
 least 40% of it (~12-13 TFLOP/s counted as 2*M*N*K) over yolov2-608's
 convolutions; the tile loop itself should reach 70-85% when the grid fills the GPU.
 What limits it: the grid. Sequential k forbids split-K, so a layer with few outputs
-(yolov2-608's 19x19 layers: M=1024, N=361) has few tiles; `choose_tile` picks, per
-layer, the shape whose busiest SM has the least work (ceil(blocks / SMs) tiles of
-BM*BN outputs, weighted by the shape's efficiency). To measure: time each layer's
-GEMM (cupy.cuda.Event pairs) and divide 2*M*N*K by it; compare with cupy.matmul with
-TF32 off (cuBLAS FMA SGEMM: the exact kernel should take about 2x its time or less
-on the large layers). Check `ncu --metrics sm__inst_executed_pipe_fma` and
-achieved occupancy if it falls short.
+(yolov2-608's 19x19 layers: M=1024, N=361) has few tiles. On a GPU, the first call for
+a problem size times every tile shape and keeps the fastest (TUNE; all give the same
+bits); otherwise `choose_tile` guesses the shape whose busiest SM has the least work
+(ceil(blocks / SMs) tiles of BM*BN outputs, weighted by the shape's guessed relative
+speed). By that count the guesses keep 86% of the SMs' time busy over yolov2-608
+(flop-weighted; 91-99% on most layers, 57-68% on a few small ones; 72% without the
+32x32 tile, which the 19x19 layers take). So expect ~50-60% of the non-FMA peak
+overall if the tile loop reaches ~70%. To measure: tests/test_gpu_conv.py's gpu+slow speed test prints
+each layer's TFLOP/s and the tile used; compare with cupy.matmul (cuBLAS FMA SGEMM,
+TF32 off: the exact kernel should take about 2x its time or less on the large layers);
+`ncu --metrics sm__inst_executed_pipe_fma,sm__warps_active` if it falls short.
 """
 import os
 
@@ -49,13 +55,17 @@ import numpy as np
 from . import runtime
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gemm.cu")
-THREADS = 256
-# (BM, BN, relative throughput of a block of that shape) for the tiles gemm.cu defines
-CONFIGS = ((128, 128, 1.0), (128, 64, 0.95), (64, 64, 0.85), (32, 128, 0.8))
+# (BM, BN, threads, relative throughput of a block of that shape) for gemm.cu's tiles
+CONFIGS = ((128, 128, 256, 1.0), (128, 64, 256, 0.95), (64, 64, 256, 0.85), (32, 128, 256, 0.8),
+           (32, 32, 64, 0.7))
 EMULATED_SMS = 132      # choose_tile's SM count under the emulator (an H100's)
 TF32 = os.environ.get("DARKNETPY_TF32", "") == "1"
+# On a GPU, time every tile shape at a problem size's first call and keep the fastest
+# (all give the same bits); DARKNETPY_GEMM_TUNE=0 keeps choose_tile's guess.
+TUNE = os.environ.get("DARKNETPY_GEMM_TUNE", "1") != "0"
 
 _sms = {}
+_tuned = {}
 
 
 def _cdiv(a, b):
@@ -82,12 +92,48 @@ def choose_tile(M, N, sms=None):
     sms = sms or sm_count()
 
     def cost(config):
-        bm, bn, speed = config
+        bm, bn, _, speed = config
         blocks = _cdiv(M, bm) * _cdiv(N, bn)
         return _cdiv(blocks, sms) * bm * bn / speed
 
-    bm, bn, _ = min(CONFIGS, key=cost)
-    return bm, bn
+    return min(CONFIGS, key=cost)[:2]
+
+
+def _threads(tile):
+    for bm, bn, threads, _ in CONFIGS:
+        if (bm, bn) == tuple(tile):
+            return threads
+    raise ValueError("gemm: no %sx%s tile (CONFIGS)" % tuple(tile))
+
+
+def _best_tile(key, M, N, launch):
+    """choose_tile's guess, or on a GPU (TUNE) the tile measured fastest for `key`."""
+    if runtime.emulating() or not TUNE:
+        return choose_tile(M, N)
+    tile = _tuned.get(key)
+    if tile is None:
+        tile = _tuned[key] = _fastest(launch)
+    return tile
+
+
+def _fastest(launch):
+    import cupy
+    times = []
+    for bm, bn, _, _ in CONFIGS:
+        launch((bm, bn))
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        launch((bm, bn))
+        stop.record()
+        stop.synchronize()
+        times.append((cupy.cuda.get_elapsed_time(start, stop), (bm, bn)))
+    return min(times)[1]
+
+
+def _launch(name, tile, M, N, args):
+    bm, bn = tile
+    kernel = _module().function("%s_%dx%d" % (name, bm, bn))
+    kernel((_cdiv(N, bn), _cdiv(M, bm)), (_threads(tile),), (M, N) + args)
 
 
 def _ld(x):
@@ -115,7 +161,7 @@ def gemm_exact(a, b, c, tile=None):
     """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
 
     a (M, K), b (K, N), c (M, N): float32, rows contiguous, any row stride; c must not
-    overlap a or b. `tile` (BM, BN) overrides choose_tile (tests).
+    overlap a or b. `tile` (BM, BN) forces a tile shape (tests, benchmarks).
     """
     _check(a, b, c)
     M, K = a.shape
@@ -125,9 +171,12 @@ def gemm_exact(a, b, c, tile=None):
     if K == 0:
         c[...] = 0.0
         return c
-    bm, bn = tile or choose_tile(M, N)
-    kernel = _module().function("gemm_exact_nn_%dx%d" % (bm, bn))
-    kernel((_cdiv(N, bn), _cdiv(M, bm)), (THREADS,), (M, N, K, a, _ld(a), b, _ld(b), c, _ld(c)))
+    args = (K, a, _ld(a), b, _ld(b), c, _ld(c))
+
+    def launch(t):
+        _launch("gemm_exact_nn", t, M, N, args)
+
+    launch(tile or _best_tile(("nn", M, N, K), M, N, launch))
     return c
 
 
@@ -149,10 +198,12 @@ def conv_exact(a, im, size, stride, pad, out_hw, c, tile=None):
     if K == 0:
         c[...] = 0.0
         return c
-    bm, bn = tile or choose_tile(M, N)
-    kernel = _module().function("conv_exact_im2col_%dx%d" % (bm, bn))
-    kernel((_cdiv(N, bn), _cdiv(M, bm)), (THREADS,),
-           (M, N, K, a, _ld(a), im, h, w, size, stride, pad, out_hw[1], c, _ld(c)))
+    args = (K, a, _ld(a), im, h, w, size, stride, pad, out_hw[1], c, _ld(c))
+
+    def launch(t):
+        _launch("conv_exact_im2col", t, M, N, args)
+
+    launch(tile or _best_tile(("im2col", M, N, K, h, w, size, stride), M, N, launch))
     return c
 
 
