@@ -495,7 +495,8 @@ def device_and_versions() -> tuple[str, str]:
     try:
         import cupy
         parts.append(f"cupy {cupy.__version__}")
-        device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        device = name.decode() if isinstance(name, bytes) else str(name)
         parts.append(f"CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}, "
                      f"driver {cupy.cuda.runtime.driverGetVersion()}")
     except Exception as e:   # CuPy missing or no device: the PyTorch side may still run
