@@ -302,6 +302,16 @@ def test_gpu_conv_exact_matches_cpu_on_yolov2_layers(cuda, layer):
 
 
 @pytest.mark.gpu
+def test_gpu_im2col_matches_cpu_on_a_yolov2_layer(cuda):
+    im = with_specials(np.random.default_rng(5), (64, 152, 152), 0.01)
+    got = runtime.empty((64 * 9, 152 * 152))
+    want = np.empty((64 * 9, 152 * 152), np.float32)
+    im2col(runtime.upload(im), 3, 1, 1, got)
+    cpu_im2col(im, 3, 1, 1, want)
+    assert_same(runtime.download(got), want)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("ftz", [False, True])
 def test_gpu_epilogue_and_gemm_match_cpu_with_specials(cuda, ftz):
     rng = np.random.default_rng(3)
@@ -320,6 +330,13 @@ def test_gpu_epilogue_and_gemm_match_cpu_with_specials(cuda, ftz):
             activations.batchnorm_bias_activate(got, up(mean), up(variance), up(scales), up(biases),
                                                 use_bn, a, ftz)
             assert_same(runtime.download(got), want)
+        with np.errstate(over="ignore"):
+            x = with_specials(rng, 100000) * np.float32(5.0)
+        want = x.copy()
+        cpu_act.activate_array(want, a, ftz)
+        got = up(x)
+        activations.activate_array(got, a, ftz)
+        assert_same(runtime.download(got), want)
 
 
 @pytest.mark.gpu
