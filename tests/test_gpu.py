@@ -149,15 +149,17 @@ def differences(net, exact, fast, w: int, h: int, thresh: float, hier: float, nm
     opposite sides of `thresh` or of a printed rounding boundary, boxes whose IoU falls on
     opposite sides of `nms` (or that overlap such a box), order swaps of such near-equal
     probabilities. Everything else is unexplained: a real difference."""
-    with in_kit_darknet():
-        de, df = (net.detections(o.copy(), w, h, thresh, hier, nms) for o in (exact, fast))
-        pre_e, pre_f = ({d.index: d for d in net.detections(o.copy(), w, h, thresh, hier, 0, printed_only=False)}
-                        for o in (exact, fast))
+    de, df = (net.detections(o.copy(), w, h, thresh, hier, nms) for o in (exact, fast))
+    pre_e, pre_f = ({d.index: d for d in net.detections(o.copy(), w, h, thresh, hier, 0, printed_only=False)}
+                    for o in (exact, fast))
+    # every probability, also those at or below thresh (which the detections hold as 0)
+    raw_e, raw_f = ({d.index: d for d in net.detections(o.copy(), w, h, 0.0, hier, 0, printed_only=False)}
+                    for o in (exact, fast))
     pe, pf = printed(de, thresh), printed(df, thresh)
     moved = {i for i, _ in pe.keys() ^ pf.keys()}
     on, off = [], []
     for i, k in sorted(pe.keys() | pf.keys()):
-        a, b = float(pre_e[i].prob(k)), float(pre_f[i].prob(k))
+        a, b = float(raw_e[i].prob(k)), float(raw_f[i].prob(k))
         where = f"detection {i} class {k} box {tuple(float(v) for v in pre_e[i].bbox)}: exact {a!r}, fast {b!r}"
         near = abs(a - b) <= tol
         if (i, k) in pe and (i, k) in pf:
@@ -228,6 +230,28 @@ def test_gpu_fast_detections_and_lines_equal_exact(case_id):
         assert not off, f"thresh {thresh}: fast mode's detections differ from exact's:\n" + "\n".join((off + on)[:20])
         if on:
             warnings.warn(f"{case_id} thresh {thresh}: values on a threshold:\n" + "\n".join(on[:20]))
+
+
+def test_differences_tell_a_threshold_from_a_real_difference(tmp_path):
+    """The fast-mode comparison on the CPU with made-up 'fast' outputs: noise that moves a
+    probability across thresh is on a threshold; a changed class logit is a real difference."""
+    from test_batch import write_tiny_model
+
+    net = Network(*write_tiny_model(tmp_path), warn=None)
+    exact = net.forward(np.random.default_rng(5).random((3, 32, 32), dtype=np.float32))
+    fast = exact * (1 + np.float32(1e-6) * np.random.default_rng(6).standard_normal(exact.shape, np.float32))
+    tol = FAST_TOLERANCE * float(np.abs(exact).max())
+    raw = [{(d.index, k): p for d in net.detections(o.copy(), 64, 48, 0.0, 0.5, 0, printed_only=False)
+            for k, p in d.probs.items()} for o in (exact, fast)]
+    (i, k), a, b = max(((key, raw[0][key], raw[1][key]) for key in raw[0] if raw[0][key] != raw[1][key]),
+                       key=lambda t: min(t[1], t[2]))
+    thresh = (float(a) + float(b)) / 2
+    on, off = differences(net, exact, fast, 64, 48, thresh, 0.5, 0.45, tol)
+    assert off == [] and any(f"detection {i} class {k}" in line and "on thresh" in line for line in on), on
+    changed = exact.copy()
+    changed.reshape(2, 7, -1)[i // 256, 5 + k, i % 256] -= 3     # the class logit of (anchor, cell) = i
+    on, off = differences(net, exact, changed, 64, 48, min(float(a), float(b)) * 0.9, 0.5, 0.45, tol)
+    assert any(f"detection {i} class {k}" in line and "printed by exact only" in line for line in off), (on, off)
 
 
 # ---------------------------------------------------------------------------- the CLI
