@@ -3,9 +3,10 @@
 The header is three int32 (major, minor, revision) and `seen`, which is a uint64 when
 `major*10 + minor >= 2` and both are below 1000, else an int32 (Darknet's
 `load_weights_upto`). `major > 1000 or minor > 1000` marks transposed connected-layer
-weights. The file is read into memory, as Darknet `fread`s it: a memory map would kill
-the process with SIGBUS on the next forward pass if the file were truncated in place
-while in use (`cp new.weights old.weights` truncates first).
+weights. The file is read into one buffer, as Darknet `fread`s it, and each layer's
+arrays are views of it: a memory map would kill the process with SIGBUS on the next
+forward pass if the file were truncated in place while in use (`cp new.weights
+old.weights` truncates first).
 """
 from __future__ import annotations
 
@@ -59,31 +60,53 @@ def read_header(raw: np.ndarray, path: str) -> WeightsHeader:
     return WeightsHeader(major, minor, revision, seen)
 
 
-def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
-    """Read the file; returns the header and the float32 body after it."""
-    path = os.fspath(path)
+def _read(path: str) -> np.ndarray:
+    """The whole file in one buffer, read straight into it (no second copy); a file
+    that shrinks while being read gives what was there."""
     if os.path.isdir(path):
         raise WeightsError(f"{path}: is a directory, not a .weights file")
     try:
-        raw = np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            try:
+                raw = np.empty(size, np.uint8)
+            except MemoryError:
+                raise WeightsError(f"{path}: {size} bytes do not fit in memory") from None
+            view, got = memoryview(raw), 0
+            while got < size:
+                n = f.readinto(view[got:])
+                if not n:
+                    break
+                got += n
     except OSError as e:
         raise WeightsError(f"{path}: cannot read weights: {e.strerror}") from None
-    except MemoryError:
-        raise WeightsError(f"{path}: {os.path.getsize(path)} bytes do not fit in memory") from None
+    return raw[:got]
+
+
+def _split(raw: np.ndarray, path: str) -> tuple[WeightsHeader, np.ndarray, int]:
+    """(header, float32 body, bytes after the last whole float)."""
     header = read_header(raw, path)
     body = raw[header.nbytes:]
-    usable = body.size - body.size % 4
-    return header, body[:usable].view("<f4")
+    odd = body.size % 4
+    return header, body[:body.size - odd].view("<f4"), odd
+
+
+def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
+    """Read the file; returns the header and the float32 body after it."""
+    path = os.fspath(path)
+    header, body, _ = _split(_read(path), path)
+    return header, body
 
 
 def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHeader:
-    """Give each layer its arrays, in order; a short file names the layer that ran out.
+    """Give each layer its arrays, views of the one buffer the file is read into, in
+    order; a short file names the layer that ran out.
 
     `layers` are objects with `weight_arrays()` -> [(name, shape)] in file order and
     `set_weights(dict)`; trailing bytes are reported as Darknet ignores them.
     """
     path = os.fspath(path)
-    header, body = open_weights(path)
+    header, body, odd = _split(_read(path), path)
     pos = 0
     for layer in layers:
         spec = layer.weight_arrays(header)
@@ -98,7 +121,7 @@ def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHead
             arrays[name] = body[pos:pos + count].reshape(shape)
             pos += count
         layer.set_weights(arrays, header)
-    extra = (body.size - pos) * 4 + (os.path.getsize(path) - header.nbytes) % 4
+    extra = (body.size - pos) * 4 + odd
     if extra and warn is not None:
         print(f"warning: {path}: {extra} trailing bytes after the last layer (ignored, as Darknet does)",
               file=warn)
@@ -111,5 +134,5 @@ def save_layers(path: str | os.PathLike, layers, header: WeightsHeader) -> None:
         f.write(header.to_bytes())
         for layer in layers:
             for name, _ in layer.weight_arrays(header):
-                f.write(np.ascontiguousarray(layer.saved_weights()[name], "<f4").tobytes())
+                f.write(np.ascontiguousarray(layer.saved_weights()[name], "<f4").data)
     atomic_write(os.fspath(path), write)
