@@ -162,8 +162,11 @@ class Darknetpy(Engine):
         self.net, self.images, self.cupy = net, images, cupy
         self.batch = len(images)
         self.stacked = np.stack(images) if self.batch > 1 and takes_batches(net, images) else None
-        if self.batch > 1 and self.stacked is None:
-            self.note = f"{self.batch} sequential images (Network takes one image at a time)"
+        notes = [f"{self.batch} sequential images (Network takes one image at a time)"] if (
+            self.batch > 1 and self.stacked is None) else []
+        notes.append(f"includes {copies_ms(cupy, images[0], net.output_layer.outputs):.3f} ms/image of "
+                     f"host-device copies")
+        self.note = "; ".join(notes)
 
     def _call(self):
         if self.stacked is not None:
@@ -174,6 +177,17 @@ class Darknetpy(Engine):
 
     def run(self):
         return cupy_event_ms(self.cupy, self._call)
+
+
+def copies_ms(cupy, x: np.ndarray, outputs: int, repeat: int = 10) -> float:
+    """Median ms of one input upload and one output download, as Network.forward does them."""
+    out = cupy.empty(outputs, cupy.float32)
+
+    def copies():
+        cupy.asarray(np.ascontiguousarray(x))
+        cupy.asnumpy(out)
+    copies()
+    return statistics.median(cupy_event_ms(cupy, copies) for _ in range(repeat))
 
 
 def takes_batches(net, images) -> bool:
