@@ -18,13 +18,9 @@
 #include <math.h>
 #endif
 
-#ifndef __host__
+#if !defined(__CUDACC__) && !defined(__host__)  // a plain host compiler (the tests' harness)
 #define __host__
-#endif
-#ifndef __device__
 #define __device__
-#endif
-#ifndef __forceinline__
 #define __forceinline__ inline __attribute__((always_inline))
 #endif
 
