@@ -49,7 +49,7 @@ def epilogue(out, bn, biases, activation, ftz, exact=True):
 
     exact=False (fast mode) runs the single-precision FMA epilogue instead."""
     use_bn = bn is not None
-    mean, variance, scales = bn if use_bn else (biases, biases, biases)
+    mean, variance, scales = bn if use_bn else (biases,) * 3
     if exact:
         activations.batchnorm_bias_activate(out, mean, variance, scales, biases, use_bn, activation, ftz)
     else:

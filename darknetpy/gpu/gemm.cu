@@ -250,10 +250,11 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
     }
 }
 
-// Tile shapes (BM x BN, per-thread TM x TN): see gemm.py's CONFIGS.
+// The tile shapes of gemm.py's CONFIGS: BM x BN per block, TM x TN per thread.
 
-extern "C" __global__ void __launch_bounds__(256, 2) gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda,
-                                            const float* b, int ldb, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256, 2)
+gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
+                      float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][128 + APAD];
     alignas(16) __shared__ float bs[2][BK][128];
@@ -261,9 +262,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) gemm_exact_nn_128x128(int M
     exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2) conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda,
-                                                const float* im, int h, int w, int size,
-                                                int stride, int pad, int out_w, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256, 2)
+conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda, const float* im, int h,
+                          int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][128 + APAD];
     alignas(16) __shared__ float bs[2][BK][128];
@@ -271,8 +272,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) conv_exact_im2col_128x128(i
     exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void gemm_exact_nn_128x64(int M, int N, int K, const float* a, int lda,
-                                            const float* b, int ldb, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+gemm_exact_nn_128x64(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
+                     float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][128 + APAD];
     alignas(16) __shared__ float bs[2][BK][64];
@@ -280,9 +282,9 @@ extern "C" __global__ void gemm_exact_nn_128x64(int M, int N, int K, const float
     exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void conv_exact_im2col_128x64(int M, int N, int K, const float* a, int lda,
-                                                const float* im, int h, int w, int size,
-                                                int stride, int pad, int out_w, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+conv_exact_im2col_128x64(int M, int N, int K, const float* a, int lda, const float* im, int h,
+                         int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][128 + APAD];
     alignas(16) __shared__ float bs[2][BK][64];
@@ -290,8 +292,9 @@ extern "C" __global__ void conv_exact_im2col_128x64(int M, int N, int K, const f
     exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void gemm_exact_nn_64x64(int M, int N, int K, const float* a, int lda,
-                                            const float* b, int ldb, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+gemm_exact_nn_64x64(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
+                    float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][64 + APAD];
     alignas(16) __shared__ float bs[2][BK][64];
@@ -299,9 +302,9 @@ extern "C" __global__ void gemm_exact_nn_64x64(int M, int N, int K, const float*
     exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void conv_exact_im2col_64x64(int M, int N, int K, const float* a, int lda,
-                                                const float* im, int h, int w, int size,
-                                                int stride, int pad, int out_w, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+conv_exact_im2col_64x64(int M, int N, int K, const float* a, int lda, const float* im, int h,
+                        int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][64 + APAD];
     alignas(16) __shared__ float bs[2][BK][64];
@@ -309,8 +312,9 @@ extern "C" __global__ void conv_exact_im2col_64x64(int M, int N, int K, const fl
     exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void gemm_exact_nn_32x128(int M, int N, int K, const float* a, int lda,
-                                            const float* b, int ldb, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+gemm_exact_nn_32x128(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
+                     float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][32 + APAD];
     alignas(16) __shared__ float bs[2][BK][128];
@@ -318,9 +322,9 @@ extern "C" __global__ void gemm_exact_nn_32x128(int M, int N, int K, const float
     exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void conv_exact_im2col_32x128(int M, int N, int K, const float* a, int lda,
-                                                const float* im, int h, int w, int size,
-                                                int stride, int pad, int out_w, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(256)
+conv_exact_im2col_32x128(int M, int N, int K, const float* a, int lda, const float* im, int h,
+                         int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][32 + APAD];
     alignas(16) __shared__ float bs[2][BK][128];
@@ -328,8 +332,9 @@ extern "C" __global__ void conv_exact_im2col_32x128(int M, int N, int K, const f
     exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void __launch_bounds__(64) gemm_exact_nn_32x32(int M, int N, int K, const float* a, int lda,
-                                                                const float* b, int ldb, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(64)
+gemm_exact_nn_32x32(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
+                    float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][32 + APAD];
     alignas(16) __shared__ float bs[2][BK][32];
@@ -337,9 +342,9 @@ extern "C" __global__ void __launch_bounds__(64) gemm_exact_nn_32x32(int M, int 
     exact_block<32, 32, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
-extern "C" __global__ void __launch_bounds__(64) conv_exact_im2col_32x32(int M, int N, int K, const float* a, int lda,
-                                                                    const float* im, int h, int w, int size,
-                                                                    int stride, int pad, int out_w, float* c, int ldc)
+extern "C" __global__ void __launch_bounds__(64)
+conv_exact_im2col_32x32(int M, int N, int K, const float* a, int lda, const float* im, int h,
+                        int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
     alignas(16) __shared__ float as[2][BK][32 + APAD];
     alignas(16) __shared__ float bs[2][BK][32];
