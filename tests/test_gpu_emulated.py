@@ -1,0 +1,56 @@
+"""The GPU backend's CUDA sources, run on the CPU by the emulator, against the kit.
+
+`Network(..., device="cuda:0")` with `DARKNETPY_GPU_EMULATE` compiles every kernel of
+darknetpy/gpu/ with g++ and runs it block by block (see gpu/emulator.py): the same
+source text that NVRTC compiles on a GPU, so its arithmetic and indexing are checked
+here bit for bit; what only a GPU can show (NVRTC's code generation, CUDA's own
+rounding modes of each instruction) is checked by tests/test_gpu.py on a device.
+
+By default one case per model and flavor runs, the full-size models once (yolov2 608
+takes about a minute emulated); DARKNETPY_EMULATE_ALL=1 runs every case and flavor.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import kit
+
+pytestmark = [pytest.mark.skipif(not kit.available(), reason=kit.MISSING),
+              pytest.mark.skipif(shutil.which("g++") is None, reason="the CUDA emulator needs g++")]
+
+ALL = os.environ.get("DARKNETPY_EMULATE_ALL") == "1"
+FULL_SIZE = {"yolov2", "yolov2-voc", "yolo9000"}
+ALWAYS_FULL_SIZE = {("yolov2", "stock")}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def emulator():
+    from darknetpy.gpu import runtime
+
+    before = runtime._emulate_override
+    runtime.emulate(True)
+    yield
+    runtime._emulate_override = before
+
+
+def _params():
+    params, seen = [], set()
+    for c in kit.cases():
+        for flavor in c["flavors"]:
+            key = (c["model"], flavor)
+            chosen = key not in seen and (c["model"] not in FULL_SIZE or key in ALWAYS_FULL_SIZE)
+            seen.add(key)
+            marks = [] if chosen else [pytest.mark.slow, pytest.mark.skipif(
+                not ALL, reason="one case per model and flavor by default (DARKNETPY_EMULATE_ALL=1 runs all)")]
+            params.append(pytest.param(c["id"], flavor, id=f"{c['id']}-{flavor}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("case_id,flavor", _params())
+def test_case_bit_identical_on_emulated_gpu(case_id, flavor):
+    c = kit.case(case_id)
+    run = kit.run_case(c, flavor, device="cuda:0")
+    assert run.mismatch is None, run.mismatch
