@@ -6,7 +6,7 @@
 // One block computes a BM x BN tile of C with 256 threads (64 for 32x32); each keeps a
 // TM x TN tile of accumulators in registers for the whole k loop, so every output's
 // k order is trivially sequential. A and B go through shared memory in slices of
-// BK = 8 values of k, double-buffered: the next slice is read from global memory
+// BK = 8 or 16 values of k, double-buffered: the next slice is read from global memory
 // into registers while the current one is used, then stored to the other buffer
 // (one barrier per slice). The last slice stops at K exactly, so every output gets
 // exactly K products.
@@ -16,7 +16,6 @@
 // (conv_exact_im2col_*: no workspace; padding taps are 0.0f, as im2col writes).
 // See gemm.py's docstring for launch shapes and the performance model.
 
-#define BK 8
 #define APAD 4
 
 // A B source gives each thread the B values of one column n, at k, k + rows, ...,
@@ -163,7 +162,7 @@ __device__ __forceinline__ void exact_step(float (&acc)[TM][TN], const float* as
             acc[i][j] = __fadd_rn(acc[i][j], __fmul_rn(ar[i], br[j]));
 }
 
-template <int BM, int BN, int TM, int TN, class Source>
+template <int BM, int BN, int TM, int TN, int BK, class Source>
 __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __restrict__ a, int lda,
                                             Source src, float* __restrict__ c, int ldc,
                                             float (*as)[BK][BM + APAD], float (*bs)[BK][BN])
@@ -250,104 +249,105 @@ __device__ __forceinline__ void exact_block(int M, int N, int K, const float* __
     }
 }
 
-// The tile shapes of gemm.py's CONFIGS: BM x BN per block, TM x TN per thread.
+// The tile shapes of gemm.py's CONFIGS: BM x BN per block, TM x TN per thread, slices
+// of BK (16 for the small tiles, whose per-slice loads weigh more).
 
 extern "C" __global__ void __launch_bounds__(256, 2)
 gemm_exact_nn_128x128(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
                       float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][128 + APAD];
-    alignas(16) __shared__ float bs[2][BK][128];
+    alignas(16) __shared__ float as[2][8][128 + APAD];
+    alignas(16) __shared__ float bs[2][8][128];
     MatrixSource src{b, ldb, K, N};
-    exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<128, 128, 8, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2)
 conv_exact_im2col_128x128(int M, int N, int K, const float* a, int lda, const float* im, int h,
                           int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][128 + APAD];
-    alignas(16) __shared__ float bs[2][BK][128];
+    alignas(16) __shared__ float as[2][8][128 + APAD];
+    alignas(16) __shared__ float bs[2][8][128];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
-    exact_block<128, 128, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<128, 128, 8, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 gemm_exact_nn_128x64(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
                      float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][128 + APAD];
-    alignas(16) __shared__ float bs[2][BK][64];
+    alignas(16) __shared__ float as[2][8][128 + APAD];
+    alignas(16) __shared__ float bs[2][8][64];
     MatrixSource src{b, ldb, K, N};
-    exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<128, 64, 8, 4, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 conv_exact_im2col_128x64(int M, int N, int K, const float* a, int lda, const float* im, int h,
                          int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][128 + APAD];
-    alignas(16) __shared__ float bs[2][BK][64];
+    alignas(16) __shared__ float as[2][8][128 + APAD];
+    alignas(16) __shared__ float bs[2][8][64];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
-    exact_block<128, 64, 8, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<128, 64, 8, 4, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 gemm_exact_nn_64x64(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
                     float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][64 + APAD];
-    alignas(16) __shared__ float bs[2][BK][64];
+    alignas(16) __shared__ float as[2][16][64 + APAD];
+    alignas(16) __shared__ float bs[2][16][64];
     MatrixSource src{b, ldb, K, N};
-    exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<64, 64, 4, 4, 16>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 conv_exact_im2col_64x64(int M, int N, int K, const float* a, int lda, const float* im, int h,
                         int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][64 + APAD];
-    alignas(16) __shared__ float bs[2][BK][64];
+    alignas(16) __shared__ float as[2][16][64 + APAD];
+    alignas(16) __shared__ float bs[2][16][64];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
-    exact_block<64, 64, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<64, 64, 4, 4, 16>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 gemm_exact_nn_32x128(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
                      float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][32 + APAD];
-    alignas(16) __shared__ float bs[2][BK][128];
+    alignas(16) __shared__ float as[2][8][32 + APAD];
+    alignas(16) __shared__ float bs[2][8][128];
     MatrixSource src{b, ldb, K, N};
-    exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<32, 128, 2, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
 conv_exact_im2col_32x128(int M, int N, int K, const float* a, int lda, const float* im, int h,
                          int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][32 + APAD];
-    alignas(16) __shared__ float bs[2][BK][128];
+    alignas(16) __shared__ float as[2][8][32 + APAD];
+    alignas(16) __shared__ float bs[2][8][128];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
-    exact_block<32, 128, 2, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<32, 128, 2, 8, 8>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(64)
 gemm_exact_nn_32x32(int M, int N, int K, const float* a, int lda, const float* b, int ldb,
                     float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][32 + APAD];
-    alignas(16) __shared__ float bs[2][BK][32];
+    alignas(16) __shared__ float as[2][16][32 + APAD];
+    alignas(16) __shared__ float bs[2][16][32];
     MatrixSource src{b, ldb, K, N};
-    exact_block<32, 32, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<32, 32, 4, 4, 16>(M, N, K, a, lda, src, c, ldc, as, bs);
 }
 
 extern "C" __global__ void __launch_bounds__(64)
 conv_exact_im2col_32x32(int M, int N, int K, const float* a, int lda, const float* im, int h,
                         int w, int size, int stride, int pad, int out_w, float* c, int ldc)
 {
-    alignas(16) __shared__ float as[2][BK][32 + APAD];
-    alignas(16) __shared__ float bs[2][BK][32];
+    alignas(16) __shared__ float as[2][16][32 + APAD];
+    alignas(16) __shared__ float bs[2][16][32];
     ImageSource src{im, h, w, size, stride, pad, out_w, K, N};
-    exact_block<32, 32, 4, 4>(M, N, K, a, lda, src, c, ldc, as, bs);
+    exact_block<32, 32, 4, 4, 16>(M, N, K, a, lda, src, c, ldc, as, bs);
 }

@@ -13,24 +13,28 @@ Launch shapes (gemm.cu). A block of 256 threads (64 for 32x32) computes a BM x B
 tile of C; thread (ty, tx) = divmod(tid, BN/TN) owns TM x TN outputs in runs of 4
 rows/columns (one 128-bit shared load each), and keeps their accumulators in
 registers for the whole k loop. Grid = (ceil(N/BN), ceil(M/BM)). k advances by slices
-of BK = 8: the A slice (BM x 8, stored k-major with 4 floats of padding per row
-against bank conflicts) and the B slice (8 x BN) are double-buffered in shared
+of BK: the A slice (BM x BK, stored k-major with 4 floats of padding per row
+against bank conflicts) and the B slice (BK x BN) are double-buffered in shared
 memory; the next slice is loaded from global memory into registers while the current
-one is multiplied, stored to the other buffer, then one barrier. Shapes (CONFIGS),
+one is multiplied, stored to the other buffer, then one barrier (BK = 16 for the
+small tiles: half the barriers per k and twice the loads in flight, for grids that
+leave few warps per SM). Shapes (CONFIGS),
 measured with ptxas for sm_90 (gemm_exact_nn / conv_exact_im2col):
 
-    tile      threads  per thread  shared memory  registers             blocks/SM (regs)
-    128x128   256      8 x 8       16.6 KB        128 (8-16 B spilled)  2
-    128x64    256      8 x 4       12.5 KB        75 / 82               3 / 2
-    64x64     256      4 x 4        8.4 KB        60 / 61               4
-    32x128    256      2 x 8       10.5 KB        56 / 61               4
-    32x32      64      4 x 4        4.4 KB        61 / 59               16
+    tile      threads  per thread  BK  shared memory  registers             blocks/SM (regs)
+    128x128   256      8 x 8        8  16.6 KB        128 (8-12 B spilled)  2
+    128x64    256      8 x 4        8  12.5 KB        80 / 74               3
+    64x64     256      4 x 4       16  16.9 KB        64 / 67               3-4
+    32x128    256      2 x 8        8  10.5 KB        64 / 64               4
+    32x32      64      4 x 4       16   8.7 KB        74 / 78               12-13
 
 Performance model (what to measure on a GPU). Per thread and value of k the 8x8 tile
 issues 64 FMUL + 64 FADD against 4 LDS.128 (two for A, two for B), so 97% of the
 inner loop's instructions are FP32 math; the slice loads add 8 LDG + 8 STS per 8 k
-(about 2 more per k) and one barrier. A block does 2*BM*BN*8 = 262144 flops per
-slice for 128x128. Separate multiply and add run at half the FMA rate: an SM retires
+(about 2 more per k) and one barrier. A block does 2*BM*BN*BK = 262144 flops per
+slice for 128x128. The 4x4 tiles issue 16 FMUL + 16 FADD per 2 LDS.128 (94%), plus
+(BM+BN)/threads = 1 global load per k (about 6 instructions with implicit im2col's
+tap stepping), so ~80% of their issue slots are math. Separate multiply and add run at half the FMA rate: an SM retires
 128 FP32 instructions per clock, i.e. 128 flops/clock as FMUL+FADD pairs (256 as
 FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s non-FMA peak; the goal is at
 least 40% of it (~12-13 TFLOP/s counted as 2*M*N*K) over yolov2-608's
@@ -43,8 +47,8 @@ bits); otherwise `choose_tile` guesses the shape whose busiest SM has the least 
 speed). By that count the guesses keep 86% of the SMs' time busy over yolov2-608
 (flop-weighted; 91-99% on most layers, 57-68% on a few small ones; 72% without the
 32x32 tile, which the 19x19 layers take). So expect ~50-60% of the non-FMA peak
-overall if the tile loop reaches ~70%. To measure: tests/test_gpu_conv.py's gpu+slow speed test prints
-each layer's TFLOP/s and the tile used; compare with cupy.matmul (cuBLAS FMA SGEMM,
+overall if the tile loop reaches ~70%. To measure: tests/test_gpu_conv.py's gpu+slow
+speed test prints each layer's TFLOP/s and the tile used; compare with cupy.matmul (cuBLAS FMA SGEMM,
 TF32 off: the exact kernel should take about 2x its time or less on the large layers);
 `ncu --metrics sm__inst_executed_pipe_fma,sm__warps_active` if it falls short.
 """
