@@ -34,9 +34,9 @@ inner loop's instructions are FP32 math; the slice loads add 8 LDG + 8 STS per 8
 (about 2 more per k) and one barrier. A block does 2*BM*BN*BK = 262144 flops per
 slice for 128x128. The 4x4 tiles issue 16 FMUL + 16 FADD per 2 LDS.128 (94%), plus
 (BM+BN)/threads = 1 global load per k (about 6 instructions with implicit im2col's
-tap stepping), so ~80% of their issue slots are math. Separate multiply and add run at half the FMA rate: an SM retires
-128 FP32 instructions per clock, i.e. 128 flops/clock as FMUL+FADD pairs (256 as
-FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s non-FMA peak; the goal is at
+tap stepping), so ~80% of their issue slots are math. Separate multiply and add run
+at half the FMA rate: an SM retires 128 FP32 instructions per clock, i.e. 128
+flops/clock as FMUL+FADD pairs (256 as FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s non-FMA peak; the goal is at
 least 40% of it (~12-13 TFLOP/s counted as 2*M*N*K) over yolov2-608's
 convolutions; the tile loop itself should reach 70-85% when the grid fills the GPU.
 What limits it: the grid. Sequential k forbids split-K, so a layer with few outputs
