@@ -29,28 +29,29 @@ measured with ptxas for sm_90 (gemm_exact_nn / conv_exact_im2col):
     32x32      64      4 x 4       16   8.7 KB        74 / 78               12-13
 
 Performance model (what to measure on a GPU). Per thread and value of k the 8x8 tile
-issues 64 FMUL + 64 FADD against 4 LDS.128 (two for A, two for B), so 97% of the
-inner loop's instructions are FP32 math; the slice loads add 8 LDG + 8 STS per 8 k
-(about 2 more per k) and one barrier. A block does 2*BM*BN*BK = 262144 flops per
-slice for 128x128. The 4x4 tiles issue 16 FMUL + 16 FADD per 2 LDS.128 (94%), plus
-(BM+BN)/threads = 1 global load per k (about 6 instructions with implicit im2col's
-tap stepping), so ~80% of their issue slots are math. Separate multiply and add run
-at half the FMA rate: an SM retires 128 FP32 instructions per clock, i.e. 128
-flops/clock as FMUL+FADD pairs (256 as FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s non-FMA peak; the goal is at
-least 40% of it (~12-13 TFLOP/s counted as 2*M*N*K) over yolov2-608's
-convolutions; the tile loop itself should reach 70-85% when the grid fills the GPU.
-What limits it: the grid. Sequential k forbids split-K, so a layer with few outputs
-(yolov2-608's 19x19 layers: M=1024, N=361) has few tiles. On a GPU, the first call for
-a problem size times every tile shape and keeps the fastest (TUNE; all give the same
-bits); otherwise `choose_tile` guesses the shape whose busiest SM has the least work
-(ceil(blocks / SMs) tiles of BM*BN outputs, weighted by the shape's guessed relative
-speed). By that count the guesses keep 86% of the SMs' time busy over yolov2-608
-(flop-weighted; 91-99% on most layers, 57-68% on a few small ones; 72% without the
-32x32 tile, which the 19x19 layers take). So expect ~50-60% of the non-FMA peak
-overall if the tile loop reaches ~70%. To measure: tests/test_gpu_conv.py's gpu+slow
-speed test prints each layer's TFLOP/s and the tile used; compare with cupy.matmul (cuBLAS FMA SGEMM,
-TF32 off: the exact kernel should take about 2x its time or less on the large layers);
-`ncu --metrics sm__inst_executed_pipe_fma,sm__warps_active` if it falls short.
+issues 64 FMUL + 64 FADD against 4 LDS.128 (two for A, two for B), so 97% of the inner
+loop's instructions are FP32 math; the slice loads add 8 LDG + 8 STS per 8 k (about 2
+more per k) and one barrier. A block does 2*BM*BN*BK = 262144 flops per slice for
+128x128. The 4x4 tiles issue 16 FMUL + 16 FADD per 2 LDS.128 (94%), plus
+(BM+BN)/threads = 1 global load per k (about 6 instructions with implicit im2col's tap
+stepping), so ~80% of their issue slots are math. Separate multiply and add run at
+half the FMA rate: an SM retires 128 FP32 instructions per clock, i.e. 128 flops/clock
+as FMUL+FADD pairs (256 as FMA). H100 SXM (132 SMs, ~1.7-1.98 GHz): ~29-33 TFLOP/s
+non-FMA peak; the goal is at least 40% of it (~12-13 TFLOP/s counted as 2*M*N*K) over
+yolov2-608's convolutions; the tile loop itself should reach 70-85% when the grid
+fills the GPU. What limits it: the grid. Sequential k forbids split-K, so a layer with
+few outputs (yolov2-608's 19x19 layers: M=1024, N=361) has few tiles. On a GPU, the
+first call for a problem size times every tile shape and keeps the fastest (TUNE; all
+give the same bits); otherwise `choose_tile` guesses the shape whose busiest SM has
+the least work (ceil(blocks / SMs) tiles of BM*BN outputs, weighted by the shape's
+guessed relative speed). By that count the guesses keep 86% of the SMs' time busy over
+yolov2-608 (flop-weighted; 91-99% on most layers, 57-68% on a few small ones; 72%
+without the 32x32 tile, which the 19x19 layers take). So expect ~50-60% of the non-FMA
+peak overall if the tile loop reaches ~70%. To measure: tests/test_gpu_conv.py's
+gpu+slow speed test prints each layer's TFLOP/s and the tile used; compare with
+cupy.matmul (cuBLAS FMA SGEMM, TF32 off: the exact kernel should take about 2x its
+time or less on the large layers); `ncu --metrics
+sm__inst_executed_pipe_fma,sm__warps_active` if it falls short.
 """
 import os
 
