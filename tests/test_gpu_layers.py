@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+import kit
 from darknetpy.cpu import pool as cpu_pool
 from darknetpy.cpu import region as cpu_region
 from darknetpy.cpu import reorg as cpu_reorg
@@ -290,3 +291,45 @@ def test_region_stock_tree_rejects_a_short_input(backend, tree):
         cpu_region.region(x, *args)
     with pytest.raises(ValueError):
         region.region(runtime.upload(x), *args)
+
+
+# ------------------------------------------------------------------------------ real sizes
+
+def kit_tree():
+    path = kit.KIT / "darknet" / "data" / "9k.tree"
+    if not path.is_file():
+        pytest.skip(kit.MISSING)
+    return read_tree(str(path))
+
+
+@pytest.mark.parametrize("compat", TOGGLE)
+def test_region_9k_tree_at_128(backend, compat):
+    """YOLO9000 at 128x128 (4x4 cells, 3 anchors, 9418 classes) with the real 9k.tree; the
+    stock CPU code leaves NaN on exactly [5, 13295), as the kit records."""
+    tree = kit_tree()
+    anchors, spatial, coords = 3, 16, 4
+    x = values(np.random.default_rng(9), anchors * (tree.n + coords + 1) * spatial, 6.0, 0.0)
+    got = run_region(x, anchors, spatial, tree.n, coords, False, False, (tree.group_offset, tree.group_size),
+                     compat, True, True)
+    if compat:
+        nan = np.flatnonzero(got.view(np.uint32) == 0xFFC00000)
+        assert nan[0] == 5 and nan[-1] == 13294 and nan.size == 13290
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("ftz", TOGGLE)
+def test_full_size_layers_on_gpu(backend, ftz):
+    """yolov2-608's region, darknet19's 1000-way softmax and yolo9000-544's tree region."""
+    if backend != "cuda":
+        pytest.skip("full sizes are for the real GPU")
+    rng = np.random.default_rng(1)
+    x = values(rng, 5 * 85 * 19 * 19, 8.0, 0.001)
+    run_region(x, 5, 19 * 19, 80, 4, False, True, None, False, True, ftz)
+    x = values(rng, 1000, 8.0, 0.0)
+    args = layer_geometry(1000, 1)[0] + (1.0, True, ftz)
+    assert_same(gpu_groups(x, *args), cpu_groups(x, *args))
+    tree = kit_tree()
+    x = values(rng, 3 * (tree.n + 5) * 17 * 17, 6.0, 0.001)
+    for compat in TOGGLE:
+        run_region(x, 3, 17 * 17, tree.n, 4, False, False, (tree.group_offset, tree.group_size), compat,
+                   True, ftz)

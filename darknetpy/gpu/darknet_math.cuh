@@ -99,6 +99,10 @@ DN_FN float dn_to_float_rn(double a) { return (float)a; }
 // ---- x86 NaN rules ------------------------------------------------------------------------
 // An SSE operation with a NaN operand returns the first NaN operand, quieted; an invalid
 // operation (0*inf, inf-inf, 0/0, ...) returns the default NaN, which has its sign set.
+// The helpers take `a op b` with a first. Which operand a compiler puts first in a
+// commutative operation (+, *) is its register allocator's choice, so where two different
+// NaNs meet, the CPU backend's (and C Darknet's) payload is not reproducible in general;
+// one NaN, or NaNs of one pattern (the default NaN is what the kit's NaNs are), are.
 
 #define DN_DEFAULT_NANF 0xffc00000u
 #define DN_DEFAULT_NAN 0xfff8000000000000ull
