@@ -117,6 +117,7 @@ class Network:
             layer.upload()
         self.workspace = self.backend.empty(self.workspace_floats)
         self._arena_plan = None
+        self._graph = None  # GraphForward once captured, False if capture failed
 
     @property
     def device(self) -> str:
@@ -201,13 +202,22 @@ class Network:
         as no later layer reads it; the output layer's array stays on the backend's device.
         times: a list that gets each layer's wall time in seconds (the device synchronised).
         """
+        outputs = self._run(self.backend.upload(self._input(x)), keep, times)
+        if keep and not self.backend.is_cpu:
+            outputs = [self.backend.download(out) for out in outputs]
+        return outputs
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).reshape(-1)
         if x.size != self.options.inputs:
             raise DarknetError(f"input has {x.size} floats, the network expects {self.options.inputs}")
+        return x
+
+    def _run(self, current, keep: bool, times: list | None) -> list:
+        """The layers on an input already on the backend's device (see forward_layers)."""
         last_use = self._last_use() if not keep else None
         self.backend.use_arena(None if keep else self.arena_plan())
-        outputs: list[np.ndarray | None] = []
-        current = self.backend.upload(x)
+        outputs: list = []
         for layer in self.layers:
             start = time.perf_counter()
             if layer.type == "convolutional":
@@ -222,8 +232,6 @@ class Network:
                 for i in range(len(outputs) - 1):
                     if outputs[i] is not None and last_use[i] <= layer.index:
                         outputs[i] = None
-        if keep and not self.backend.is_cpu:
-            outputs = [self.backend.download(out) for out in outputs]
         return outputs
 
     def _last_use(self) -> list[int]:
@@ -270,8 +278,29 @@ class Network:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Darknet's `network_predict`: the output layer's output, shape (c, h, w), on the host."""
         layer = self.output_layer
+        if self._use_graph():
+            return self._graph(self._input(x)).reshape(layer.out_shape)
         out = self.forward_layers(x, keep=False)[layer.index]
         return self.backend.download(out).reshape(layer.out_shape)
+
+    def _use_graph(self) -> bool:
+        """A CUDA graph replays the pass on a real GPU (DARKNETPY_CUDA_GRAPH=0: never)."""
+        if self.backend.is_cpu or self._graph is False or os.environ.get("DARKNETPY_CUDA_GRAPH") == "0":
+            return False
+        if self.backend.runtime.emulating():
+            return False
+        if self._graph is None:
+            from .gpu.graph import GraphForward
+
+            index = self.output_layer.index
+            try:
+                self._graph = GraphForward(lambda x: self._run(x, False, None)[index], self.options.inputs)
+            except Exception as e:  # capture is an optimisation: fall back to launching each kernel
+                if self.warn is not None:
+                    print(f"darknetpy: CUDA graph capture failed ({type(e).__name__}: {e}); "
+                          f"launching kernels one by one", file=self.warn)
+                self._graph = False
+        return self._graph is not False
 
     def letterbox(self, image: np.ndarray) -> np.ndarray:
         return letterbox_image(image, self.width, self.height)
