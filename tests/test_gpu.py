@@ -77,6 +77,22 @@ def test_gpu_exact_layers_equal_the_kit(case_id, flavor):
     assert run.mismatch is None, run.mismatch
 
 
+@pytest.mark.parametrize("model_name", [pytest.param(m, marks=gpu) for m in ("yolov2-tiny", "yolo9000-128", "darknet19")])
+def test_gpu_graph_replay_equals_kernel_launches(model_name):
+    """forward() replays a captured CUDA graph: the bits of launching kernel by kernel, with
+    the input buffer refilled on every call."""
+    cases = [c for c in kit.cases() if c["model"] == model_name][:2]
+    flavor = cases[0]["flavors"][0]
+    xs = [kit.run_case(c, flavor, device=DEVICE).input for c in cases]
+    net = kit.network(model_name, flavor, device=DEVICE)
+    with in_kit_darknet():
+        eager = [net.backend.download(net.forward_layers(x, keep=False)[net.output_layer.index]) for x in xs]
+        replayed = [net.forward(x) for x in xs + xs]
+    assert net._graph not in (None, False), "the CUDA graph was not captured"
+    for got, want in zip(replayed, eager + eager):
+        assert got.reshape(-1).tobytes() == want.reshape(-1).tobytes()
+
+
 # ---------------------------------------------------------------------------- fast against exact
 
 @functools.lru_cache(maxsize=1)
