@@ -11,7 +11,15 @@ bit-identical to Darknet's for every input, including signed zeros,
 subnormals, infs and NaNs (NaN payloads aside: like C, only NaN-ness is
 specified).
 
-``gemm_fast(a, b, c)`` computes the same product with BLAS; it is not exact.
+``gemm_fast(a, b, c)`` computes the same product, not exactly: the same
+blocked kernel with one ``vfmadd231ps`` (one rounding) per multiply-add.  It
+is a separate compiled specialisation (``fma`` True instead of None), so the
+exact entry points' machine code contains no FMA.  It replaced
+numpy.matmul: on the yolov2-608 shapes (bench/gemm.py, 1 thread, thread
+clock, OpenBLAS 0.3 with its SkylakeX kernels, the best it picks here) it
+runs at 1.01-1.12x OpenBLAS's speed on the layers with K >= 1024 and
+1.18-2.5x on the others (K = 27: 84 vs 34 GFLOP/s); gemm_exact at
+1.00-1.07x and 1.17-2.4x.
 
 Design of the exact kernel (BLIS-like, vectorised over output pixels j):
 
@@ -44,6 +52,33 @@ Design of the exact kernel (BLIS-like, vectorised over output pixels j):
 * With ``numba.get_num_threads()`` > 1 the work is cut into units of output
   columns (or, for few columns, of output row panels) -- never of k -- which
   the threads take one at a time from a shared counter.
+
+Why about 100 GFLOP/s per thread, measured on this host (AMD EPYC, family
+25 model 17 = Zen 4 under KVM; no perf counters in the VM, llvm-mca 14 has
+no Zen 4 model, so: timed asm loops and timed kernels):
+
+* Clock under AVX-512 load: 3.6 GHz (a chain of dependent integer adds).
+  Independent zmm ops per cycle: vfmadd231ps 1.00, vmulps 1.00, vaddps 0.99,
+  vmulps + vaddps interleaved 1.98 (one of each), vmulps with a {1to16}
+  memory broadcast 1.00; ymm vmulps + vaddps 4.0.  512-bit ops are split
+  over the 256-bit pipes: the peak is 32 flop/cycle = 115 GFLOP/s for FMA
+  and for separate multiply + add alike (not 2 FMA/cycle as on Zen 5).
+* Per k the 8 x 48 kernel issues 3 B loads (vmovups), 24 vmulps with
+  embedded broadcast loads, 24 vaddps, 4 prefetches and 4 loop
+  instructions: 59 instructions, 27 loads in the 24 cycles the single
+  512-bit multiply pipe needs -- multiply-bound, far from the load ports
+  (3/cycle) and the 6-wide dispatch.
+* The kernel alone (A and B packed, in L1/L2, kc = 256, 8 micro-panels):
+  114 GFLOP/s exact, 115 with FMA -- 99% of peak.  Other tiles measure the
+  same (12x32 114, 6x64 114, 14x32 114, 4x96 114; at kc = 27: 103-106),
+  so tile shape, register broadcasts or unrolling cannot gain; 8x16 alone
+  is 94 (8 accumulators cannot hide the add latency).
+* Whole layers reach 97-107 GFLOP/s (small K: 80-95): the rest is the
+  driver -- B read from memory while packing, C loaded and stored per k
+  chunk, edges -- and, on this shared machine, caches lost to other
+  processes.  OpenBLAS's SkylakeX sgemm reaches 96-103 on the same shapes.
+  So one thread needs at least 62.9 GFLOP / 115 GFLOP/s = 547 ms for
+  yolov2-608 with any exact (or FMA) direct GEMM here.
 """
 
 import ctypes
