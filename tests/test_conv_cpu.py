@@ -150,3 +150,26 @@ def test_im2col_whole(shape):
     out = np.empty((c * size * size, oh * ow), np.float32)
     im2col(x, size, stride, pad, out)
     assert same_bits(out, columns(x, size, stride, pad, oh, ow))
+
+
+@pytest.mark.slow
+def test_no_fma_in_the_blocked_convolution(small_blocks):
+    """The exact column-block kernel (GEMM and fused epilogue inlined) has no fused
+    multiply-add: Darknet's build has none."""
+    shape = SHAPES[0]
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    biases = np.zeros(f, np.float32)
+    conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), None, True,
+                              (biases, biases + 1, biases + 1), biases, activations.LEAKY, True)
+    fn = conv._columns
+    exact = [sig for sig in fn.signatures if isinstance(sig[10], numba.types.NoneType)]
+    assert exact, "the exact _columns was not compiled"
+    options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
+    fresh = numba.njit(**options)(fn.py_func)   # cached code keeps no assembly to inspect
+    for sig in exact:
+        fresh.compile(sig)
+        asm = fresh.inspect_asm(sig)
+        assert "vmulps" in asm or "mulps" in asm
+        assert "vfmadd" not in asm and "vfmsub" not in asm and "vfnmadd" not in asm

@@ -19,6 +19,7 @@ CODES = {
 
 F32 = np.float32
 F64 = np.float64
+SERIAL_MAX = 1 << 18    # outputs below which the epilogue runs on the calling thread
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
@@ -81,6 +82,12 @@ def activate_array(x, a, ftz):
     """In place over a flat float32 array, Darknet's `activate_array`."""
     n = x.size
     chunk = 1 << 16
+    if n <= chunk:
+        old = fpenv.enter(ftz)
+        for i in range(n):
+            x[i] = activate(x[i], a)
+        fpenv.leave(old)
+        return
     for c in prange((n + chunk - 1) // chunk):
         old = fpenv.enter(ftz)
         for i in range(c * chunk, min(n, (c + 1) * chunk)):
@@ -120,9 +127,16 @@ def epilogue_span(x, start, stop, f, mean, variance, scales, biases, use_bn, a):
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
 def batchnorm_bias_activate(out, mean, variance, scales, biases, use_bn, a, ftz):
-    """The convolution's epilogue on out (filters, spatial), in Darknet's order."""
+    """The convolution's epilogue on out (filters, spatial), in Darknet's order. A small
+    layer stays on the calling thread: a parallel region would cost more than it saves."""
     filters, spatial = out.shape
     flat = out.reshape(-1)
+    if flat.size < SERIAL_MAX:
+        old = fpenv.enter(ftz)
+        for f in range(filters):
+            epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a)
+        fpenv.leave(old)
+        return
     for f in prange(filters):
         old = fpenv.enter(ftz)
         epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a)

@@ -54,19 +54,17 @@ def _maxpool_channel(x, k, size, stride, offset, out, ftz):
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
-def _maxpool_parallel(x, size, stride, offset, out, ftz):
+def _maxpool(x, size, stride, offset, out, ftz):
+    if out.size * size * size < SERIAL_MAX:
+        old = fpenv.enter(ftz)
+        for k in range(x.shape[0]):
+            _maxpool_channel(x, k, size, stride, offset, out, ftz)
+        fpenv.leave(old)
+        return
     for k in prange(x.shape[0]):
         old = fpenv.enter(ftz)
         _maxpool_channel(x, k, size, stride, offset, out, ftz)
         fpenv.leave(old)
-
-
-@njit(cache=True, fastmath=False, error_model="numpy")
-def _maxpool_serial(x, size, stride, offset, out, ftz):
-    old = fpenv.enter(ftz)
-    for k in range(x.shape[0]):
-        _maxpool_channel(x, k, size, stride, offset, out, ftz)
-    fpenv.leave(old)
 
 
 def maxpool(x, size, stride, pad, out, ftz):
@@ -78,9 +76,7 @@ def maxpool(x, size, stride, pad, out, ftz):
     runs on this thread: a parallel region costs more than it saves there.
     """
     offset = -(pad // 2) if pad >= 0 else (-pad) // 2
-    x = np.ascontiguousarray(x)
-    run = _maxpool_serial if out.size * size * size < SERIAL_MAX else _maxpool_parallel
-    run(x, size, stride, offset, out, ftz)
+    _maxpool(np.ascontiguousarray(x), size, stride, offset, out, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")

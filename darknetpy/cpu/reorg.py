@@ -1,6 +1,26 @@
 """reorg: what Darknet's `forward_reorg_layer` computes, direction quirk included."""
 from numba import njit, prange
 
+SERIAL_MAX = 1 << 18     # elements below which reorg runs on the calling thread
+
+
+@njit(inline="always")
+def _reorg_channel(x, w, h, c, stride, forward, out, k):
+    """Input channel k."""
+    out_c = c // (stride * stride)
+    c2 = k % out_c
+    offset = k // out_c
+    for j in range(h):
+        h2 = j * stride + offset // stride
+        for i in range(w):
+            w2 = i * stride + offset % stride
+            in_index = i + w * (j + h * k)
+            out_index = w2 + w * stride * (h2 + h * stride * c2)
+            if forward:
+                out[out_index] = x[in_index]
+            else:
+                out[in_index] = x[out_index]
+
 
 @njit(cache=True, parallel=True, fastmath=False)
 def reorg(x, w, h, c, stride, forward, out):
@@ -9,18 +29,11 @@ def reorg(x, w, h, c, stride, forward, out):
     The layer passes its *input* sizes, and a [reorg] without `reverse=1` runs with
     forward=0: out[in_index] = x[out_index], where out_index reads x as if it were
     (c/stride^2, h*stride, w*stride). That is the permutation YOLOv2 was trained with.
+    A small one stays on the calling thread.
     """
-    out_c = c // (stride * stride)
-    for k in prange(c):
-        c2 = k % out_c
-        offset = k // out_c
-        for j in range(h):
-            h2 = j * stride + offset // stride
-            for i in range(w):
-                w2 = i * stride + offset % stride
-                in_index = i + w * (j + h * k)
-                out_index = w2 + w * stride * (h2 + h * stride * c2)
-                if forward:
-                    out[out_index] = x[in_index]
-                else:
-                    out[in_index] = x[out_index]
+    if x.size < SERIAL_MAX:
+        for k in range(c):
+            _reorg_channel(x, w, h, c, stride, forward, out, k)
+    else:
+        for k in prange(c):
+            _reorg_channel(x, w, h, c, stride, forward, out, k)
