@@ -11,6 +11,7 @@ and a buffer is reused once no later layer reads it.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 
@@ -69,12 +70,23 @@ class Backend:
     def use_arena(self, plan: dict[int, tuple[int, int]] | None) -> None:
         """Give each planned layer its arena view (offset, floats); None: no arena."""
         self.views = {}
-        if not plan:
-            return
+        if plan:
+            self.arena, self.views = self.arena_views(plan, self.arena)
+
+    def arena_views(self, plan: dict[int, tuple[int, int]], arena=None):
+        """(arena, {layer index: view}) for `plan`, in `arena` if it is large enough."""
         total = max(offset + size for offset, size in plan.values())
-        if self.arena is None or self.arena.size < total:
-            self.arena = self.empty(total)
-        self.views = {index: self.arena[offset:offset + size] for index, (offset, size) in plan.items()}
+        if arena is None or arena.size < total:
+            arena = self.empty(total)
+        return arena, {index: arena[offset:offset + size] for index, (offset, size) in plan.items()}
+
+    def stream(self):
+        """A context in which launches go to a stream of their own (GPU), else nothing."""
+        if self.is_cpu or self.runtime.emulating():
+            return contextlib.nullcontext()
+        import cupy
+
+        return cupy.cuda.Stream(non_blocking=True)
 
 
 def plan_arena(sizes: dict[int, int], live: dict[int, tuple[int, int]], align: int = 16) -> dict[int, tuple[int, int]]:

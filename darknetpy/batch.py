@@ -431,12 +431,6 @@ class Result:
     pixels: np.ndarray | None = field(default=None, repr=False)
 
 
-def forward_batch(net, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """A batch as the batch-1 network runs it: one `Network.forward` per input, in order
-    (identical to running them one by one, because that is what it is)."""
-    return [net.forward(x) for x in xs]
-
-
 def _chunks(iterable, n: int):
     chunk = []
     for x in iterable:
@@ -471,19 +465,35 @@ def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh:
         prefetcher.append(pf)
     with pf:
         for group in _chunks(pf, batch):
-            for item, prepared in group:
-                if isinstance(prepared, BaseException):
-                    yield Result(item, error=_error_text(prepared))
-                    continue
-                start = time.time()
-                try:
-                    out = net.forward(prepared.x)
-                    dets = net.detections(out, prepared.width, prepared.height, thresh, hier_thresh, nms)
-                except (DarknetError, MemoryError) as e:
-                    yield Result(item, prepared.width, prepared.height, error=_error_text(e))
-                    continue
-                yield Result(item, prepared.width, prepared.height, dets, seconds=time.time() - start,
-                             pixels=prepared.pixels)
+            yield from _detect_group(net, group, thresh, hier_thresh, nms)
+
+
+def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float) -> Iterator[Result]:
+    """One `Network.forward_batch` over a group's prepared inputs (on a GPU they run side
+    by side), then each item's detections, in order."""
+    ready = [prepared for _, prepared in group if not isinstance(prepared, BaseException)]
+    start = time.time()
+    try:
+        outs: list | BaseException = net.forward_batch([p.x for p in ready])
+    except (DarknetError, MemoryError) as e:
+        outs = e
+    share = (time.time() - start) / max(len(ready), 1)
+    done = 0
+    for item, prepared in group:
+        if isinstance(prepared, BaseException):
+            yield Result(item, error=_error_text(prepared))
+            continue
+        out, done = (outs if isinstance(outs, BaseException) else outs[done]), done + 1
+        start = time.time()
+        try:
+            if isinstance(out, BaseException):
+                raise out
+            dets = net.detections(out, prepared.width, prepared.height, thresh, hier_thresh, nms)
+        except (DarknetError, MemoryError) as e:
+            yield Result(item, prepared.width, prepared.height, error=_error_text(e))
+            continue
+        yield Result(item, prepared.width, prepared.height, dets, seconds=share + time.time() - start,
+                     pixels=prepared.pixels)
 
 
 # ---------------------------------------------------------------------------

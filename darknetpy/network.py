@@ -78,6 +78,22 @@ def _net_options(section: Section) -> NetOptions:
     return NetOptions(max(batch // subdivisions, 1), w, h, c, inputs)
 
 
+@dataclass
+class _Lane:
+    """One input's resources in a batch on the GPU."""
+    stream: object
+    arena: object
+    views: dict
+    workspace: object
+
+
+def _drop_dead(outputs: list, last_use: list[int], index: int) -> None:
+    """Forget the outputs no layer after `index` reads (the arena keeps their place)."""
+    for i in range(len(outputs) - 1):
+        if outputs[i] is not None and last_use[i] <= index:
+            outputs[i] = None
+
+
 class Network:
     """A Darknet network for inference (batch 1, as `network_predict` runs it).
 
@@ -118,6 +134,7 @@ class Network:
         self.workspace = self.backend.empty(self.workspace_floats)
         self._arena_plan = None
         self._graph = None  # GraphForward once captured, False if capture failed
+        self._lanes: list[_Lane] = []
 
     @property
     def device(self) -> str:
@@ -220,19 +237,60 @@ class Network:
         outputs: list = []
         for layer in self.layers:
             start = time.perf_counter()
-            if layer.type == "convolutional":
-                current = layer.forward(outputs, current, self.numerics, self.workspace)
-            else:
-                current = layer.forward(outputs, current, self.numerics)
+            current = self._step(layer, outputs, current, self.workspace)
             if times is not None:
                 self.backend.synchronize()
                 times.append(time.perf_counter() - start)
             outputs.append(current)
             if last_use is not None:
-                for i in range(len(outputs) - 1):
-                    if outputs[i] is not None and last_use[i] <= layer.index:
-                        outputs[i] = None
+                _drop_dead(outputs, last_use, layer.index)
         return outputs
+
+    def _step(self, layer, outputs: list, current, workspace):
+        if layer.type == "convolutional":
+            return layer.forward(outputs, current, self.numerics, workspace)
+        return layer.forward(outputs, current, self.numerics)
+
+    def forward_batch(self, xs) -> list[np.ndarray]:
+        """Several inputs, each output as `forward` gives it (the same bits).
+
+        On a GPU each input runs on a CUDA stream of its own, with its own arena and
+        workspace, the layers taken in step: one image's small layers leave most of the
+        GPU idle, and the others' kernels fill it. On the CPU, one pass after another.
+        """
+        xs = [self._input(x) for x in xs]
+        if self.backend.is_cpu or len(xs) < 2:
+            return [self.forward(x) for x in xs]
+        lanes = self._lanes_for(len(xs))
+        last_use, layer_out = self._last_use(), self.output_layer
+        outputs: list[list] = [[] for _ in xs]
+        currents = []
+        for lane, x in zip(lanes, xs):
+            with lane.stream:
+                currents.append(self.backend.upload(x))
+        for layer in self.layers:
+            for i, lane in enumerate(lanes):
+                with lane.stream:
+                    self.backend.views = lane.views
+                    currents[i] = self._step(layer, outputs[i], currents[i], lane.workspace)
+                outputs[i].append(currents[i])
+                _drop_dead(outputs[i], last_use, layer.index)
+        self.backend.views = {}
+        results = []
+        for lane, out in zip(lanes, outputs):
+            with lane.stream:
+                results.append(self.backend.download(out[layer_out.index]).reshape(layer_out.out_shape))
+        return results
+
+    def _lanes_for(self, n: int) -> list:
+        """`n` lanes (stream, arena views, workspace), made once and kept."""
+        if not self._lanes:
+            self.forward(np.zeros(self.options.inputs, np.float32))  # compiles and tunes the kernels first
+        plan = self.arena_plan()
+        while len(self._lanes) < n:
+            arena, views = self.backend.arena_views(plan) if plan else (None, {})
+            self._lanes.append(_Lane(self.backend.stream(), arena, views, self.backend.empty(self.workspace_floats)))
+        return self._lanes[:n]
 
     def _last_use(self) -> list[int]:
         """For each layer, the last layer that reads its output (directly or through an
@@ -330,11 +388,16 @@ class Network:
         above `thresh` are the printed ones. `map`: a class map (a path such as
         data/coco9k.map, or a list) for a tree network, as Darknet's validation uses it.
         `factors`: the -Ofast box-correction factors (see detect.correct_region_boxes).
+        A list of images gives a list of results, the images run as one batch
+        (`forward_batch`: side by side on a GPU).
         """
         self._region()
-        im = self.image(image, decoder)
-        out = self.forward(self.letterbox(im))
-        return self.detections(out, im.shape[2], im.shape[1], thresh, hier_thresh, nms, map, factors)
+        many = isinstance(image, (list, tuple))
+        ims = [self.image(i, decoder) for i in (image if many else [image])]
+        outs = self.forward_batch([self.letterbox(im) for im in ims])
+        results = [self.detections(out, im.shape[2], im.shape[1], thresh, hier_thresh, nms, map, factors)
+                   for out, im in zip(outs, ims)]
+        return results if many else results[0]
 
     def _region(self):
         region = self.output_layer

@@ -105,3 +105,19 @@ def test_gpu_flag_validation(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "darknetpy: error: --gpu -1: a CUDA device index is 0 or more"]
+
+
+def test_detect_takes_a_list_of_images(tmp_path):
+    from test_batch import write_tiny_model
+
+    cfg, weights = write_tiny_model(tmp_path)
+    net = Network(cfg, weights, warn=None)
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((40, 60), (33, 21), (64, 64))]
+    one_by_one = [net.detect(im, thresh=0.2) for im in images]
+    together = net.detect(images, thresh=0.2)
+    def bits(results):
+        return [[(tuple(d.bbox), d.objectness, d.prob_array().tobytes()) for d in r] for r in results]
+
+    assert len(together) == 3 and bits(together) == bits(one_by_one)
+    assert sum(map(len, one_by_one)) > 0

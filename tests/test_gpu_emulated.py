@@ -54,3 +54,22 @@ def test_case_bit_identical_on_emulated_gpu(case_id, flavor):
     c = kit.case(case_id)
     run = kit.run_case(c, flavor, device="cuda:0")
     assert run.mismatch is None, run.mismatch
+
+
+def test_forward_batch_runs_lanes_with_the_bits_of_forward():
+    """forward_batch on the GPU backend: each input in a lane of its own (stream, arena,
+    workspace), the layers taken in step; the outputs are forward()'s, bit for bit."""
+    cases = [c for c in kit.cases() if c["model"] == "yolo9000-128"][:3]
+    flavor = "fixed-tree"
+    xs = [kit.run_case(c, flavor, device="cuda:0").input for c in cases]
+    net = kit.network("yolo9000-128", flavor, device="cuda:0")
+    cwd = os.getcwd()
+    os.chdir(kit.KIT / "darknet")
+    try:
+        one_by_one = [net.forward(x) for x in xs]
+        batched = net.forward_batch(xs + xs[:1])
+    finally:
+        os.chdir(cwd)
+    assert len(net._lanes) == 4
+    for got, want in zip(batched, one_by_one + one_by_one[:1]):
+        assert got.tobytes() == want.tobytes()
