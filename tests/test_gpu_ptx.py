@@ -52,8 +52,8 @@ def ptx_functions(ptx: str) -> dict[str, tuple[str, str]]:
     for m in PTX_FUNCTION.finditer(ptx):
         start = ptx.find("{", m.end())
         semicolon = ptx.find(";", m.end())
-        if start < 0 or 0 <= semicolon < start and ptx[m.end():semicolon].count("(") == ptx[m.end():semicolon].count(")"):
-            continue  # a declaration, not a definition
+        if start < 0 or 0 <= semicolon < start:
+            continue  # a declaration (parameter lists hold no ';'), not a definition
         depth = 0
         for end in range(start, len(ptx)):
             depth += {"{": 1, "}": -1}.get(ptx[end], 0)
@@ -172,6 +172,8 @@ def test_fma_scan_sees_calls_and_ignores_integer_mad():
 	@%p1 mul.rn.f64 	%fd1, %fd2, %fd3;
 	ret;
 }
+.func (.param .b32 r) later(.param .b32 a)
+;
 .visible .entry guarded(.param .u64 p)
 {
 	@!%p2 fma.rn.ftz.f32 	%f3, %f1, %f2, %f1;
