@@ -27,8 +27,8 @@ Timing: CUDA events around each call, after --warmup calls per engine; --rounds 
 the engines in rotated order (A B C, B C A, ...), each engine --iters calls in a row (fewer
 where one call is slow, to fit --seconds per model and batch); the median of all calls. A
 darknetpy call is Network.forward on a host image: upload, forward, download of the output
-(Network takes one image at a time: at batch 16 it runs 16 images in sequence and the table
-says so); a torch call takes and leaves device tensors. Checks: max|x - exact| / max|exact|
+(at batch 16, Network.forward_batch: each image on a CUDA stream of its own, the layers in
+step); a torch call takes and leaves device tensors. Checks: max|x - exact| / max|exact|
 on the output of the last layer before [region] (torch) or the network output (fast).
 """
 from __future__ import annotations
@@ -161,19 +161,16 @@ class Darknetpy(Engine):
         self.label = f"darknetpy {key}"
         self.net, self.images, self.cupy = net, images, cupy
         self.batch = len(images)
-        self.stacked = np.stack(images) if self.batch > 1 and takes_batches(net, images) else None
-        notes = [f"{self.batch} sequential images (Network takes one image at a time)"] if (
-            self.batch > 1 and self.stacked is None) else []
+        notes = [f"Network.forward_batch: {self.batch} images, one CUDA stream each"] if self.batch > 1 else []
         notes.append(f"includes {copies_ms(cupy, images[0], net.output_layer.outputs):.3f} ms/image of "
                      f"host-device copies")
         self.note = "; ".join(notes)
 
     def _call(self):
-        if self.stacked is not None:
-            self.net.forward(self.stacked)
-            return
-        for x in self.images:
-            self.net.forward(x)
+        if self.batch > 1:
+            self.net.forward_batch(self.images)
+        else:
+            self.net.forward(self.images[0])
 
     def run(self):
         return cupy_event_ms(self.cupy, self._call)
@@ -188,17 +185,6 @@ def copies_ms(cupy, x: np.ndarray, outputs: int, repeat: int = 10) -> float:
         cupy.asnumpy(out)
     copies()
     return statistics.median(cupy_event_ms(cupy, copies) for _ in range(repeat))
-
-
-def takes_batches(net, images) -> bool:
-    """Whether Network.forward accepts (n, c, h, w) and returns n outputs."""
-    from darknetpy.errors import DarknetError
-
-    try:
-        out = net.forward(np.stack(images))
-    except (DarknetError, ValueError):
-        return False
-    return np.asarray(out).size == len(images) * net.output_layer.outputs
 
 
 class TorchModels:
