@@ -1,10 +1,10 @@
 // The subset of CUDA C++ that darknetpy's kernels may use, for g++ on the CPU.
 //
 // The emulator (emulator.py) force-includes this header before a kernel file and
-// appends one launcher per kernel (see cuda_launch.h for how blocks and threads run).
-// `__shared__` arrays are function-static and thread_local: a block runs whole on
-// one OS thread, so its CUDA threads share them, and blocks running at the same time
-// on other OS threads have their own.
+// appends one launcher per kernel (the launch section at the end says how blocks and
+// threads run). `__shared__` arrays are function-static and thread_local: a block
+// runs whole on one OS thread, so its CUDA threads share them, and blocks running at
+// the same time on other OS threads have their own.
 //
 // Arithmetic is IEEE float/double with round-to-nearest (the build uses
 // -ffp-contract=off -fno-fast-math), which is what CUDA's __*_rn intrinsics and
@@ -13,16 +13,15 @@
 
 #include <cassert>
 #include <climits>
-#include <limits>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <math.h>
 #include <omp.h>
-
 
 #define __global__
 #define __device__
@@ -178,10 +177,12 @@ using std::signbit;
 // thread) pairs. One that does (it can reach __syncthreads or __shared__) runs its
 // blocks in an OpenMP loop, each block whole on one OS thread: the block's threads
 // are fibers (own stacks, switched by hand) run in order until each has returned or
-// reached __syncthreads, then again, until all have returned. A thread that has
-// returned no longer counts at a barrier (as on Volta and later), so a divergent
-// __syncthreads cannot hang; the launch fails if the threads of a block passed a
-// different number of barriers, which CUDA leaves undefined.
+// reached __syncthreads, then again, until all have returned. (So between two barriers
+// a block's threads run one after another in index order: a race there gives one
+// fixed answer here and varying ones on a GPU.) A thread that has returned no longer
+// counts at a barrier (as on Volta and later), so a divergent __syncthreads cannot
+// hang; the launch fails if the threads of a block passed a different number of
+// barriers, which CUDA leaves undefined.
 
 #include <sys/mman.h>
 #include <unistd.h>
