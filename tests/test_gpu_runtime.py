@@ -126,6 +126,16 @@ extern "C" __global__ void to_int(const float* x, int* rn, int* rz, unsigned* u,
     ll[i] = __float2ll_rz(x[i]);
 }
 
+extern "C" __global__ void racy_shift(float* y)
+{
+    __shared__ float s[32];
+    s[threadIdx.x] = threadIdx.x;
+    __syncthreads();
+    s[threadIdx.x] = s[(threadIdx.x + 1) % 32];  // no barrier between the read and the write
+    __syncthreads();
+    y[threadIdx.x] = s[threadIdx.x];
+}
+
 extern "C" __global__ void diverge(float* x)
 {
     __shared__ float s[64];
@@ -310,6 +320,15 @@ def run_to_int(module):
 
 def test_float_to_int_intrinsics_saturate_as_on_the_gpu(toy):
     assert run_to_int(toy) == TO_INT_OUT
+
+
+def test_reverse_order_exposes_a_race(toy, monkeypatch):
+    forward, reverse = np.zeros(32, np.float32), np.zeros(32, np.float32)
+    toy.function("racy_shift")((1,), (32,), (forward,))
+    monkeypatch.setenv("DARKNETPY_GPU_EMULATE_ORDER", "reverse")
+    toy.function("racy_shift")((1,), (32,), (reverse,))
+    assert forward.tolist() == list(range(1, 32)) + [1]   # only thread 31 reads a new value (thread 0's)
+    assert reverse.tolist() == [0] * 32                    # each thread reads its successor's new value
 
 
 def test_divergent_syncthreads_fails_instead_of_hanging(toy):

@@ -179,7 +179,7 @@ using std::signbit;
 // are fibers (own stacks, switched by hand) run in order until each has returned or
 // reached __syncthreads, then again, until all have returned. (So between two barriers
 // a block's threads run one after another in index order: a race there gives one
-// fixed answer here and varying ones on a GPU.) A thread that has returned no longer
+// fixed answer here and varying ones on a GPU; see DARKNETPY_GPU_EMULATE_ORDER.) A thread that has returned no longer
 // counts at a barrier (as on Volta and later), so a divergent __syncthreads cannot
 // hang; the launch fails if the threads of a block passed a different number of
 // barriers, which CUDA leaves undefined.
@@ -275,6 +275,9 @@ struct darknetpy_team {
 };
 inline thread_local darknetpy_team darknetpy_here;
 inline std::atomic<bool> darknetpy_flat_sync{false};
+// DARKNETPY_GPU_EMULATE_ORDER=reverse runs a block's threads from the last to the
+// first between barriers: a kernel whose result changes with it has a race.
+inline bool darknetpy_reverse = false;
 // One launch at a time per module: the grid and block shapes are globals.
 inline std::mutex darknetpy_launch_lock;
 
@@ -324,7 +327,8 @@ static bool darknetpy_run_block(darknetpy_team& team, const Kernel& kernel, unsi
         team.fibers[i] = {darknetpy_fiber_stack(team.stacks + i * team.STACK, team.STACK), 0, false};
     for (bool live = true; live;) {
         live = false;
-        for (int i = 0; i < threads; ++i) {
+        for (int k = 0; k < threads; ++k) {
+            const int i = darknetpy_reverse ? threads - 1 - k : k;
             if (team.fibers[i].done) continue;
             team.current = i;
             threadIdx = darknetpy_index(i, blockDim);
@@ -343,6 +347,8 @@ static int darknetpy_launch_blocks(dim3 grid, dim3 block, Kernel kernel) {
     std::lock_guard<std::mutex> hold(darknetpy_launch_lock);
     gridDim = grid;
     blockDim = block;
+    const char* order = getenv("DARKNETPY_GPU_EMULATE_ORDER");
+    darknetpy_reverse = order && strcmp(order, "reverse") == 0;
     const long long blocks = (long long)grid.x * grid.y * grid.z;
     std::atomic<int> status{DARKNETPY_OK};
 #pragma omp parallel
