@@ -124,6 +124,39 @@ extern "C" long expf_floats(unsigned long long start, unsigned long long count, 
     return wrong;
 }
 
+// dn_vector_expf against libmvec's _ZGVbN4v_expf itself, four lanes a call.
+extern "C" __m128 _ZGVbN4v_expf(__m128);
+
+extern "C" long libmvec_floats(unsigned long long start, unsigned long long count, unsigned long long stride,
+                               int ftz, float* bad)
+{
+    long wrong = 0;
+    #pragma omp parallel for reduction(+:wrong) schedule(dynamic, 64)
+    for (unsigned long long b = 0; b < count; b += BLOCK) {
+        unsigned long long m = count - b < BLOCK ? count - b : BLOCK;
+        volatile float mine[BLOCK];
+        float x[BLOCK + 3] = {0.0f};
+        float ref[BLOCK + 3];
+        for (unsigned long long i = 0; i < m; i++) {
+            x[i] = dn_float((unsigned int)(start + (b + i) * stride));
+            mine[i] = dn_vector_expf(x[i], ftz);
+        }
+        Mxcsr env(ftz);
+        for (unsigned long long i = 0; i < m; i += 4) {
+            volatile __m128 v = _mm_loadu_ps(x + i);
+            __m128 r = _ZGVbN4v_expf(v);
+            _mm_storeu_ps(ref + i, r);
+        }
+        for (unsigned long long i = 0; i < m; i++) {
+            if (dn_bits((float)mine[i]) != dn_bits(ref[i])) {
+                wrong++;
+                *bad = x[i];
+            }
+        }
+    }
+    return wrong;
+}
+
 extern "C" void vector_expf_fill(unsigned long long start, unsigned long long count, int ftz, float* out)
 {
     #pragma omp parallel for schedule(static)
@@ -237,7 +270,7 @@ def lib(tmp_path_factory):
     src.write_text(HARNESS)
     so = d / "harness.so"
     subprocess.run(["g++", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fno-builtin", "-fopenmp",
-                    "-std=c++17", "-shared", "-fPIC", "-I", HEADER_DIR, str(src), "-o", str(so), "-lm"],
+                    "-std=c++17", "-shared", "-fPIC", "-I", HEADER_DIR, str(src), "-o", str(so), "-lmvec", "-lm"],
                    check=True)
     h = ctypes.CDLL(str(so))
     u64, i32, f32p = ctypes.c_ulonglong, ctypes.c_int, ctypes.POINTER(ctypes.c_float)
@@ -247,7 +280,7 @@ def lib(tmp_path_factory):
         getattr(h, name).argtypes = [ctypes.c_float, i32]
     h.exp_doubles.restype = ctypes.c_long
     h.exp_doubles.argtypes = [ctypes.c_void_p, ctypes.c_long, i32, ctypes.POINTER(ctypes.c_double)]
-    for name in ("exp_floats", "expf_floats"):
+    for name in ("exp_floats", "expf_floats", "libmvec_floats"):
         getattr(h, name).restype = ctypes.c_long
         getattr(h, name).argtypes = [u64, u64, u64, i32, f32p]
     h.vector_expf_fill.argtypes = [u64, u64, i32, ctypes.c_void_p]
@@ -296,13 +329,21 @@ def test_edge_cases_through_ctypes_libm(lib, libm):
     floats = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-40, 1.0, -1.0, 88.0, 88.72283, 88.72284, -87.33655,
                        -103.27893, -103.28, -103.9720840454, -103.973, -104.0, -150.0, 100.0,
                        float.fromhex("-0x1.f8cbb2p+5"), np.inf, -np.inf, np.nan], np.float32)
-    floats = np.concatenate([floats, np.array([0x7F800001, 0xFFA00000, 0x7FC12345], np.uint32).view(np.float32)])
-    for x in floats:
-        mine = np.array(lib.h_expf(float(x), 0), np.float32).view(np.uint32)
-        ref = np.array(libm.expf(float(x)), np.float32).view(np.uint32)
-        if np.isnan(x):
-            continue  # ctypes passes float NaNs through double, which quiets them; covered below
-        assert mine == ref, x
+    for x in floats[~np.isnan(floats)]:  # ctypes passes floats through double: NaNs get quieted
+        bits = {}
+        for name, value in [("mine", lib.h_expf(float(x), 0)), ("libm", libm.expf(float(x))),
+                            ("logistic", lib.h_logistic(float(x), 0)),
+                            ("c logistic", 1.0 / (1.0 + libm.exp(-float(x)))),
+                            ("vector", lib.h_vector_expf(float(x), 0)), ("cpu vector", _cpu_lane(x))]:
+            bits[name] = int(np.array(value, np.float32).view(np.uint32))
+        assert bits["mine"] == bits["libm"], x
+        assert bits["logistic"] == bits["c logistic"], x
+        assert bits["vector"] == bits["cpu vector"], x
+
+
+@njit(fastmath=False, error_model="numpy")
+def _cpu_lane(x):
+    return vector_expf(x)
 
 
 def test_exp_doubles_random_and_edges(lib):
@@ -347,6 +388,20 @@ def test_expf_sampled(lib, ftz):
 @pytest.mark.parametrize("ftz", [False, True])
 def test_expf_all_floats(lib, ftz):
     assert _float_sweep(lib.expf_floats, 0, 2 ** 32, 1, ftz) == (0, "0x0.0p+0")
+
+
+@pytest.mark.parametrize("ftz", [False, True])
+def test_vector_expf_against_libmvec_sampled(lib, ftz):
+    """Every 509th float32 and every 61st of [-104, 89] through _ZGVbN4v_expf itself."""
+    assert _float_sweep(lib.libmvec_floats, 0, 2 ** 32 // 509 + 1, 509, ftz) == (0, "0x0.0p+0")
+    for start, count in _f32_bits(-104.0, 89.0):
+        assert _float_sweep(lib.libmvec_floats, start, count // 61, 61, ftz) == (0, "0x0.0p+0")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ftz", [False, True])
+def test_vector_expf_against_libmvec_all_floats(lib, ftz):
+    assert _float_sweep(lib.libmvec_floats, 0, 2 ** 32, 1, ftz) == (0, "0x0.0p+0")
 
 
 @njit(parallel=True, fastmath=False, error_model="numpy")
