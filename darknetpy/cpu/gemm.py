@@ -104,7 +104,6 @@ NCP = 8                 # micro-panels per packed B block (NC = NCP * NR columns
 B_BLOCK_BYTES = 384 * 1024      # packed B block budget (L2); small N gets a longer k chunk
 PF_CYCLES = 10000       # prefetch C tiles and B micro-panels about this many cycles ahead
 BPK = 8                 # packed kernel: prefetch B rows this many k steps ahead
-NEXT_B_MIN_KC = 128     # prefetch the next block of B into L2 while computing one of this depth
 PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
 NT_STORES = True        # non-temporal stores for the final values of a large C ...
 NT_MIN_BYTES = 8 << 20  # ... of at least this size
@@ -652,22 +651,9 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
             # prefetch distance, in kernels, covering about PF_CYCLES
             dk = max(1, _cdiv(PF_CYCLES, kc * MR * NV))
             ntile = (p1 - p0) * nmp
-            # the next block of B (next chunk, else next column block): its
-            # rows are prefetched into L2 a few at a time by every tile here
-            jn, pn = jc, pc + kc
-            if pn >= K:
-                jn, pn = jc + ncb, 0
-            kcn = min(kcs, K - pn)
-            nmpn = _cdiv(min(ncb, j1 - jn), NR) if jn < j1 and kc >= NEXT_B_MIN_KC else 0
-            rpt = _cdiv(kcn, p1 - p0)
             for t in range(ntile):
                 p = p0 + t // nmp
                 mp = t - (p - p0) * nmp
-                if mp < nmpn:
-                    q = (p - p0) * rpt
-                    wn = 4 * min(NR, j1 - jn - mp * NR)
-                    for k in range(q, min(kcn, q + rpt)):
-                        _prefetch_span(bf, (pn + k) * ldb + jn + mp * NR, wn)
                 if t + dk < ntile and not (nt_ok and pc + kc == K):
                     # the C tile dk kernels ahead, for writing (not when it
                     # will be written with non-temporal stores)
