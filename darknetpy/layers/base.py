@@ -78,6 +78,10 @@ class Layer:
     def saved_weights(self) -> dict:
         return {}
 
+    def workspace(self, backend) -> int:
+        """Floats of scratch memory the layer's forward needs on `backend` (shared by all)."""
+        return 0
+
     def bflops(self) -> float:
         return 0.0
 

@@ -48,7 +48,6 @@ class Convolutional(Layer):
         k = c // self.groups * self.size * self.size
         if self.size == 1 and k * out_h * out_w > c // self.groups * h * w:
             raise self.error("a 1x1 kernel with padding reads past its input in Darknet", "padding")
-        self.workspace_floats = 0 if self.size == 1 else k * out_h * out_w
         self.weights_shape = (self.filters, k)
         self.weights = self.biases = self.rolling_mean = self.rolling_variance = None
         self.scales = None
@@ -110,10 +109,15 @@ class Convolutional(Layer):
         return (f"conv  {self.filters:5d} {self.size:2d} x{self.size:2d} /{self.stride:2d}  "
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
 
+    def workspace(self, backend) -> int:
+        c, h, w = self.in_shape
+        _, out_h, out_w = self.out_shape
+        return backend.convolution.workspace_floats(c, h, w, self.size, self.stride, self.padding, self.groups,
+                                                    out_h, out_w)
+
     def forward(self, outputs, x, numerics, workspace=None):
         weights, biases, bn = self.params or self._parameters(lambda a: a)
-        kernels = self.backend.convolution
-        out = kernels.convolution(x.reshape(self.in_shape), weights, self.groups, self.size, self.stride,
-                                  self.padding, self.out_shape[1:], workspace, numerics.exact)
-        kernels.epilogue(out, bn, biases, self.activation, numerics.ftz)
+        out = self.backend.convolution.convolution_epilogue(
+            x.reshape(self.in_shape), weights, self.groups, self.size, self.stride, self.padding,
+            self.out_shape[1:], workspace, numerics.exact, bn, biases, self.activation, numerics.ftz)
         return out.reshape(-1)
