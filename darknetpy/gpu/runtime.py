@@ -45,6 +45,8 @@ def emulating() -> bool:
 
 
 def _cupy():
+    if os.environ.get("DARKNETPY_NO_CUPY") == "1":  # tests: behave as if CuPy were not installed
+        raise DarknetError(CUPY_MISSING)
     try:
         import cupy
     except ImportError as e:
@@ -61,6 +63,8 @@ def _first_line(error: BaseException) -> str:
 
 def available() -> bool:
     """Whether a real CUDA device can be used through CuPy (the emulator does not count)."""
+    if os.environ.get("DARKNETPY_NO_CUPY") == "1":
+        return False
     try:
         import cupy
         return cupy.cuda.runtime.getDeviceCount() > 0
@@ -243,14 +247,14 @@ def _parse_param(kernel: str, text: str) -> Param:
     return Param(name, ctype, C_TYPES[base], stars == 1)
 
 
-def marshal(kernel: str, params: tuple[Param, ...], args: tuple, array_type: type) -> list:
+def convert_args(kernel: str, params: tuple[Param, ...], args: tuple, array_type: type) -> list:
     """The launch arguments checked against the signature: arrays, and numpy scalars."""
     if len(args) != len(params):
         raise TypeError(f"kernel {kernel} takes {len(params)} arguments, got {len(args)}")
-    return [_marshal_one(kernel, i, p, a, array_type) for i, (p, a) in enumerate(zip(params, args))]
+    return [_convert_arg(kernel, i, p, a, array_type) for i, (p, a) in enumerate(zip(params, args))]
 
 
-def _marshal_one(kernel: str, index: int, param: Param, arg, array_type: type):
+def _convert_arg(kernel: str, index: int, param: Param, arg, array_type: type):
     where = f"kernel {kernel}, argument {index} ({param.ctype} {param.name})"
     want = np.dtype(param.dtype)
     if param.pointer:
@@ -306,7 +310,7 @@ class Function:
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
         g, b = launch_shape(self.name, grid, block)
-        values = marshal(self.name, self.params, tuple(args), self.module.array_type)
+        values = convert_args(self.name, self.params, tuple(args), self.module.array_type)
         self.module.launch(self.name, g, b, values, shared_mem)
 
     def __repr__(self):
