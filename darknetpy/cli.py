@@ -351,8 +351,9 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("many images (folders, globs, videos, - for paths on stdin)")
     g.add_argument("--outdir", default=None, metavar="DIR",
                    help="draw the predictions into DIR, with the inputs' relative paths (video: DIR/STEM/frame_N.jpg)")
-    g.add_argument("--batch", type=_positive, default=None, metavar="N",
-                   help="images per network call, N prepared ahead (the network is batch 1: N forward calls)")
+    g.add_argument("--batch", "-batch", type=_positive, default=None, metavar="N",
+                   help="images per Network.forward_batch call, N prepared ahead (on a GPU they run side by "
+                        "side, one CUDA stream each; on the CPU one after another)")
     g.add_argument("--every", type=_positive, default=None, metavar="K", help="video: every K-th frame (1)")
     g.add_argument("--loaders", type=_positive, default=None, metavar="N",
                    help="workers decoding and letterboxing ahead of the network (2)")
