@@ -14,7 +14,7 @@ engine measured in a fresh child process that loads the model and runs one forwa
 Engines (a peer that is not installed is skipped with one line saying how to get it):
 
 * exact    darknetpy, numerics="darknet" (bit-exact, the package's default)
-* fast     darknetpy, numerics="fast" (BLAS convolutions)
+* fast     darknetpy, numerics="fast" (the same GEMM kernel with fused multiply-adds; not bit-exact)
 * ort      ONNX Runtime, an equivalent ONNX graph built from the same weights (bench/peers.py)
 * torch    PyTorch eager, the same graph as a torch.nn module, the better of NCHW/channels_last
 * opencv   OpenCV DNN's Darknet importer, in a subprocess of an OpenCV 4 virtual
@@ -154,7 +154,7 @@ class Darknetpy(Engine):
 
     def run(self, threads):
         self.numba.set_num_threads(threads)
-        _blas.set_threads(threads)       # numerics="fast" multiplies with numpy's OpenBLAS
+        _blas.set_threads(threads)       # any numpy product left on OpenBLAS uses the same count
         t = time.perf_counter()
         self.net.forward(self.x)
         return (time.perf_counter() - t) * 1e3

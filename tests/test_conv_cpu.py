@@ -154,7 +154,7 @@ def test_im2col_whole(shape):
 
 @pytest.mark.slow
 def test_no_fma_in_the_blocked_convolution(small_blocks):
-    """The exact column-block kernel (GEMM and fused epilogue inlined) has no fused
+    """The exact column-block worker (GEMM and fused epilogue inlined) has no fused
     multiply-add: Darknet's build has none."""
     shape = SHAPES[0]
     c, h, w, f, size, stride, pad = shape
@@ -163,12 +163,14 @@ def test_no_fma_in_the_blocked_convolution(small_blocks):
     biases = np.zeros(f, np.float32)
     conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), None, True,
                               (biases, biases + 1, biases + 1), biases, activations.LEAKY, True)
-    fn = conv._columns
-    exact = [sig for sig in fn.signatures if isinstance(sig[10], numba.types.NoneType)]
+    exact = [sig for sig in conv._columns.signatures if isinstance(sig[10], numba.types.NoneType)]
     assert exact, "the exact _columns was not compiled"
+    fn = conv._column_worker
     options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
     fresh = numba.njit(**options)(fn.py_func)   # cached code keeps no assembly to inspect
     for sig in exact:
+        # the worker's arguments: _columns' with (workspace, nb, threads) -> (b, nb, counter)
+        sig = sig[:9] + (numba.types.int64[::1],) + sig[10:]
         fresh.compile(sig)
         asm = fresh.inspect_asm(sig)
         assert "vmulps" in asm or "mulps" in asm

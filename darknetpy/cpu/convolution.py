@@ -48,39 +48,53 @@ def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n))
 
 
-@njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
-def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, fma,
-             mean, variance, scales, biases, mode, a, ftz):
-    """out = weights @ im2col(x) by column blocks of nb, each followed by its epilogue
-    (mode COPY: none); `threads` workers take blocks from a shared counter. fma: None
-    for the exact GEMM (see gemm.gemm_fast)."""
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fma,
+                   mean, variance, scales, biases, mode, a, ftz):
+    """One thread's share: take column blocks from counter until none is left; b is
+    its workspace. (A function of its own: as the body of the parallel loop itself the
+    same code runs about a third slower.)"""
     filters, n = out.shape
     k = weights.shape[1]
     nblocks = (n + nb - 1) // nb
     wf = weights.reshape(-1)
     xf = x.reshape(-1)
     of = out.reshape(-1)
+    while True:
+        u = gemm._atomic_next(counter)
+        if u >= nblocks:
+            break
+        j0 = u * nb
+        j1 = min(n, j0 + nb)
+        if size == 1:
+            # Darknet reads a 1x1 layer's input as the (k, n) matrix itself
+            _multiply(fma, wf, k, xf[j0:], n, of[j0:], n, filters, k, j1 - j0)
+        else:
+            im2col_block(x, size, stride, pad, out_w, j0, j1, b)
+            _multiply(fma, wf, k, b, j1 - j0, of[j0:], n, filters, k, j1 - j0)
+        if mode != COPY:
+            old = fpenv.enter(ftz)
+            for f in range(filters):
+                activations.epilogue_span(of, f * n + j0, f * n + j1, f, mean, variance, scales,
+                                          biases, mode == BATCHNORM, a)
+            fpenv.leave(old)
+
+
+@njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
+def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, fma,
+             mean, variance, scales, biases, mode, a, ftz):
+    """out = weights @ im2col(x) by column blocks of nb, each followed by its epilogue
+    (mode COPY: none); `threads` workers take blocks from a shared counter. fma: None
+    for the exact GEMM (see gemm.gemm_fast)."""
+    k = weights.shape[1]
     counter = np.zeros(16, np.int64)
+    if threads == 1:
+        _column_worker(x, weights, size, stride, pad, out_w, out, workspace[:k * nb], nb, counter, fma,
+                       mean, variance, scales, biases, mode, a, ftz)
+        return
     for t in prange(threads):
-        b = workspace[t * k * nb:(t + 1) * k * nb]
-        while True:
-            u = gemm._atomic_next(counter)
-            if u >= nblocks:
-                break
-            j0 = u * nb
-            j1 = min(n, j0 + nb)
-            if size == 1:
-                # Darknet reads a 1x1 layer's input as the (k, n) matrix itself
-                _multiply(fma, wf, k, xf[j0:], n, of[j0:], n, filters, k, j1 - j0)
-            else:
-                im2col_block(x, size, stride, pad, out_w, j0, j1, b)
-                _multiply(fma, wf, k, b, j1 - j0, of[j0:], n, filters, k, j1 - j0)
-            if mode != COPY:
-                old = fpenv.enter(ftz)
-                for f in range(filters):
-                    activations.epilogue_span(of, f * n + j0, f * n + j1, f, mean, variance, scales,
-                                              biases, mode == BATCHNORM, a)
-                fpenv.leave(old)
+        _column_worker(x, weights, size, stride, pad, out_w, out, workspace[t * k * nb:(t + 1) * k * nb],
+                       nb, counter, fma, mean, variance, scales, biases, mode, a, ftz)
 
 
 def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, epilogue_args):
