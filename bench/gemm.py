@@ -141,7 +141,7 @@ def main():
                 med[k] = m
                 row += "  %s/%d %6.1f (%6.1f)" % (k, nt, flops / m / 1e9 / nt,
                                                   flops / best / 1e9 / nt)
-            if "blas" in med:
+            if "blas" in med and len(med) > 1:
                 row += "  x" + "/".join("%.2f" % (med["blas"] / med[k])
                                         for k in kinds if k != "blas")
         print(row, flush=True)
