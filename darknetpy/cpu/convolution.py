@@ -6,7 +6,8 @@ region: each thread takes the next block, im2cols it into its own slice of the w
 and, in `convolution_epilogue`, applies the epilogue to them while they are still in
 cache. The workspace is then a few blocks, not the whole (k, n) matrix. The GEMM adds
 each output's k products in the same order whatever the block, so the bits do not change.
-Narrow layers (few blocks per thread) im2col the whole matrix and split the GEMM by rows.
+Narrow layers (few blocks per thread) im2col the whole matrix and leave the split of the
+product among threads to the GEMM.
 """
 import numba
 import numpy as np
