@@ -88,7 +88,7 @@ def test_blocked_path_is_taken(small_blocks):
     k, n = c * size * size, oh * ow
     assert conv._blocked(k, n, 2)
     assert conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow) == \
-        min(k * n, numba.config.NUMBA_NUM_THREADS * k * conv.block_columns(k, n))
+        min(k * n, numba.config.NUMBA_NUM_THREADS * k * conv.block_columns(k))
     assert conv.workspace_floats(c, h, w, 1, 1, 0, 1, h, w) == 0
 
 

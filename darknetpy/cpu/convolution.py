@@ -22,13 +22,13 @@ BLOCKS_PER_THREAD = 4       # column blocks only when there are this many per th
 COPY, BIAS, BATCHNORM = 0, 1, 2
 
 
-def block_columns(k, n):
-    """Width of a column block for a (k, n) im2col matrix."""
+def block_columns(k):
+    """Width of a column block of an im2col matrix with k rows."""
     return BLOCK_QUANTUM * max(1, BLOCK_FLOATS // (k * BLOCK_QUANTUM))
 
 
 def _blocked(k, n, threads):
-    return n >= BLOCKS_PER_THREAD * threads * block_columns(k, n)
+    return n >= BLOCKS_PER_THREAD * threads * block_columns(k)
 
 
 def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w):
@@ -39,7 +39,7 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w):
     k, n = c // groups * size * size, out_h * out_w
     threads = numba.config.NUMBA_NUM_THREADS
     if groups == 1 and _blocked(k, n, threads):
-        return min(k * n, threads * k * block_columns(k, n))
+        return min(k * n, threads * k * block_columns(k))
     return k * n
 
 
@@ -105,7 +105,7 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
     k, n = cg * size * size, out_hw[0] * out_hw[1]
     out = np.empty((filters, n), np.float32)
     threads = numba.get_num_threads()
-    nb = block_columns(k, n)
+    nb = block_columns(k)
     blocked = groups == 1 and _blocked(k, n, threads)
     need = 0 if size == 1 else k * nb if blocked else k * n
     if need and (workspace is None or workspace.size < need):
