@@ -16,10 +16,10 @@ blocked kernel with one ``vfmadd231ps`` (one rounding) per multiply-add.  It
 is a separate compiled specialisation (``fma`` True instead of None), so the
 exact entry points' machine code contains no FMA.  It replaced
 numpy.matmul: on the yolov2-608 shapes (bench/gemm.py, 1 thread, thread
-clock, OpenBLAS 0.3 with its SkylakeX kernels, the best it picks here) it
-runs at 1.01-1.12x OpenBLAS's speed on the layers with K >= 1024 and
-1.18-2.5x on the others (K = 27: 84 vs 34 GFLOP/s); gemm_exact at
-1.00-1.07x and 1.17-2.4x.
+clock, numpy's OpenBLAS with the SkylakeX kernels it picks here by default;
+OPENBLAS_CORETYPE=Haswell measures the same) it runs at 1.01-1.12x
+OpenBLAS's speed on the layers with K >= 1024 and 1.18-2.5x on the others
+(K = 27: 84 vs 34 GFLOP/s); gemm_exact at 1.00-1.07x and 1.17-2.4x.
 
 Design of the exact kernel (BLIS-like, vectorised over output pixels j):
 
