@@ -4,7 +4,7 @@
     python bench/layer_profile.py                          # yolov2 608, numerics darknet (exact), 2 threads
     python bench/layer_profile.py --model darknet19 --threads 1 --numerics fast --repeat 5
     python bench/layer_profile.py --split                  # conv time split into im2col / GEMM / epilogue
-    python bench/layer_profile.py --fused                  # convolutions through convolution_epilogue
+    python bench/layer_profile.py --unfused                # the epilogue as a pass of its own
 
 Runs the layers one by one as Network.forward_layers does, timing each (median over
 --repeat passes after one warm-up pass), and prints a markdown table sorted by time with
@@ -34,9 +34,9 @@ def parse_args(argv=None):
     ap.add_argument("--split", action="store_true",
                     help="also time each convolution's im2col, GEMM and epilogue separately")
     ap.add_argument("--top", type=int, default=0, help="print only the N slowest layers (0: all)")
-    ap.add_argument("--fused", action="store_true",
-                    help="run the convolutions as cpu.convolution.convolution_epilogue (epilogue per column "
-                         "block) instead of the layer's convolution then epilogue")
+    ap.add_argument("--unfused", action="store_true",
+                    help="run the convolutions as cpu.convolution.convolution then epilogue (the epilogue as "
+                         "a pass of its own) instead of the layer's forward (epilogue per column block)")
     return ap.parse_args(argv)
 
 
@@ -50,25 +50,25 @@ import numpy as np  # noqa: E402
 import _blas  # noqa: E402
 
 
-def fused_convolution(layer, x, numerics, workspace):
-    from darknetpy.cpu.convolution import convolution_epilogue
+def unfused_convolution(layer, x, numerics, workspace):
+    from darknetpy.cpu.convolution import convolution, epilogue
 
     bn = (layer.rolling_mean, layer.rolling_variance, layer.scales) if layer.batch_normalize else None
-    out = convolution_epilogue(x.reshape(layer.in_shape), layer.weights, layer.groups, layer.size, layer.stride,
-                               layer.padding, layer.out_shape[1:], workspace, numerics.exact, bn, layer.biases,
-                               layer.activation, numerics.ftz)
+    out = convolution(x.reshape(layer.in_shape), layer.weights, layer.groups, layer.size, layer.stride,
+                      layer.padding, layer.out_shape[1:], workspace, numerics.exact)
+    epilogue(out, bn, layer.biases, layer.activation, numerics.ftz)
     return out.reshape(-1)
 
 
-def forward_timed(net, x, fused=False):
+def forward_timed(net, x, unfused=False):
     """Network.forward_layers(x) with each layer timed: (outputs, seconds per layer)."""
     x = np.ascontiguousarray(x, np.float32).reshape(-1)
     outputs, times = [], []
     current = x
     for layer in net.layers:
         t = time.perf_counter()
-        if layer.type == "convolutional" and fused:
-            current = fused_convolution(layer, current, net.numerics, net.workspace)
+        if layer.type == "convolutional" and unfused:
+            current = unfused_convolution(layer, current, net.numerics, net.workspace)
         elif layer.type == "convolutional":
             current = layer.forward(outputs, current, net.numerics, net.workspace)
         else:
@@ -137,8 +137,8 @@ def main(args) -> int:
                   numerics=args.numerics, warn=None)
     x = net.load_input(str(kit.KIT / "images" / "dog.png"))
     print("warming up (the first pass compiles the Numba kernels) ...", file=sys.stderr, flush=True)
-    outputs, _ = forward_timed(net, x, args.fused)
-    runs = [forward_timed(net, x, args.fused)[1] for _ in range(args.repeat)]
+    outputs, _ = forward_timed(net, x, args.unfused)
+    runs = [forward_timed(net, x, args.unfused)[1] for _ in range(args.repeat)]
     per_layer = [statistics.median(r[i] for r in runs) for i in range(len(net.layers))]
     totals = [sum(r) for r in runs]
     total = statistics.median(totals)
@@ -147,7 +147,7 @@ def main(args) -> int:
     gflop = sum(l.bflops() for l in net.layers)
     print(f"## darknetpy per-layer profile: {args.model} "
           f"{net.width}x{net.height}, numerics={args.numerics}, {args.threads} thread(s)"
-          f"{', convolutions fused with their epilogue' if args.fused else ''}")
+          f"{', convolution and epilogue as separate passes' if args.unfused else ''}")
     print()
     print(f"median of {args.repeat} passes: {total * 1e3:.1f} ms for {gflop:.2f} GFLOP "
           f"({gflop / total:.1f} GFLOP/s); load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
