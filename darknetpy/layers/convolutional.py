@@ -64,17 +64,18 @@ class Convolutional(Layer):
     def parameter_floats(self):
         return self.filters * (self.weights_shape[1] + 4)
 
-    def init_weights(self):
+    def init_weights(self, given=()):
         """Darknet's initial values where no weights file sets them (biases 0, scales 1,
-        rolling statistics 0); the weights are 0 here, not Darknet's random draw."""
-        self.weights = np.zeros(self.weights_shape, np.float32)
-        self.biases = np.zeros(self.filters, np.float32)
-        self.scales = np.ones(self.filters, np.float32)
-        self.rolling_mean = np.zeros(self.filters, np.float32)
-        self.rolling_variance = np.zeros(self.filters, np.float32)
+        rolling statistics 0); the weights are 0 here, not Darknet's random draw.
+        Names in `given` are left alone (nothing allocated for what a file will set)."""
+        shapes = {"weights": self.weights_shape, "biases": self.filters, "scales": self.filters,
+                  "rolling_mean": self.filters, "rolling_variance": self.filters}
+        for name, shape in shapes.items():
+            if name not in given:
+                setattr(self, name, np.full(shape, 1.0 if name == "scales" else 0.0, np.float32))
 
     def set_weights(self, arrays, header):
-        self.init_weights()
+        self.init_weights(given=arrays)
         for name, value in arrays.items():
             setattr(self, name, value)
         if self.flipped:
