@@ -168,12 +168,12 @@ class Network:
 
     @property
     def workspace_floats(self) -> int:
-        return max([layer.workspace(self.backend) for layer in self.layers] + [1])
+        return max([layer.workspace(self.backend, self.numerics.exact) for layer in self.layers] + [1])
 
     def memory_estimate(self) -> list[tuple[Layer, int]]:
         """Bytes each layer adds: its parameters and output (all outputs kept, as `dump`
         keeps them), plus the shared im2col workspace at the layer that needs most."""
-        widest = max(self.layers, key=lambda layer: layer.workspace(self.backend))
+        widest = max(self.layers, key=lambda layer: layer.workspace(self.backend, self.numerics.exact))
         return [(layer, 4 * (layer.parameter_floats() + layer.outputs
                              + (self.workspace_floats if layer is widest else 0))) for layer in self.layers]
 

@@ -31,9 +31,10 @@ def _blocked(k, n, threads):
     return n >= BLOCKS_PER_THREAD * threads * block_columns(k)
 
 
-def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w):
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=True):
     """Floats of workspace `convolution` needs: none for 1x1, a block per thread (at
-    Numba's largest thread count) for wide layers, else the whole im2col matrix."""
+    Numba's largest thread count) for wide layers, else the whole im2col matrix (the
+    same in both numerics; `exact` is there for the GPU twin, whose exact mode needs none)."""
     if size == 1:
         return 0
     k, n = c // groups * size * size, out_h * out_w

@@ -78,7 +78,7 @@ class Layer:
     def saved_weights(self) -> dict:
         return {}
 
-    def workspace(self, backend) -> int:
+    def workspace(self, backend, exact: bool = True) -> int:
         """Floats of scratch memory the layer's forward needs on `backend` (shared by all)."""
         return 0
 

@@ -110,11 +110,11 @@ class Convolutional(Layer):
         return (f"conv  {self.filters:5d} {self.size:2d} x{self.size:2d} /{self.stride:2d}  "
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
 
-    def workspace(self, backend) -> int:
+    def workspace(self, backend, exact: bool = True) -> int:
         c, h, w = self.in_shape
         _, out_h, out_w = self.out_shape
         return backend.convolution.workspace_floats(c, h, w, self.size, self.stride, self.padding, self.groups,
-                                                    out_h, out_w)
+                                                    out_h, out_w, exact)
 
     def forward(self, outputs, x, numerics, workspace=None):
         weights, biases, bn = self.params or self._parameters(lambda a: a)
