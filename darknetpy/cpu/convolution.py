@@ -99,12 +99,12 @@ def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, 
                        nb, counter, fma, mean, variance, scales, biases, mode, a, ftz)
 
 
-def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, epilogue_args):
+def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, epilogue_args, out):
     c, h, w = x.shape
     filters = weights.shape[0]
     m, cg = filters // groups, c // groups
     k, n = cg * size * size, out_hw[0] * out_hw[1]
-    out = np.empty((filters, n), np.float32)
+    out = np.empty((filters, n), np.float32) if out is None else out.reshape(filters, n)
     threads = numba.get_num_threads()
     nb = block_columns(k)
     blocked = groups == 1 and _blocked(k, n, threads)
@@ -135,23 +135,24 @@ _EMPTY = np.empty(0, np.float32)
 _NO_EPILOGUE = (COPY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, activations.LINEAR, False)
 
 
-def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
+def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out=None):
     """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
 
     `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel skips
-    im2col and reads the input buffer directly as the (k, n) matrix.
+    im2col and reads the input buffer directly as the (k, n) matrix. `out`: a buffer
+    of filters*out_h*out_w floats to write into (an arena place), not overlapping x.
     """
-    return _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, _NO_EPILOGUE)[0]
+    return _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, _NO_EPILOGUE, out)[0]
 
 
 def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
-                         bn, biases, activation, ftz):
+                         bn, biases, activation, ftz, out=None):
     """`convolution` then `epilogue`, the epilogue done block by block while in cache."""
     if bn is None:
         args = (BIAS, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
     else:
         args = (BATCHNORM, *bn, biases, activation, ftz)
-    out, done = _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, args)
+    out, done = _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, args, out)
     if not done:
         epilogue(out, bn, biases, activation, ftz)
     return out

@@ -12,19 +12,20 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Fal
     return c // groups * size * size * out_h * out_w
 
 
-def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact):
+def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out=None):
     """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
 
     `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel reads the
     input buffer directly as the (k, n) matrix. Exact mode reads the other kernels'
     B straight from x (gemm.conv_exact; `workspace` unused); fast mode im2cols into
-    `workspace` (allocated here if None or too small) for cuBLAS.
+    `workspace` (allocated here if None or too small) for cuBLAS. `out`: a buffer of
+    filters*out_h*out_w floats to write into (an arena place), not overlapping x.
     """
     c, h, w = x.shape
     filters = weights.shape[0]
     m, cg = filters // groups, c // groups
     k, n = cg * size * size, out_hw[0] * out_hw[1]
-    out = runtime.empty((filters, n))
+    out = runtime.empty((filters, n)) if out is None else out.reshape(filters, n)
     flat = x.reshape(-1)
     multiply = gemm.gemm_exact if exact else gemm.gemm_fast
     for g in range(groups):
@@ -57,8 +58,8 @@ def epilogue(out, bn, biases, activation, ftz, exact=True):
 
 
 def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
-                         bn, biases, activation, ftz):
+                         bn, biases, activation, ftz, out=None):
     """`convolution` then `epilogue` (the fast one in fast mode)."""
-    out = convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact)
+    out = convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out)
     epilogue(out, bn, biases, activation, ftz, exact)
     return out

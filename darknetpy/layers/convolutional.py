@@ -10,6 +10,7 @@ from .base import Layer
 
 class Convolutional(Layer):
     type = "convolutional"
+    arena_output = True
 
     def __init__(self, index, section, in_shape, net):
         super().__init__(index, section, in_shape, net)
@@ -120,5 +121,6 @@ class Convolutional(Layer):
         weights, biases, bn = self.params or self._parameters(lambda a: a)
         out = self.backend.convolution.convolution_epilogue(
             x.reshape(self.in_shape), weights, self.groups, self.size, self.stride, self.padding,
-            self.out_shape[1:], workspace, numerics.exact, bn, biases, self.activation, numerics.ftz)
+            self.out_shape[1:], workspace, numerics.exact, bn, biases, self.activation, numerics.ftz,
+            self.backend.output(self))
         return out.reshape(-1)
