@@ -58,17 +58,6 @@ def rand(rng, shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    n = request.param
-    if n > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("numba has fewer threads")
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    monkeypatch.setattr(gemm, "PAR_MIN_FLOPS", 0)   # small cases go parallel too
-    yield n
-    numba.set_num_threads(old)
-
 
 SHAPES = [
     (1, 1, 1), (1, 1, 17), (1, 7, 1), (7, 3, 5), (2, 5, 3),

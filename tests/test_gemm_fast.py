@@ -14,17 +14,6 @@ from test_gemm import SHAPES, _kernel_driver, rand, reference
 FMA = re.compile(r"\bvfmadd231ps\b")
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    n = request.param
-    if n > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("numba has fewer threads")
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    monkeypatch.setattr(gemm, "PAR_MIN_FLOPS", 0)
-    yield n
-    numba.set_num_threads(old)
-
 
 def assert_close(fast, a, b, exact):
     scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)

@@ -1,24 +1,12 @@
 """pack_a: A packed once (a layer's weights) and given to gemm_exact / gemm_fast
 in place of a -- the same bits as with the plain matrix, on every path."""
 import numpy as np
-import numba
 import pytest
 from numba import njit
 
 from darknetpy.cpu import gemm
 from darknetpy.cpu.gemm import gemm_exact, gemm_fast, gemm_reference, pack_a
 
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    n = request.param
-    if n > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("numba has fewer threads")
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    monkeypatch.setattr(gemm, "PAR_MIN_FLOPS", 0)
-    yield n
-    numba.set_num_threads(old)
 
 
 def _bits(x):

@@ -2,23 +2,10 @@
 other: B a column block of an im2col workspace, C a column slice of the output
 (the convolution's column blocks), A a row-strided view."""
 import numpy as np
-import numba
 import pytest
 
-from darknetpy.cpu import gemm
 from darknetpy.cpu.gemm import gemm_exact, gemm_fast, gemm_reference
 
-
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request, monkeypatch):
-    n = request.param
-    if n > numba.config.NUMBA_NUM_THREADS:
-        pytest.skip("numba has fewer threads")
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    monkeypatch.setattr(gemm, "PAR_MIN_FLOPS", 0)
-    yield n
-    numba.set_num_threads(old)
 
 
 def _bits(x):
