@@ -1,65 +1,15 @@
-"""The PyTorch peer of bench/gpu.py: peers.to_torch's module on a CUDA device, any batch.
-
-peers.to_torch builds the graph (folded batch norm, Darknet's maxpool pads, reorg as a
-permutation) for a batch of one: its reorg and softmax reshape to a leading 1. `Batched`
-keeps that module's convolutions and op list and walks them with the input's own batch
-size, so the same weights serve batch 1 and 16.
-"""
+"""The PyTorch peer of bench/gpu.py: peers.to_torch's module on a CUDA device, any batch,
+with the TF32 switch, CUDA-event timing and the SGEMM rate."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import peers
 
 
-class Batched(nn.Module):
-    """peers.to_torch(spec) for inputs (n, c, h, w), on `device`, eval mode."""
-
-    def __init__(self, spec, device):
-        super().__init__()
-        graph = peers.to_torch(spec)
-        self.ops = graph.ops
-        self.convs = graph.convs.to(device)
-        self.eval()
-
-    def forward(self, x):
-        outs = {}
-        n = x.shape[0]
-        for op in self.ops:
-            t = op["type"]
-            if t == "conv":
-                x = activate(self.convs[op["conv"]](x), op["activation"])
-            elif t == "maxpool":
-                top, left, bottom, right = op["pads"]
-                if top or left or bottom or right:
-                    x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-                x = F.max_pool2d(x, op["size"], op["stride"])
-            elif t == "route":
-                srcs = [outs[s] for s in op["sources"]]
-                x = srcs[0] if len(srcs) == 1 else torch.cat(srcs, 1)
-            elif t == "reorg":
-                c, h, w = op["in_shape"]
-                s = op["stride"]
-                x = (x.reshape(n, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)
-                     .reshape(n, *op["out_shape"]))
-            elif t == "avgpool":
-                x = F.adaptive_avg_pool2d(x, 1)
-            elif t == "softmax":
-                x = torch.softmax(x.reshape(n, -1), 1)
-            outs[op["index"]] = x
-        return x
-
-
-def activate(x, name: str):
-    if name == "leaky":
-        return F.leaky_relu(x, 0.1)
-    if name == "relu":
-        return F.relu(x)
-    if name == "logistic":
-        return torch.sigmoid(x)
-    return x
+def Batched(spec, device):
+    """peers.to_torch(spec) on `device`, eval mode; it takes inputs (n, c, h, w)."""
+    return peers.to_torch(spec).to(device).eval()
 
 
 def set_tf32(on: bool) -> None:

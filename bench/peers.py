@@ -250,7 +250,9 @@ def to_torch(spec: Spec):
             self.eval()
 
         def forward(self, x):
+            """x (n, c, h, w): any batch size."""
             outs = {}
+            n = x.shape[0]
             for op in self.ops:
                 t = op["type"]
                 if t == "conv":
@@ -273,12 +275,12 @@ def to_torch(spec: Spec):
                 elif t == "reorg":
                     c, h, w = op["in_shape"]
                     s = op["stride"]
-                    x = (x.reshape(1, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)
-                         .reshape(1, *op["out_shape"]))
+                    x = (x.reshape(n, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)
+                         .reshape(n, *op["out_shape"]))
                 elif t == "avgpool":
                     x = F.adaptive_avg_pool2d(x, 1)
                 elif t == "softmax":
-                    x = torch.softmax(x.reshape(1, -1), 1)
+                    x = torch.softmax(x.reshape(n, -1), 1)
                 outs[op["index"]] = x
             return x
 
