@@ -32,6 +32,7 @@ class Backend:
             setattr(self, name, importlib.import_module(f"{package}.{name}"))
         self.arena = None
         self.views: dict[int, object] = {}
+        self._plan = None
 
     @property
     def is_cpu(self) -> bool:
@@ -68,10 +69,13 @@ class Backend:
         return view if view is not None else self.empty(layer.outputs)
 
     def use_arena(self, plan: dict[int, tuple[int, int]] | None) -> None:
-        """Give each planned layer its arena view (offset, floats); None: no arena."""
-        self.views = {}
-        if plan:
+        """Give each planned layer its arena view (offset, floats); None: no arena.
+        The views of the plan last used are kept, so a pass builds none."""
+        if not plan:
+            self.views = {}
+        elif plan is not self._plan or not self.views:
             self.arena, self.views = self.arena_views(plan, self.arena)
+        self._plan = plan
 
     def arena_views(self, plan: dict[int, tuple[int, int]], arena=None):
         """(arena, {layer index: view}) for `plan`, in `arena` if it is large enough."""

@@ -1,6 +1,7 @@
 """The layer graph: cfg sections -> layers with shapes and weights -> forward pass."""
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -232,7 +233,7 @@ class Network:
 
     def _run(self, current, keep: bool, times: list | None) -> list:
         """The layers on an input already on the backend's device (see forward_layers)."""
-        last_use = self._last_use() if not keep else None
+        last_use = self.last_use if not keep else None
         self.backend.use_arena(None if keep else self.arena_plan())
         outputs: list = []
         for layer in self.layers:
@@ -262,7 +263,7 @@ class Network:
         if self.backend.is_cpu or len(xs) < 2:
             return [self.forward(x) for x in xs]
         lanes = self._lanes_for(len(xs))
-        last_use, layer_out = self._last_use(), self.output_layer
+        last_use, layer_out = self.last_use, self.output_layer
         outputs: list[list] = [[] for _ in xs]
         currents = []
         for lane, x in zip(lanes, xs):
@@ -292,9 +293,11 @@ class Network:
             self._lanes.append(_Lane(self.backend.stream(), arena, views, self.backend.empty(self.workspace_floats)))
         return self._lanes[:n]
 
-    def _last_use(self) -> list[int]:
+    @functools.cached_property
+    def last_use(self) -> list[int]:
         """For each layer, the last layer that reads its output (directly or through an
-        alias such as a one-source route); the output layer's lives to the end."""
+        alias such as a one-source route); the output layer's lives to the end.
+        Computed once: the graph does not change after it is built."""
         last = [i + 1 for i in range(len(self.layers))]
         last[self.output_layer.index] = len(self.layers)
         for layer in self.layers:
@@ -316,7 +319,7 @@ class Network:
         """Arena offsets of the layers' outputs for a forward pass (see backend.plan_arena).
         The output layer's buffer (and what it aliases) stays out: the caller keeps it."""
         if self._arena_plan is None:
-            last = self._last_use()
+            last = self.last_use
             kept = self._owner(self.output_layer.index)
             sizes = {layer.index: layer.outputs for layer in self.layers
                      if layer.arena_output and layer.alias() is None and layer.index != kept}
