@@ -13,44 +13,73 @@ SERIAL_MAX = 1 << 20      # taps (about a millisecond) below which a pool runs o
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def _maxpool_channel(x, k, size, stride, offset, out, ftz):
-    """Channel k of the flat x (c, h, w) into the flat out (c, out_h, out_w). Each output
-    row starts at -FLT_MAX and takes its taps in window order (rows, then columns), each
-    only if strictly greater, one tap at a time across the whole row, so the loops over
-    j have no bounds tests and no branch (they vectorise).
+def _take(v, r, ftz):
+    """The running maximum r after the tap v: v only if strictly greater. With ftz the
+    comparison is on copies with subnormals as zero (what DAZ does to it) and the tap's
+    own bits are kept: a vector max instruction would flush them too."""
+    if ftz:
+        vf = F32(0.0) if abs(v) < FLT_MIN else v
+        rf = F32(0.0) if abs(r) < FLT_MIN else r
+        return v if vf > rf else r
+    return v if v > r else r
 
-    With ftz the comparison is on copies with subnormals as zero (what DAZ does to it)
-    and the tap's own bits are kept: a vector max instruction would flush them too."""
+
+@njit(inline="always", fastmath=False, error_model="numpy")
+def _window_row(xrow, orow, size, stride, first, ftz):
+    """Taps m = 0..size-1 of one window row into orow[j] (window column j starts at
+    xrow[first + j*stride]); each tap in order, out-of-image taps skipped."""
+    w, out_w = xrow.size, orow.size
+    # the j whose taps all lie in [0, w): [jlo, jhi)
+    jlo = 0 if first >= 0 else min(out_w, (stride - 1 - first) // stride)
+    jhi = max(jlo, min(out_w, (w - size - first) // stride + 1)) if first + size <= w else jlo
+    for j in range(jlo):
+        _edge(xrow, orow, j, size, first + j * stride, ftz)
+    for j in range(jhi, out_w):
+        _edge(xrow, orow, j, size, first + j * stride, ftz)
+    if jhi == jlo:
+        return
+    # the interior, from views indexed from 0 (no wraparound tests: it vectorises);
+    # the common 2-wide, stride-2 window gets its constants
+    seg = xrow[first + jlo * stride:]
+    out = orow[jlo:jhi]
+    if size == 2 and stride == 2:
+        for t in range(out.size):
+            out[t] = _take(seg[2 * t + 1], _take(seg[2 * t], out[t], ftz), ftz)
+    elif size == 2 and stride == 1:
+        for t in range(out.size):
+            out[t] = _take(seg[t + 1], _take(seg[t], out[t], ftz), ftz)
+    else:
+        for t in range(out.size):
+            r = out[t]
+            for m in range(size):
+                r = _take(seg[t * stride + m], r, ftz)
+            out[t] = r
+
+
+@njit(inline="always", fastmath=False, error_model="numpy")
+def _edge(xrow, orow, j, size, x0, ftz):
+    r = orow[j]
+    for m in range(size):
+        if 0 <= x0 + m < xrow.size:
+            r = _take(xrow[x0 + m], r, ftz)
+    orow[j] = r
+
+
+@njit(inline="always", fastmath=False, error_model="numpy")
+def _maxpool_channel(x, k, size, stride, offset, out, ftz):
+    """Channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
+    -FLT_MAX and takes its taps in window order (rows, then columns), each only if
+    strictly greater; a window row's taps go in one pass over the output row."""
     _, h, w = x.shape
     _, out_h, out_w = out.shape
-    xf = x.reshape(-1)
-    of = out.reshape(-1)
     for i in range(out_h):
-        ro = (k * out_h + i) * out_w
+        orow = out[k, i]
         for j in range(out_w):
-            of[ro + j] = -FLT_MAX
+            orow[j] = -FLT_MAX
         for n in range(size):
             y = offset + i * stride + n
-            if y < 0 or y >= h:
-                continue
-            for m in range(size):
-                # the j whose tap offset + j*stride + m lies in [0, w)
-                first = offset + m
-                lo = 0 if first >= 0 else (stride - 1 - first) // stride
-                hi = min(out_w, (w - 1 - first) // stride + 1) if first < w else 0
-                src = (k * h + y) * w + first
-                if ftz:
-                    for j in range(lo, hi):
-                        v = xf[src + j * stride]
-                        r = of[ro + j]
-                        vf = F32(0.0) if abs(v) < FLT_MIN else v
-                        rf = F32(0.0) if abs(r) < FLT_MIN else r
-                        of[ro + j] = v if vf > rf else r
-                else:
-                    for j in range(lo, hi):
-                        v = xf[src + j * stride]
-                        r = of[ro + j]
-                        of[ro + j] = v if v > r else r
+            if 0 <= y < h:
+                _window_row(x[k, y], orow, size, stride, offset, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
