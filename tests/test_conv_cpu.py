@@ -104,6 +104,25 @@ def test_missing_or_small_workspace(small_blocks, ws_floats):
     assert same_bits(out, reference(x, weights, 1, size, stride, pad))
 
 
+@pytest.mark.parametrize("shape", [(64, 19, 19, 24, 3, 1, 1), (30, 12, 17, 9, 3, 2, 1)])
+def test_narrow_layer_by_row_chunks(monkeypatch, threads, shape):
+    """A narrow layer im2cols its matrix by chunks of rows (GEMM's k), each product adding
+    to the last: the same bits as one GEMM, with a workspace of one chunk (the second
+    shape's matrix is 270 rows: one 256-row chunk and a 14-row one)."""
+    monkeypatch.setattr(conv, "CHUNK_FLOATS", 300)
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    k, n = c * size * size, oh * ow
+    assert not conv._blocked(k, n, numba.config.NUMBA_NUM_THREADS)
+    rows = conv.chunk_rows(k, n)
+    assert rows < k and rows % 256 == 0
+    assert conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow) == rows * n
+    ws = np.empty(rows * n, np.float32)
+    out = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), ws, True)
+    assert same_bits(out, reference(x, weights, 1, size, stride, pad))
+
+
 @pytest.mark.parametrize("groups", [2, 4])
 def test_groups(small_blocks, groups):
     shape = (8, 24, 26, 12, 3, 1, 1)

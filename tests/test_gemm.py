@@ -102,6 +102,25 @@ def test_exact_layer_shapes(shape, threads):
     assert_same_bits(run_exact(a, b), reference(a, b))
 
 
+@pytest.mark.parametrize("shape,splits", [((16, 700, 361), (256, 512)), ((9, 100, 2100), (1, 37, 99)),
+                                          ((40, 64, 65536 + 5), (16,))],
+                         ids=["narrow", "uneven", "large-c"])
+def test_exact_accumulate_over_k_chunks(shape, splits, threads):
+    """A product split at k = splits, each chunk added to the last one's sums
+    (accumulate=True), has the bits of the whole product: Darknet's sequential sum
+    goes on where it stopped. The large C takes the non-temporal store path."""
+    M, K, N = shape
+    rng = np.random.default_rng(K + N)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    whole = gemm_exact(a, b, np.empty((M, N), np.float32))
+    c = np.full((M, N), np.nan, np.float32)
+    bounds = (0, *splits, K)
+    for k0, k1 in zip(bounds, bounds[1:]):
+        gemm_exact(a[:, k0:k1], b[k0:k1], c, accumulate=k0 > 0)
+    assert_same_bits(c, whole)
+    assert_same_bits(gemm_exact(a[:, :0], b[:0], c.copy(), accumulate=True), whole)
+
+
 @pytest.mark.parametrize("offset", [0, 1, 6, 12])
 @pytest.mark.parametrize("N", [65536 + 16, 65536 + 5])
 def test_exact_large_c_any_alignment(offset, N, threads):

@@ -19,6 +19,7 @@ from .im2col import im2col, im2col_block
 BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
 BLOCK_QUANTUM = gemm.NCP * gemm.NR  # ... a whole number of the GEMM's packed column blocks
 BLOCKS_PER_THREAD = 4       # column blocks only when there are this many per thread
+CHUNK_FLOATS = 1 << 19      # narrow layers: im2col rows by chunks of about this many floats
 COPY, BIAS, BATCHNORM = 0, 1, 2
 
 
@@ -31,23 +32,32 @@ def _blocked(k, n, threads):
     return n >= BLOCKS_PER_THREAD * threads * block_columns(k)
 
 
+def chunk_rows(k, n):
+    """Rows of the im2col matrix (k, n) per chunk on the narrow-layer path: the whole
+    matrix when small, else a multiple of the GEMM's k chunk of about CHUNK_FLOATS."""
+    if k * n <= CHUNK_FLOATS:
+        return k
+    return min(k, max(gemm.KC, CHUNK_FLOATS // n // gemm.KC * gemm.KC))
+
+
 def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=True):
     """Floats of workspace `convolution` needs: none for 1x1, a block per thread (at
-    Numba's largest thread count) for wide layers, else the whole im2col matrix (the
-    same in both numerics; `exact` is there for the GPU twin, whose exact mode needs none)."""
+    Numba's largest thread count) for wide layers, else a chunk of rows of the im2col
+    matrix (the same in both numerics; `exact` is there for the GPU twin, whose exact
+    mode needs none)."""
     if size == 1:
         return 0
     k, n = c // groups * size * size, out_h * out_w
     threads = numba.config.NUMBA_NUM_THREADS
     if groups == 1 and _blocked(k, n, threads):
         return min(k * n, threads * k * block_columns(k))
-    return k * n
+    return chunk_rows(k, n) * n
 
 
 @njit(inline="always")
 def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     """C = A @ B on this thread; A, B, C flat with row strides lda, ldb, ldc."""
-    gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n))
+    gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -108,7 +118,8 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
     threads = numba.get_num_threads()
     nb = block_columns(k)
     blocked = groups == 1 and _blocked(k, n, threads)
-    need = 0 if size == 1 else k * nb if blocked else k * n
+    rows = chunk_rows(k, n)
+    need = 0 if size == 1 else k * nb if blocked else rows * n
     if need and (workspace is None or workspace.size < need):
         workspace = np.empty(need, np.float32)
     mode, mean, variance, scales, biases, a, ftz = epilogue_args
@@ -121,13 +132,18 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
     flat = x.reshape(-1)
     multiply = gemm.gemm_exact if exact else gemm.gemm_fast
     for g in range(groups):
+        a, c = weights[g * m:(g + 1) * m], out[g * m:(g + 1) * m]
         if size == 1:
             start = g * cg * h * w
-            b = flat[start:start + k * n].reshape(k, n)
-        else:
-            b = workspace[:k * n].reshape(k, n)
-            im2col(x[g * cg:(g + 1) * cg], size, stride, pad, b)
-        multiply(weights[g * m:(g + 1) * m], b, out[g * m:(g + 1) * m])
+            multiply(a, flat[start:start + k * n].reshape(k, n), c)
+            continue
+        # by chunks of im2col rows, each product going on from the last one's sums:
+        # the same bits as one product, with a workspace of one chunk
+        for r0 in range(0, k, rows):
+            r1 = min(k, r0 + rows)
+            b = workspace[:(r1 - r0) * n].reshape(r1 - r0, n)
+            im2col(x[g * cg:(g + 1) * cg], size, stride, pad, b, r0)
+            multiply(a[:, r0:r1], b, c, r0 > 0)
     return out, mode == COPY
 
 

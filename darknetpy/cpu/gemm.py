@@ -620,9 +620,10 @@ def _pack_a_panels(af, lda, M, K, ap, p0, p1, kcs):
 
 @njit(cache=True)
 def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
-    """C[p0*MR:p1*MR, j0:j1] = A @ B for A packed by _pack_a_panels.
+    """C[p0*MR:p1*MR, j0:j1] = A @ B (acc: += A @ B, each output's sum going on from
+    C's value) for A packed by _pack_a_panels.
 
-    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N): A (M x K), B (K x N),
+    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc): A (M x K), B (K x N),
     C (M x N) are the flat arrays af, bf, cf with row strides lda, ldb, ldc
     (in floats); fma is None for the exact kernel, True for gemm_fast's.
     j0 is a multiple of NR; bp holds a chunk of the widest column block
@@ -636,7 +637,7 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     the A panels are packed here, in the first column block, by the kernels
     of the first micro-panel (fused) or beforehand.
     """
-    fma, af, lda, bf, ldb, cf, ldc, M, K, N = g
+    fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc = g
     Mp = _cdiv(M, MR) * MR
     caddr = cf.ctypes.data
     ncb = NCP * NR
@@ -649,7 +650,7 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
         first_block = pack_a and jc == j0
         for pc in range(0, K, kcs):
             kc = min(kcs, K - pc)
-            first = pc == 0
+            first = pc == 0 and not acc
             # prefetch distance, in kernels, covering about PF_CYCLES
             dk = max(1, _cdiv(PF_CYCLES, kc * MR * NV))
             ntile = (p1 - p0) * nmp
@@ -791,9 +792,9 @@ def _ap_size(M, K, N, kcs):
 
 @njit(cache=True)
 def _gemm_serial(g):
-    """The product on this thread.  g: (fma, af, lda, bf, ldb, cf, ldc, M, K, N),
-    fma None for the exact kernel (see _gemm_block)."""
-    M, K, N = g[7:]
+    """The product on this thread.  g: (fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc),
+    fma None for the exact kernel, acc True to add to C (see _gemm_block)."""
+    M, K, N = g[7:10]
     kcs = _chunk(K, N)
     _serial(g, _aligned_empty(_ap_size(M, K, N, kcs)), kcs, np.bool_(True))
 
@@ -807,7 +808,7 @@ def _gemm_serial_packed(g, ap, kcs):
 
 @njit(cache=True)
 def _serial(g, ap, kcs, pack_a):
-    cf, ldc, M, K, N = g[5:]
+    cf, ldc, M, K, N = g[5:10]
     bp = _aligned_empty(_bp_size(N, kcs))
     tile = _aligned_empty(MR * NR)
     _block_aligned(g, ap, np.int64(0), _cdiv(M, MR), np.int64(0), N, kcs, bp, tile,
@@ -825,7 +826,7 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
     """One thread's share: take work units from counter until none is left.
     work: this thread's scratch (packed B, edge tile, ring A); packed: A
     is packed already (else row units pack their own panels)."""
-    M, K, N = g[7:]
+    M, K, N = g[7:10]
     npan = _cdiv(M, MR)
     nbp = _bp_size(per if by_cols else N, kcs)
     bp = work[:nbp]
@@ -854,7 +855,7 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
 def _gemm_parallel(g, nt, ap, kcs):
     """The product on nt threads.  ap, kcs: A packed by pack_a, or ap empty
     (then A is packed here, kcs ignored)."""
-    af, lda, bf, ldb, cf, ldc, M, K, N = g[1:]
+    af, lda, bf, ldb, cf, ldc, M, K, N = g[1:10]
     npan = _cdiv(M, MR)
     by_cols, per, nunits = _split(M, N, nt, K)
     packed = ap.size > 0
@@ -958,19 +959,20 @@ def _flat(x):
     return np.frombuffer(buf, np.float32), ld
 
 
-def _gemm(a, b, c, fma):
+def _gemm(a, b, c, fma, accumulate=False):
     _check(a, b, c)
     M, K = a.shape
     N = b.shape[1]
     if M == 0 or N == 0:
         return c
     if K == 0:
-        c[...] = 0.0
+        if not accumulate:
+            c[...] = 0.0
         return c
     packed = isinstance(a, PackedA)
     (af, lda) = (a.ap, K) if packed else _flat(a)
     (bf, ldb), (cf, ldc) = _flat(b), _flat(c)
-    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N)
+    g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N, np.bool_(accumulate))
     nt = _num_threads()
     if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
         if packed:
@@ -984,21 +986,25 @@ def _gemm(a, b, c, fma):
     return c
 
 
-def gemm_exact(a, b, c):
+def gemm_exact(a, b, c, accumulate=False):
     """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
 
     a: (M, K), b: (K, N), c: (M, N); float32, each row contiguous, rows any
     (positive) stride apart -- so c may be a column slice out[:, j0:j1] and
     b a column block of a wider matrix.  a may be pack_a(a).  c must not
     overlap a or b.  Uses numba.get_num_threads() threads.
+
+    accumulate: c += a @ b, each output's sum going on from c's value in the
+    same order -- so a product split over k, k-chunk after k-chunk, gives the
+    bits of the whole product (a convolution's im2col matrix by row chunks).
     """
-    return _gemm(a, b, c, None)
+    return _gemm(a, b, c, None, accumulate)
 
 
-def gemm_fast(a, b, c):
+def gemm_fast(a, b, c, accumulate=False):
     """c[:] = a @ b, not bit-exact: the same blocked kernel with fused
     multiply-adds (same arguments as gemm_exact)."""
-    return _gemm(a, b, c, True)
+    return _gemm(a, b, c, True, accumulate)
 
 
 def gemm_reference(a, b):

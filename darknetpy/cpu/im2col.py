@@ -7,13 +7,15 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True, fastmath=False)
-def im2col(im, size, stride, pad, out):
-    """im (c, h, w) -> out (c*size*size, out_h*out_w); taps outside the image are 0."""
+def im2col(im, size, stride, pad, out, row0=0):
+    """im (c, h, w) -> out (c*size*size, out_h*out_w); taps outside the image are 0.
+    With row0: out holds rows row0, row0+1, ... of that matrix (as many as it has)."""
     c, h, w = im.shape
     out_h = (h + 2 * pad - size) // stride + 1
     out_w = (w + 2 * pad - size) // stride + 1
-    rows = c * size * size
-    for row in prange(rows):
+    rows = min(out.shape[0], c * size * size - row0)
+    for r in prange(rows):
+        row = row0 + r
         kx = row % size
         ky = (row // size) % size
         ch = row // size // size
@@ -22,14 +24,14 @@ def im2col(im, size, stride, pad, out):
             base = y * out_w
             if iy < 0 or iy >= h:
                 for x in range(out_w):
-                    out[row, base + x] = 0.0
+                    out[r, base + x] = 0.0
                 continue
             for x in range(out_w):
                 ix = kx + x * stride - pad
                 if ix < 0 or ix >= w:
-                    out[row, base + x] = 0.0
+                    out[r, base + x] = 0.0
                 else:
-                    out[row, base + x] = im[ch, iy, ix]
+                    out[r, base + x] = im[ch, iy, ix]
 
 
 @njit(cache=True, fastmath=False)
