@@ -1,0 +1,355 @@
+"""Winograd F(2x2, 3x3) convolution for the non-exact ("fast") numerics.
+
+A 3x3, stride-1, pad-1 convolution computed on 4x4 input tiles that give 2x2 output
+tiles (Lavin and Gray, 2015): V = B^T d B per tile and channel, U = G g G^T per filter
+and channel, then for each of the 16 tile positions xi one product
+Y[xi] (M, tiles) = U[xi] (M, C) @ V[xi] (C, tiles), and the output tile A^T Y A.
+That is 16 multiplies per 4 outputs instead of 36: 2.25x fewer flops in the products,
+which run on gemm.py's fast (FMA) kernel with U packed once (gemm.pack_a).
+
+The sums are reassociated and the transforms add and subtract values of different
+sizes, so the result is not Darknet's bits; its error stays near float32 rounding of
+the output scale (about 1e-6 relative for unit-scale data, see tests/test_winograd.py).
+
+Tiles are processed by blocks: a block's transformed input (16, C, T) and products
+(16, M, T) are small (a thread's share fits in L2 for the wide layers) and the output
+transform writes the block's pixels of `out` while its products are still in cache, so
+no (16, C, all tiles) array is ever made. Two schedules:
+
+* many blocks: each thread takes whole blocks from a shared counter and does the
+  input transform, the 16 products and the output transform of its block alone;
+* few blocks (the 38x38 and 19x19 layers: too few blocks to share out): blocks one
+  after the other, each phase split among the threads (input transform by channels,
+  products by tile position xi, output transform by filters).
+"""
+import inspect
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import gemm
+
+NR = gemm.NR                  # block widths are whole micro-panels of the GEMM
+THREAD_BLOCK_FLOATS = 1 << 19  # many-blocks schedule: a block's V + Y, at most 2 MB
+SHARED_BLOCK_FLOATS = 1 << 21  # few-blocks schedule: a block's V + Y, at most 8 MB
+MAX_BLOCK = 8 * NR             # one packed column block of the GEMM
+BLOCKS_PER_THREAD = 4          # many-blocks schedule only with this many blocks a thread
+
+# gemm.py's internal product descriptor g, which _product builds, ends with an
+# `accumulate` flag where gemm_fast has that parameter
+_G_TAIL = (np.bool_(False),) if "accumulate" in inspect.signature(gemm.gemm_fast).parameters else ()
+
+# measured (bench/winograd.py): below these Winograd loses to the direct fast GEMM
+MIN_CHANNELS = 16
+MIN_FILTERS = 16
+
+
+class WinogradWeights:
+    """A layer's transformed weights: U[xi] (M, C) for the 16 tile positions, packed
+    for gemm.py's kernel: `ap` holds the 16 packed matrices `stride` floats apart,
+    `kcs` is their k chunk. 16/9 the size of the weights."""
+
+    __slots__ = ("ap", "stride", "kcs", "m", "c")
+
+    def __init__(self, ap, stride, kcs, m, c):
+        self.ap, self.stride, self.kcs, self.m, self.c = ap, stride, kcs, m, c
+
+    def packed(self, xi):
+        """U[xi] as a gemm.PackedA (a view), for gemm.gemm_fast."""
+        size = -(-self.m // gemm.MR) * gemm.MR * self.c
+        return gemm.PackedA(self.ap[xi * self.stride:xi * self.stride + size], self.kcs,
+                            (self.m, self.c))
+
+
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+_FILTER_CHUNK = 64      # filters transformed at a time (bounds the float64 temporaries)
+
+
+def transform_weights(weights):
+    """weights float32 (M, C*9), each row in (c, ky, kx) order -> WinogradWeights.
+
+    U = G g G^T computed in float64 and rounded once to float32, then packed for the
+    GEMM (pack_a, for blocks of MAX_BLOCK tiles)."""
+    weights = np.asarray(weights)
+    m, k = weights.shape
+    if k % 9 or m == 0 or k == 0:
+        raise ValueError("winograd: weights must be (filters, channels*9), got %s" % (weights.shape,))
+    c = k // 9
+    u = np.empty((16, m, c), np.float32)
+    for f0 in range(0, m, _FILTER_CHUNK):
+        g = weights[f0:f0 + _FILTER_CHUNK].astype(np.float64).reshape(-1, c, 3, 3)
+        u[:, f0:f0 + _FILTER_CHUNK] = np.einsum("ik,mckl,jl->ijmc", _G, g, _G).reshape(16, -1, c)
+    size = -(-m // gemm.MR) * gemm.MR * c
+    stride = -(-size // 16) * 16        # every matrix 64-byte aligned
+    ap = gemm._aligned_empty(16 * stride)
+    kcs = 0
+    for xi in range(16):
+        p = gemm.pack_a(u[xi], MAX_BLOCK)
+        ap[xi * stride:xi * stride + size] = p.ap
+        kcs = p.kcs
+    return WinogradWeights(ap, stride, kcs, m, c)
+
+
+def _tiles(h, w):
+    th, tw = (h + 1) // 2, (w + 1) // 2
+    return th, tw, th * tw
+
+
+def _round_block(floats_per_tile, budget, ntiles):
+    t = max(NR, min(MAX_BLOCK, budget // floats_per_tile // NR * NR))
+    return min(t, -(-ntiles // NR) * NR)
+
+
+def plan(c, h, w, m, threads=None):
+    """(shared, T, workers): the schedule (shared: few blocks, phases split among the
+    threads), the block width in tiles and how many blocks of workspace (one a worker).
+
+    The shared schedule's blocks are split evenly (every block re-reads all of U,
+    64 MB for the 1024-channel layers) and at most SHARED_BLOCK_FLOATS."""
+    threads = numba.get_num_threads() if threads is None else threads
+    ntiles = _tiles(h, w)[2]
+    per_tile = 16 * (c + m)
+    t = _round_block(per_tile, THREAD_BLOCK_FLOATS, ntiles)
+    nblocks = -(-ntiles // t)
+    if nblocks >= BLOCKS_PER_THREAD * threads:
+        return False, t, min(threads, nblocks)
+    nblocks = max(-(-ntiles * per_tile // SHARED_BLOCK_FLOATS), -(-ntiles // MAX_BLOCK))
+    return True, -(-(-(-ntiles // nblocks)) // 16) * 16, 1
+
+
+def workspace_floats(c, h, w, m, threads=None):
+    """Floats of workspace convolution3x3 uses (plus 2*(W+3) floats per thread)."""
+    shared, t, workers = plan(c, h, w, m, threads)
+    return workers * 16 * (c + m) * t
+
+
+def worth_it(c, h, w, m):
+    """Whether Winograd beats the direct fast GEMM for a 3x3 stride-1 pad-1 layer
+    (c, h, w) -> m. Measured on yolov2's shapes (bench/winograd.py) it wins from
+    C = 32 up at every size and loses 6x at C = 3, where the products are tiny and
+    the transforms cost more than they save. Small odd images waste part of their
+    edge tiles: H*W/(4 * tiles) of the 2.25x gain is left, asked to be 1.5x or more."""
+    th, tw, ntiles = _tiles(h, w)
+    return c >= MIN_CHANNELS and m >= MIN_FILTERS and 2.25 * h * w >= 1.5 * 4 * ntiles
+
+
+@njit(fastmath=True, inline="always")
+def _add(a, b, out, n):
+    for j in range(n):
+        out[j] = a[j] + b[j]
+
+
+@njit(fastmath=True, inline="always")
+def _sub(a, b, out, n):
+    for j in range(n):
+        out[j] = a[j] - b[j]
+
+
+@njit(fastmath=True, inline="always")
+def _add3(a, b, c, out, n):
+    for j in range(n):
+        out[j] = a[j] + b[j] + c[j]
+
+
+@njit(fastmath=True, inline="always")
+def _sub3(a, b, c, out, n):
+    for j in range(n):
+        out[j] = a[j] - b[j] - c[j]
+
+
+# Both transforms run along a row of tiles as loops of two or three input streams
+# and one output stream, each loop over views indexed from 0: LLVM vectorises these
+# (a loop with 16 output streams it does not: it cannot rule out that they alias).
+
+
+@njit(cache=True, fastmath=True)
+def _input_transform(x, c0, c1, t0, t1, tw, v, ldv, vstride, rows):
+    """V[xi, c, t - t0] = (B^T d B)[xi] for channels [c0, c1) and tiles [t0, t1);
+    V[xi, c, j] is v[xi * vstride + c * ldv + j]. rows: scratch of _row_floats(tw)
+    floats: the four input rows of a tile row split into even and odd padded columns
+    (8 * (tw + 1)), then their row transforms (16 * tw)."""
+    h, w = x.shape[1], x.shape[2]
+    n = tw + 1
+    ty0, ty1 = t0 // tw, (t1 - 1) // tw
+    a = rows[8 * n:]
+    for c in range(c0, c1):
+        for ty in range(ty0, ty1 + 1):
+            txa = max(0, t0 - ty * tw)
+            nt = min(tw, t1 - ty * tw) - txa
+            for i in range(4):
+                y = 2 * ty - 1 + i
+                ev = rows[(2 * i) * n:(2 * i + 1) * n]
+                od = rows[(2 * i + 1) * n:(2 * i + 2) * n]
+                # padded column s + 1: odd s -> ev[(s + 1) // 2], even s -> od[s // 2]
+                ev[0] = 0.0
+                if 0 <= y < h:
+                    xr = x[c, y]
+                    half = w // 2
+                    for j in range(half):
+                        od[j] = xr[2 * j]
+                    ev1 = ev[1:]
+                    for j in range(half):
+                        ev1[j] = xr[2 * j + 1]
+                    if w % 2:
+                        od[half] = xr[w - 1]
+                        ev[half + 1] = 0.0
+                    else:
+                        od[half] = 0.0
+                else:
+                    for j in range(n):
+                        ev[j] = 0.0
+                        od[j] = 0.0
+                # row transform of row i: d[i, 0..3] = ev[tx], od[tx], ev[tx + 1], od[tx + 1]
+                e, o = ev[txa:], od[txa:]
+                e1, o1 = ev[txa + 1:], od[txa + 1:]
+                ai = a[4 * i * tw:]
+                _sub(e, e1, ai, nt)
+                _add(o, e1, ai[tw:], nt)
+                _sub(e1, o, ai[2 * tw:], nt)
+                _sub(o, o1, ai[3 * tw:], nt)
+            base = c * ldv + ty * tw + txa - t0
+            for j in range(4):
+                r0, r1 = a[j * tw:], a[(4 + j) * tw:]
+                r2, r3 = a[(8 + j) * tw:], a[(12 + j) * tw:]
+                _sub(r0, r2, v[j * vstride + base:], nt)
+                _add(r1, r2, v[(4 + j) * vstride + base:], nt)
+                _sub(r2, r1, v[(8 + j) * vstride + base:], nt)
+                _sub(r1, r3, v[(12 + j) * vstride + base:], nt)
+
+
+@njit(cache=True, fastmath=True)
+def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows):
+    """out[f, pixels of tiles [t0, t1)] = A^T Y A for filters [f0, f1); Y[xi, f, j]
+    is y[xi * ystride + f * ldy + j]. rows: scratch of _row_floats(tw) floats: the
+    column transforms (8 * tw), then a tile row's two output rows as even and odd
+    columns (4 * tw), interleaved into out."""
+    ty0, ty1 = t0 // tw, (t1 - 1) // tw
+    s = rows[:8 * tw]
+    r = rows[8 * tw:]
+    for f in range(f0, f1):
+        of = out[f]
+        for ty in range(ty0, ty1 + 1):
+            txa = max(0, t0 - ty * tw)
+            nt = min(tw, t1 - ty * tw) - txa
+            base = f * ldy + ty * tw + txa - t0
+            for j in range(4):
+                m0, m1 = y[j * ystride + base:], y[(4 + j) * ystride + base:]
+                m2, m3 = y[(8 + j) * ystride + base:], y[(12 + j) * ystride + base:]
+                _add3(m0, m1, m2, s[j * tw:], nt)
+                _sub3(m1, m2, m3, s[(4 + j) * tw:], nt)
+            for i in range(2):
+                si = s[4 * i * tw:]
+                _add3(si, si[tw:], si[2 * tw:], r[2 * i * tw:], nt)
+                _sub3(si[tw:], si[2 * tw:], si[3 * tw:], r[(2 * i + 1) * tw:], nt)
+            for dy in range(2):
+                yy = 2 * ty + dy
+                if yy >= h:
+                    break
+                ev, od = r[2 * dy * tw:], r[(2 * dy + 1) * tw:]
+                x0 = 2 * txa
+                x1 = min(w, 2 * (txa + nt))
+                full = (x1 - x0) // 2
+                o = of[yy * w + x0:]
+                for j in range(full):
+                    o[2 * j] = ev[j]
+                    o[2 * j + 1] = od[j]
+                if (x1 - x0) % 2:
+                    o[x1 - x0 - 1] = ev[full]
+
+
+def _row_floats(tw):
+    """Floats of transform scratch per thread (a multiple of 16)."""
+    return -(-max(8 * (tw + 1) + 16 * tw, 12 * tw) // 16) * 16
+
+
+@njit(inline="always")
+def _product(ap, astride, kcs, xi, v, vstride, ldv, y, ystride, ldy, m, c, n, tail):
+    """Y[xi] (m, n) = U[xi] @ V[xi] (c, n) on this thread, U packed; tail: _G_TAIL."""
+    g = (True, ap, c, v[xi * vstride:], ldv, y[xi * ystride:], ldy, m, c, n) + tail
+    gemm._gemm_serial_packed(g, ap[xi * astride:], kcs)
+
+
+@njit(cache=True, fastmath=True)
+def _block_worker(x, ap, astride, kcs, m, out, t, counter, work, rows, tail):
+    """Many-blocks schedule, one thread: take blocks of t tiles until none is left."""
+    c, h, w = x.shape
+    tw = (w + 1) // 2
+    ntiles = ((h + 1) // 2) * tw
+    nblocks = (ntiles + t - 1) // t
+    vstride, ystride = c * t, m * t
+    v = work[:16 * vstride]
+    y = work[16 * vstride:16 * (vstride + ystride)]
+    while True:
+        b = gemm._atomic_next(counter)
+        if b >= nblocks:
+            break
+        t0 = b * t
+        t1 = min(ntiles, t0 + t)
+        _input_transform(x, 0, c, t0, t1, tw, v, t, vstride, rows)
+        for xi in range(16):
+            _product(ap, astride, kcs, xi, v, vstride, t, y, ystride, t, m, c, t1 - t0, tail)
+        _output_transform(y, 0, m, t0, t1, tw, t, ystride, out, h, w, rows)
+
+
+@njit(cache=True, parallel=True)
+def _by_blocks(x, ap, astride, kcs, m, out, t, threads, work, rows, tail):
+    counter = np.zeros(16, np.int64)
+    per = work.size // threads
+    nrow = rows.size // threads
+    if threads == 1:
+        _block_worker(x, ap, astride, kcs, m, out, t, counter, work, rows, tail)
+        return
+    for i in prange(threads):
+        _block_worker(x, ap, astride, kcs, m, out, t, counter, work[i * per:(i + 1) * per],
+                      rows[i * nrow:(i + 1) * nrow], tail)
+
+
+@njit(cache=True, parallel=True)
+def _by_phases(x, ap, astride, kcs, m, out, t, threads, work, rows, tail):
+    """Few-blocks schedule: blocks in turn, each phase split among `threads`."""
+    c, h, w = x.shape
+    tw = (w + 1) // 2
+    ntiles = ((h + 1) // 2) * tw
+    vstride, ystride = c * t, m * t
+    v = work[:16 * vstride]
+    y = work[16 * vstride:16 * (vstride + ystride)]
+    nrow = rows.size // threads
+    for t0 in range(0, ntiles, t):
+        t1 = min(ntiles, t0 + t)
+        for i in prange(threads):
+            _input_transform(x, c * i // threads, c * (i + 1) // threads, t0, t1, tw, v, t,
+                             vstride, rows[i * nrow:(i + 1) * nrow])
+        for xi in prange(16):
+            _product(ap, astride, kcs, xi, v, vstride, t, y, ystride, t, m, c, t1 - t0, tail)
+        for i in prange(threads):
+            _output_transform(y, m * i // threads, m * (i + 1) // threads, t0, t1, tw, t,
+                              ystride, out, h, w, rows[i * nrow:(i + 1) * nrow])
+
+
+def convolution3x3(x, U, out, workspace=None):
+    """out (M, H*W) = the 3x3, stride-1, pad-1 convolution of x (C, H, W) float32
+    contiguous with the weights U = transform_weights(weights); no bias or activation.
+    workspace: optional float32 buffer of workspace_floats(C, H, W, M) or more.
+    Uses numba.get_num_threads() threads. Returns out."""
+    c, h, w = x.shape
+    if c != U.c:
+        raise ValueError("winograd: input has %d channels, weights %d" % (c, U.c))
+    if out.shape != (U.m, h * w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError("winograd: out must be float32 (%d, %d) contiguous" % (U.m, h * w))
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError("winograd: x must be float32 contiguous")
+    if out.size == 0:
+        return out
+    threads = gemm._num_threads()
+    shared, t, workers = plan(c, h, w, U.m, threads)
+    need = workers * 16 * (c + U.m) * t
+    if workspace is None or workspace.size < need:
+        workspace = gemm._aligned_empty(need)
+    tw = (w + 1) // 2
+    nrow = _row_floats(tw)
+    rows = np.empty(max(workers, threads) * nrow, np.float32)
+    run = _by_phases if shared else _by_blocks
+    run(x, U.ap, U.stride, U.kcs, U.m, out, t, threads if shared else workers,
+        workspace[:need], rows, _G_TAIL)
+    return out
