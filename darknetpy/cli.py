@@ -102,6 +102,8 @@ def profile_lines(net, seconds: list[float]) -> list[str]:
     lines[0] = f"{lines[0]:<{width}s}      ms      %  GFLOP/s"
     for i, (layer, s) in enumerate(zip(net.layers, seconds)):
         rate = f"{layer.bflops() / s:9.1f}" if layer.bflops() and s > 0 else ""
+        if i - 1 in net.fused_pools:
+            rate = "  (with the convolution above)"
         lines[i + 1] = f"{lines[i + 1]:<{width}s}{1e3 * s:8.2f} {100 * s / total:6.1f} {rate}".rstrip()
     flops = sum(layer.bflops() for layer in net.layers)
     lines.append(f"Total BFLOPs {flops:.3f}   {1e3 * total:.1f} ms per forward pass ({net.numerics.name}, "

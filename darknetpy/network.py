@@ -130,7 +130,6 @@ class Network:
             for layer in self.layers:
                 layer.init_weights()
         for layer in self.layers:
-            layer.backend = self.backend
             layer.upload()
         self.workspace = self.backend.empty(self.workspace_floats)
         self._arena_plan = None
@@ -152,6 +151,7 @@ class Network:
                 raise CfgError(f"{section.file}:{section.line}: layer type {section.header} is not supported "
                                f"by darknetpy")
             layer = cls(index, section, shape, self)
+            layer.backend = self.backend
             for key in COMMON_OPTIONS:
                 section.get_str(key)
             if section.get_int("numload", 0):
@@ -169,7 +169,9 @@ class Network:
 
     @property
     def workspace_floats(self) -> int:
-        return max([layer.workspace(self.backend, self.numerics.exact) for layer in self.layers] + [1])
+        sizes = [layer.workspace(self.backend, self.numerics.exact) for layer in self.layers]
+        sizes += [self.layers[i].workspace_maxpool(self.layers[i + 1]) for i in self.fused_pools]
+        return max(sizes + [1])
 
     def memory_estimate(self) -> list[tuple[Layer, int]]:
         """Bytes each layer adds: its parameters and output (all outputs kept, as `dump`
@@ -218,7 +220,9 @@ class Network:
         keep=True: every output in its own host array (what `dump` and the kit compare).
         keep=False: outputs live in the arena and one is dropped (None in the list) as soon
         as no later layer reads it; the output layer's array stays on the backend's device.
-        times: a list that gets each layer's wall time in seconds (the device synchronised).
+        A convolution in `fused_pools` runs with its maxpool and has no output of its own.
+        times: a list that gets each layer's wall time in seconds (the device synchronised);
+        a fused pair's time is the convolution's, its maxpool's about zero.
         """
         outputs = self._run(self.backend.upload(self._input(x)), keep, times)
         if keep and not self.backend.is_cpu:
@@ -234,11 +238,19 @@ class Network:
     def _run(self, current, keep: bool, times: list | None) -> list:
         """The layers on an input already on the backend's device (see forward_layers)."""
         last_use = self.last_use if not keep else None
+        fused = self.fused_pools if not keep else ()
         self.backend.use_arena(None if keep else self.arena_plan())
         outputs: list = []
+        pooled = None
         for layer in self.layers:
             start = time.perf_counter()
-            current = self._step(layer, outputs, current, self.workspace)
+            if pooled is not None:          # computed with the convolution before
+                current, pooled = pooled, None
+            elif layer.index in fused:
+                pooled = layer.forward_maxpool(current, self.numerics, self.workspace, self.layers[layer.index + 1])
+                current = None
+            else:
+                current = self._step(layer, outputs, current, self.workspace)
             if times is not None:
                 self.backend.synchronize()
                 times.append(time.perf_counter() - start)
@@ -309,6 +321,16 @@ class Network:
                 last[source] = max(last[source], last[layer.index])
         return last
 
+    @functools.cached_property
+    def fused_pools(self) -> frozenset[int]:
+        """The convolutions run together with the maxpool after them in a pass that keeps
+        no outputs (see Convolutional.fuses): the pool is their only reader, so their own
+        output, the largest buffers of a detector's first layers, is never in memory."""
+        last, kept = self.last_use, self._owner(self.output_layer.index)
+        return frozenset(layer.index for layer, after in zip(self.layers, self.layers[1:])
+                         if layer.type == "convolutional" and last[layer.index] == after.index
+                         and layer.index != kept and layer.fuses(after))
+
     def _owner(self, index: int) -> int:
         """The layer whose buffer layer `index`'s output is."""
         while (source := self.layers[index].alias()) is not None:
@@ -321,9 +343,12 @@ class Network:
         if self._arena_plan is None:
             last = self.last_use
             kept = self._owner(self.output_layer.index)
+            fused = self.fused_pools
             sizes = {layer.index: layer.outputs for layer in self.layers
-                     if layer.arena_output and layer.alias() is None and layer.index != kept}
-            live = {i: (i, last[i]) for i in sizes}
+                     if layer.arena_output and layer.alias() is None and layer.index != kept
+                     and layer.index not in fused}
+            # a fused pool's buffer is written while its convolution runs
+            live = {i: (i - 1 if i - 1 in fused else i, last[i]) for i in sizes}
             self._arena_plan = plan_arena(sizes, live)
         return self._arena_plan
 

@@ -194,3 +194,53 @@ def test_no_fma_in_the_blocked_convolution(small_blocks):
         asm = fresh.inspect_asm(sig)
         assert "vmulps" in asm or "mulps" in asm
         assert "vfmadd" not in asm and "vfmsub" not in asm and "vfnmadd" not in asm
+
+
+# (conv shape, pool size, pool padding): even and odd outputs (a last band of one row,
+# a last window column of one tap), a strided conv, 1x1, a 3x3/3 pool
+POOLED = [(SHAPES[0], 2, 1), ((4, 33, 31, 5, 3, 1, 1), 2, 1), ((4, 33, 31, 5, 3, 2, 1), 2, 1),
+          ((6, 20, 20, 7, 1, 1, 0), 2, 1), ((3, 40, 50, 8, 3, 1, 1), 3, 1), ((3, 29, 41, 4, 3, 1, 1), 3, 0)]
+
+
+@pytest.mark.parametrize("use_bn", [False, True])
+@pytest.mark.parametrize("ftz", [False, True])
+@pytest.mark.parametrize("shape,pool_size,pool_pad", POOLED)
+def test_convolution_maxpool_fused(small_blocks, threads, shape, pool_size, pool_pad, use_bn, ftz):
+    """The fused pair == convolution_epilogue then maxpool, bit for bit (subnormal inputs
+    so that ftz matters, NaN-free leaky outputs with ties and signed zeros)."""
+    from darknetpy.cpu import pool
+
+    c, h, w, f, size, stride, pad = shape
+    x, weights = data(shape, seed=3)
+    x[0, 0, :4] = np.float32(1e-39)
+    weights[1] = 0.0                     # a filter of zeros: every tap equal
+    oh, ow = out_hw(h, w, size, stride, pad)
+    rng = np.random.default_rng(4)
+    biases = rng.standard_normal(f).astype(np.float32)
+    bn = None
+    if use_bn:
+        bn = (rng.standard_normal(f).astype(np.float32), rng.uniform(0, 2, f).astype(np.float32),
+              rng.standard_normal(f).astype(np.float32))
+    a = activations.LEAKY
+    ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow), np.float32)
+    apart = conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), ws, True, bn, biases, a, ftz)
+    ph, pw = (oh + pool_pad - pool_size) // pool_size + 1, (ow + pool_pad - pool_size) // pool_size + 1
+    want = np.empty((f, ph, pw), np.float32)
+    pool.maxpool(apart.reshape(f, oh, ow), pool_size, pool_size, pool_pad, want, ftz)
+    got = np.full((f, ph, pw), np.nan, np.float32)
+    pws = np.empty(conv.maxpool_workspace_floats(c, f, size, (oh, ow), pool_size), np.float32)
+    conv.convolution_epilogue_maxpool(x, weights, size, stride, pad, (oh, ow), pws, True, bn, biases, a, ftz,
+                                      pool_size, got)
+    assert same_bits(got, want)
+
+
+def test_maxpool_fusable():
+    """Darknet's 2x2/2 pools after a wide convolution fuse; overlapping or shifted
+    windows, grouped convolutions and narrow layers do not."""
+    yolo0 = ((3, 608, 608), 32, 3, 1, 1, 1, (608, 608))
+    assert conv.maxpool_fusable(*yolo0, 2, 2, 1)
+    assert conv.maxpool_fusable(*yolo0, 2, 2, 0)
+    assert not conv.maxpool_fusable(*yolo0, 2, 1, 1)     # yolov2-tiny's last pool: overlapping
+    assert not conv.maxpool_fusable(*yolo0, 3, 3, 2)     # window origin at -1
+    assert not conv.maxpool_fusable((4, 608, 608), 32, 3, 1, 1, 2, (608, 608), 2, 2, 1)
+    assert not conv.maxpool_fusable((1024, 19, 19), 1024, 3, 1, 1, 1, (19, 19), 2, 2, 1)

@@ -35,3 +35,28 @@ def test_case_bit_identical(case_id, flavor):
     assert list(run.input.shape) == want["shape"]
     assert kit.sha256_f32(run.input) == want["sha256"], "network input differs from the kit's"
     assert run.mismatch is None, run.mismatch
+
+
+def _first_cases():
+    seen, params = set(), []
+    for c in kit.cases():
+        for flavor in c["flavors"]:
+            if (c["model"], flavor) not in seen:
+                seen.add((c["model"], flavor))
+                params.append(pytest.param(c["id"], flavor, id=f"{c['id']}-{flavor}"))
+    return params
+
+
+@pytest.mark.parametrize("case_id,flavor", _first_cases())
+def test_forward_in_the_arena_equals_the_kept_pass(case_id, flavor):
+    """`forward` (the arena, dead outputs dropped, convolutions fused with their maxpool)
+    gives the bits of the pass the kit's per-layer hashes check (every output kept)."""
+    c = kit.case(case_id)
+    run = kit.run_case(c, flavor)
+    net = kit.network(c["model"], flavor)
+    pairs = [i for i, (a, b) in enumerate(zip(net.layers, net.layers[1:]))
+             if a.type == "convolutional" and b.type == "maxpool" and b.stride == b.size]
+    assert pairs and net.fused_pools, "no convolution + maxpool pair was fused"
+    assert net.fused_pools <= set(pairs)
+    out = net.forward(run.input)
+    assert out.tobytes() == run.output.tobytes()

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import activations, fpenv, gemm
+from . import activations, fpenv, gemm, pool
 from .im2col import im2col, im2col_block
 
 BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
@@ -60,6 +60,26 @@ def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
 
 
+@njit(inline="always")
+def _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, n, j0, j1, b, cf, ldc):
+    """Columns [j0, j1) of weights @ im2col(x) (n columns) into cf (filters rows, ldc
+    apart); b: the im2col block's room."""
+    if size == 1:
+        # Darknet reads a 1x1 layer's input as the (k, n) matrix itself, whatever the stride
+        _multiply(fma, wf, k, x.reshape(-1)[j0:], n, cf, ldc, filters, k, j1 - j0)
+    else:
+        im2col_block(x, size, stride, pad, out_w, j0, j1, b)
+        _multiply(fma, wf, k, b, j1 - j0, cf, ldc, filters, k, j1 - j0)
+
+
+@njit(inline="always")
+def _block_epilogue(cf, ldc, width, mean, variance, scales, biases, mode, a):
+    """The epilogue on the first `width` columns of each of cf's rows (ldc apart)."""
+    for f in range(biases.size):
+        activations.epilogue_span(cf, f * ldc, f * ldc + width, f, mean, variance, scales,
+                                  biases, mode == BATCHNORM, a)
+
+
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fma,
                    mean, variance, scales, biases, mode, a, ftz):
@@ -70,7 +90,6 @@ def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fm
     k = weights.shape[1]
     nblocks = (n + nb - 1) // nb
     wf = weights.reshape(-1)
-    xf = x.reshape(-1)
     of = out.reshape(-1)
     while True:
         u = gemm._atomic_next(counter)
@@ -78,17 +97,10 @@ def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fm
             break
         j0 = u * nb
         j1 = min(n, j0 + nb)
-        if size == 1:
-            # Darknet reads a 1x1 layer's input as the (k, n) matrix itself
-            _multiply(fma, wf, k, xf[j0:], n, of[j0:], n, filters, k, j1 - j0)
-        else:
-            im2col_block(x, size, stride, pad, out_w, j0, j1, b)
-            _multiply(fma, wf, k, b, j1 - j0, of[j0:], n, filters, k, j1 - j0)
+        _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, n, j0, j1, b, of[j0:], n)
         if mode != COPY:
             old = fpenv.enter(ftz)
-            for f in range(filters):
-                activations.epilogue_span(of, f * n + j0, f * n + j1, f, mean, variance, scales,
-                                          biases, mode == BATCHNORM, a)
+            _block_epilogue(of[j0:], n, j1 - j0, mean, variance, scales, biases, mode, a)
             fpenv.leave(old)
 
 
@@ -107,6 +119,112 @@ def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, 
     for t in prange(threads):
         _column_worker(x, weights, size, stride, pad, out_w, out, workspace[t * k * nb:(t + 1) * k * nb],
                        nb, counter, fma, mean, variance, scales, biases, mode, a, ftz)
+
+
+# ---------------------------------------------------------------- convolution + maxpool
+
+def _pool_bands(k, out_w, pool_size):
+    """Pooled rows per work unit of the fused kernel: a unit's columns are whole bands of
+    pool_size output rows, about a column block's worth."""
+    return max(1, block_columns(k) // (pool_size * out_w))
+
+
+def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride,
+                    pool_pad):
+    """Whether `convolution_epilogue_maxpool` can run this pair: pool windows that tile
+    the rows without overlap from the origin (size == stride, offset 0; Darknet's 2x2/2
+    pools), and enough bands to keep every thread busy (wide layers)."""
+    if groups != 1 or pool_size != pool_stride or pool_size < 2 or pool_pad // 2 != 0 or pool_pad < 0:
+        return False
+    c = in_shape[0]
+    k, (out_h, out_w) = c * size * size, out_hw
+    units = -(-out_h // pool_size) // _pool_bands(k, out_w, pool_size)
+    return units >= BLOCKS_PER_THREAD * numba.config.NUMBA_NUM_THREADS
+
+
+def maxpool_workspace_floats(c, filters, size, out_hw, pool_size):
+    """Floats of workspace `convolution_epilogue_maxpool` needs: per thread (at Numba's
+    largest count) an im2col block and the block's convolution output."""
+    k, out_w = c * size * size, out_hw[1]
+    nb = _pool_bands(k, out_w, pool_size) * pool_size * out_w
+    return numba.config.NUMBA_NUM_THREADS * ((k if size > 1 else 0) + filters) * nb
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_size, bands, work,
+                   counter, fma, mean, variance, scales, biases, mode, a, ftz):
+    """One thread's share of the fused pair: take bands of pooled rows from counter; for
+    each, the convolution of the conv rows under them into `work` (a block, in cache),
+    its epilogue, then the maxpool from there (see pool.window_row)."""
+    filters, k = weights.shape
+    _, ph, pw = pooled.shape
+    nb = bands * pool_size * out_w
+    b = work[:k * nb if size > 1 else 0]
+    cf = work[b.size:b.size + filters * nb]
+    wf = weights.reshape(-1)
+    units = (ph + bands - 1) // bands
+    while True:
+        u = gemm._atomic_next(counter)
+        if u >= units:
+            break
+        i0 = u * bands
+        i1 = min(ph, i0 + bands)
+        y0 = i0 * pool_size
+        y1 = min(out_h, i1 * pool_size)
+        width = (y1 - y0) * out_w
+        _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, out_h * out_w, y0 * out_w, y1 * out_w,
+                       b, cf, width)
+        old = fpenv.enter(ftz)
+        if mode != COPY:
+            _block_epilogue(cf, width, width, mean, variance, scales, biases, mode, a)
+        for f in range(filters):
+            for i in range(i0, i1):
+                orow = pooled[f, i]
+                for j in range(pw):
+                    orow[j] = -pool.FLT_MAX
+                for r in range(pool_size):
+                    y = i * pool_size + r
+                    if y < y1:
+                        start = f * width + (y - y0) * out_w
+                        pool.window_row(cf[start:start + out_w], orow, pool_size, pool_size, 0, ftz)
+        fpenv.leave(old)
+
+
+@njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
+def _pooled(x, weights, size, stride, pad, out_h, out_w, pooled, pool_size, bands, workspace,
+            per_thread, threads, fma, mean, variance, scales, biases, mode, a, ftz):
+    counter = np.zeros(16, np.int64)
+    if threads == 1:
+        _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_size, bands,
+                       workspace[:per_thread], counter, fma, mean, variance, scales, biases, mode, a, ftz)
+        return
+    for t in prange(threads):
+        _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_size, bands,
+                       workspace[t * per_thread:(t + 1) * per_thread], counter, fma, mean, variance,
+                       scales, biases, mode, a, ftz)
+
+
+def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspace, exact, bn, biases,
+                                 activation, ftz, pool_size, pooled):
+    """`convolution_epilogue` then a pool_size x pool_size, stride pool_size maxpool (a
+    pair `maxpool_fusable` accepts) into pooled (filters, pooled_h, pooled_w), by bands of
+    rows in cache: the convolution's whole output is never in memory. The same bits as
+    the two layers apart (each output's sum, epilogue and taps are the same operations)."""
+    filters, k = weights.shape
+    out_h, out_w = out_hw
+    bands = _pool_bands(k, out_w, pool_size)
+    per_thread = ((k if size > 1 else 0) + filters) * bands * pool_size * out_w
+    threads = numba.get_num_threads()
+    if workspace is None or workspace.size < per_thread:
+        workspace = np.empty(per_thread, np.float32)
+    threads = min(threads, workspace.size // per_thread)
+    if bn is None:
+        mode, mean, variance, scales = BIAS, _EMPTY, _EMPTY, _EMPTY
+    else:
+        mode, (mean, variance, scales) = BATCHNORM, bn
+    _pooled(x, weights, size, stride, pad, out_h, out_w, pooled, pool_size, bands, workspace, per_thread,
+            threads, None if exact else True, mean, variance, scales, biases, mode, activation, ftz)
+    return pooled
 
 
 def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, epilogue_args, out):

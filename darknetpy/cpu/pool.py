@@ -25,7 +25,7 @@ def _take(v, r, ftz):
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def _window_row(xrow, orow, size, stride, first, ftz):
+def window_row(xrow, orow, size, stride, first, ftz):
     """Taps m = 0..size-1 of one window row into orow[j] (window column j starts at
     xrow[first + j*stride]); each tap in order, out-of-image taps skipped."""
     w, out_w = xrow.size, orow.size
@@ -79,7 +79,7 @@ def _maxpool_channel(x, k, size, stride, offset, out, ftz):
         for n in range(size):
             y = offset + i * stride + n
             if 0 <= y < h:
-                _window_row(x[k, y], orow, size, stride, offset, ftz)
+                window_row(x[k, y], orow, size, stride, offset, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")

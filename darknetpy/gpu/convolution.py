@@ -12,6 +12,11 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Fal
     return c // groups * size * size * out_h * out_w
 
 
+def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride, pool_pad):
+    """No fused convolution + maxpool on the GPU: its memory is not the bottleneck there."""
+    return False
+
+
 def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out=None):
     """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
 

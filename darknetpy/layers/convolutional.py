@@ -83,6 +83,27 @@ class Convolutional(Layer):
             k = self.weights.shape[1]
             self.weights = np.ascontiguousarray(self.weights.reshape(k, self.filters).T)
 
+    def forward_maxpool(self, x, numerics, workspace, pool):
+        """This layer and the maxpool `pool` after it as one kernel (see `fuses`): returns
+        the pool's output; this layer's own is never in memory."""
+        weights, biases, bn = self.params or self._parameters(lambda a: a)
+        out = self.backend.output(pool)
+        self.backend.convolution.convolution_epilogue_maxpool(
+            x.reshape(self.in_shape), weights, self.size, self.stride, self.padding, self.out_shape[1:],
+            workspace, numerics.exact, bn, biases, self.activation, numerics.ftz, pool.size,
+            out.reshape(pool.out_shape))
+        return out
+
+    def fuses(self, pool) -> bool:
+        """Whether `forward_maxpool` can run this layer with `pool` (the next layer)."""
+        return pool.type == "maxpool" and self.backend.convolution.maxpool_fusable(
+            self.in_shape, self.filters, self.size, self.stride, self.padding, self.groups,
+            self.out_shape[1:], pool.size, pool.stride, pool.padding)
+
+    def workspace_maxpool(self, pool) -> int:
+        return self.backend.convolution.maxpool_workspace_floats(
+            self.in_shape[0], self.filters, self.size, self.out_shape[1:], pool.size)
+
     def upload(self):
         """Device copies of the parameters; on the CPU the layer's own arrays serve."""
         self.params = None if self.backend.is_cpu else self._parameters(self.backend.upload)
