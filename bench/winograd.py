@@ -3,6 +3,7 @@
 
     python bench/winograd.py [--threads 1,2] [--repeat 5] [--shapes all|i,j,...]
 
+Both get preallocated workspaces of their workspace_floats size, as in a network.
 Per shape and thread count: the two run interleaved, `repeat` times each after one
 warm-up call; prints the medians in ms, their ratio (direct / Winograd: above 1 means
 Winograd is faster), Winograd's max error relative to max|direct| and worth_it's answer.
@@ -39,11 +40,16 @@ def main():
         for nt in [int(t) for t in args.threads.split(",")]:
             numba.set_num_threads(nt)
 
+            # workspaces as the network's arena gives them (with None the direct path
+            # allocates one block and then runs its blocked layers on one thread)
+            wd = np.empty(convolution.workspace_floats(c, h, w, 3, 1, 1, 1, h, w, False), np.float32)
+            ww = np.empty(winograd.workspace_floats(c, h, w, m, nt), np.float32)
+
             def direct():
-                return convolution.convolution(x, weights, 1, 3, 1, 1, (h, w), None, False, out=ref)
+                return convolution.convolution(x, weights, 1, 3, 1, 1, (h, w), wd, False, out=ref)
 
             def wino():
-                return winograd.convolution3x3(x, u, out)
+                return winograd.convolution3x3(x, u, out, ww)
 
             direct()
             wino()

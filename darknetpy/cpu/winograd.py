@@ -186,10 +186,9 @@ def _input_transform(x, c0, c1, t0, t1, tw, v, ldv, vstride, rows):
                 if 0 <= y < h:
                     xr = x[c, y]
                     half = w // 2
-                    for j in range(half):
-                        od[j] = xr[2 * j]
                     ev1 = ev[1:]
                     for j in range(half):
+                        od[j] = xr[2 * j]
                         ev1[j] = xr[2 * j + 1]
                     if w % 2:
                         od[half] = xr[w - 1]
