@@ -438,9 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _numba_without_scipy_linalg() -> None:
+    """Numba's first kernel (compiled or loaded from its cache) imports numba.np.arraymath,
+    which imports scipy.linalg only to learn whether np.dot may call BLAS: about 0.17 s and
+    17 MiB of a `detect`, where SciPy is installed. darknetpy's kernels call no BLAS and the
+    CLI runs no other Numba code, so the CLI lets that check fail; scipy.linalg itself stays
+    importable."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules["scipy.linalg"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _numba_without_scipy_linalg()
     try:
         return args.func(args)
     except DarknetError as e:

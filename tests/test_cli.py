@@ -143,3 +143,22 @@ def test_detect_reads_paths_from_stdin_and_writes_json(tmp_path):
     first = record["detections"][0]
     assert set(first) == {"label", "class_id", "prob", "objectness", "bbox", "box"}
     assert 0 <= first["box"]["left"] <= first["box"]["right"] < 768
+
+
+def test_cli_kernels_load_without_scipy_linalg():
+    """The CLI keeps Numba's BLAS probe from importing scipy.linalg (start-up time and
+    memory), its kernels still run, and scipy.linalg can still be imported after."""
+    pytest.importorskip("scipy")
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from darknetpy.cli import _numba_without_scipy_linalg\n"
+            "from darknetpy.cpu import activations\n"
+            "_numba_without_scipy_linalg()\n"
+            "x = np.array([-1.0, 2.0], np.float32)\n"
+            "activations.activate_array(x, activations.LEAKY, True)\n"
+            "assert x.tolist() == [np.float32(-0.1), 2.0], x\n"
+            "assert 'scipy.linalg' not in sys.modules\n"
+            "import scipy.linalg\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
