@@ -127,3 +127,5 @@ def test_worth_it():
         assert winograd.worth_it(c, h, w, m)
     assert not winograd.worth_it(512, 1, 1, 512)
     assert not winograd.worth_it(512, 3, 3, 512)
+    assert not winograd.worth_it(32, 5, 5, 32)
+    assert winograd.worth_it(256, 7, 7, 256)

@@ -43,6 +43,7 @@ _G_TAIL = (np.bool_(False),) if "accumulate" in inspect.signature(gemm.gemm_fast
 # measured (bench/winograd.py): below these Winograd loses to the direct fast GEMM
 MIN_CHANNELS = 16
 MIN_FILTERS = 16
+MIN_WORK = 1 << 21          # c * m * h * w
 
 
 class WinogradWeights:
@@ -126,12 +127,15 @@ def workspace_floats(c, h, w, m, threads=None):
 
 def worth_it(c, h, w, m):
     """Whether Winograd beats the direct fast GEMM for a 3x3 stride-1 pad-1 layer
-    (c, h, w) -> m. Measured on yolov2's shapes (bench/winograd.py) it wins from
-    C = 32 up at every size and loses 6x at C = 3, where the products are tiny and
-    the transforms cost more than they save. Small odd images waste part of their
-    edge tiles: H*W/(4 * tiles) of the 2.25x gain is left, asked to be 1.5x or more."""
+    (c, h, w) -> m, measured at 1 thread (bench/winograd.py and shapes around them):
+    yolov2's layers from C = 32 up gain 1.5-1.8x; C = 3 loses 1.8x and C = 8 loses
+    (the products are too small for the transforms to pay), C = 16 gains 1.1-1.3x.
+    Small layers lose to the fixed costs (32x5x5 -> 32: 0.7x; 256x5x5 -> 256 breaks
+    even, 256x7x7 -> 256 gains 1.45x), and small odd images waste part of their edge
+    tiles: H*W/(4 * tiles) of the 2.25x is left, asked to be 1.5x or more."""
     th, tw, ntiles = _tiles(h, w)
-    return c >= MIN_CHANNELS and m >= MIN_FILTERS and 2.25 * h * w >= 1.5 * 4 * ntiles
+    return (c >= MIN_CHANNELS and m >= MIN_FILTERS and c * m * h * w >= MIN_WORK
+            and 2.25 * h * w >= 1.5 * 4 * ntiles)
 
 
 @njit(fastmath=True, inline="always")
