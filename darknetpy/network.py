@@ -329,7 +329,7 @@ class Network:
         last, kept = self.last_use, self._owner(self.output_layer.index)
         return frozenset(layer.index for layer, after in zip(self.layers, self.layers[1:])
                          if layer.type == "convolutional" and last[layer.index] == after.index
-                         and layer.index != kept and layer.fuses(after))
+                         and layer.index != kept and layer.fuses(after, self.numerics.exact))
 
     def _owner(self, index: int) -> int:
         """The layer whose buffer layer `index`'s output is."""

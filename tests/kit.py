@@ -130,6 +130,11 @@ def expected_layers(c: dict, flavor: str) -> list[dict]:
     return records
 
 
+def reference_flavor(model_name: str) -> str:
+    """The flavor whose lines the CLI prints: the GPU build's tree for YOLO9000."""
+    return "fixed-tree" if "yolo9000" in model_name else "stock"
+
+
 _networks: dict = {}
 _runs: dict = {}  # (model, flavor, device, input hash) -> (first mismatch, output layer's output)
 

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import activations, fpenv, gemm, pool
+from . import activations, fpenv, gemm, pool, winograd
 from .im2col import im2col, im2col_block
 
 BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
@@ -40,11 +40,27 @@ def chunk_rows(k, n):
     return min(k, max(gemm.KC, CHUNK_FLOATS // n // gemm.KC * gemm.KC))
 
 
-def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=True):
+def winograd_applies(c, h, w, filters, size, stride, pad, groups, exact):
+    """Whether the fast numerics run this layer by Winograd F(2x2, 3x3) (cpu/winograd.py):
+    3x3, stride 1, pad 1 layers where it measured faster than the direct product."""
+    return (not exact and size == 3 and stride == 1 and pad == 1 and groups == 1
+            and winograd.worth_it(c, h, w, filters))
+
+
+def prepare_weights(weights, in_shape, size, stride, pad, groups, exact):
+    """A layer's weights as `convolution_epilogue` takes them, made once per network: the
+    array itself, or for a Winograd layer its transformed matrices (16/9 the floats)."""
+    if winograd_applies(*in_shape, weights.shape[0], size, stride, pad, groups, exact):
+        return winograd.transform_weights(weights)
+    return weights
+
+
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=True, filters=0):
     """Floats of workspace `convolution` needs: none for 1x1, a block per thread (at
     Numba's largest thread count) for wide layers, else a chunk of rows of the im2col
-    matrix (the same in both numerics; `exact` is there for the GPU twin, whose exact
-    mode needs none)."""
+    matrix; a fast-mode Winograd layer (with `filters` given) its blocks of tiles."""
+    if winograd_applies(c, h, w, filters, size, stride, pad, groups, exact):
+        return max(winograd.workspace_floats(c, h, w, filters, t) for t in (1, numba.config.NUMBA_NUM_THREADS))
     if size == 1:
         return 0
     k, n = c // groups * size * size, out_h * out_w
@@ -130,11 +146,14 @@ def _pool_bands(k, out_w, pool_size):
 
 
 def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride,
-                    pool_pad):
+                    pool_pad, exact=True):
     """Whether `convolution_epilogue_maxpool` can run this pair: pool windows that tile
     the rows without overlap from the origin (size == stride, offset 0; Darknet's 2x2/2
-    pools), and enough bands to keep every thread busy (wide layers)."""
+    pools), and enough bands to keep every thread busy (wide layers); not a Winograd
+    layer (faster unfused)."""
     if groups != 1 or pool_size != pool_stride or pool_size < 2 or pool_pad // 2 != 0 or pool_pad < 0:
+        return False
+    if winograd_applies(*in_shape, filters, size, stride, pad, groups, exact):
         return False
     c = in_shape[0]
     k, (out_h, out_w) = c * size * size, out_hw
@@ -281,7 +300,13 @@ def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
 
 def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,
                          bn, biases, activation, ftz, out=None):
-    """`convolution` then `epilogue`, the epilogue done block by block while in cache."""
+    """`convolution` then `epilogue`, the epilogue done block by block while in cache.
+    weights: an array, or what `prepare_weights` made of it (a Winograd layer's)."""
+    if isinstance(weights, winograd.WinogradWeights):
+        out = np.empty((weights.m, out_hw[0] * out_hw[1]), np.float32) if out is None else out
+        out = winograd.convolution3x3(x, weights, out.reshape(weights.m, -1), workspace)
+        epilogue(out, bn, biases, activation, ftz)
+        return out
     if bn is None:
         args = (BIAS, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
     else:

@@ -22,8 +22,6 @@ no (16, C, all tiles) array is ever made. Two schedules:
   after the other, each phase split among the threads (input transform by channels,
   products by tile position xi, output transform by filters).
 """
-import inspect
-
 import numba
 import numpy as np
 from numba import njit, prange
@@ -36,9 +34,8 @@ SHARED_BLOCK_FLOATS = 1 << 21  # few-blocks schedule: a block's V + Y, at most 8
 MAX_BLOCK = 8 * NR             # one packed column block of the GEMM
 BLOCKS_PER_THREAD = 4          # many-blocks schedule only with this many blocks a thread
 
-# gemm.py's internal product descriptor g, which _product builds, ends with an
-# `accumulate` flag where gemm_fast has that parameter
-_G_TAIL = (np.bool_(False),) if "accumulate" in inspect.signature(gemm.gemm_fast).parameters else ()
+# the end of gemm.py's product descriptor g, which _product builds: accumulate = False
+_G_TAIL = (np.bool_(False),)
 
 # measured (bench/winograd.py): below these Winograd loses to the direct fast GEMM
 MIN_CHANNELS = 16
@@ -70,26 +67,42 @@ _FILTER_CHUNK = 64      # filters transformed at a time (bounds the float64 temp
 def transform_weights(weights):
     """weights float32 (M, C*9), each row in (c, ky, kx) order -> WinogradWeights.
 
-    U = G g G^T computed in float64 and rounded once to float32, then packed for the
-    GEMM (pack_a, for blocks of MAX_BLOCK tiles)."""
+    U = G g G^T computed in float64 and rounded once to float32, a chunk of filters at a
+    time, each chunk packed straight into the 16 matrices (the layout of gemm.pack_a, for
+    blocks of MAX_BLOCK tiles): no (16, M, C) array beside the result."""
     weights = np.asarray(weights)
     m, k = weights.shape
     if k % 9 or m == 0 or k == 0:
         raise ValueError("winograd: weights must be (filters, channels*9), got %s" % (weights.shape,))
     c = k // 9
-    u = np.empty((16, m, c), np.float32)
-    for f0 in range(0, m, _FILTER_CHUNK):
-        g = weights[f0:f0 + _FILTER_CHUNK].astype(np.float64).reshape(-1, c, 3, 3)
-        u[:, f0:f0 + _FILTER_CHUNK] = np.einsum("ik,mckl,jl->ijmc", _G, g, _G).reshape(16, -1, c)
     size = -(-m // gemm.MR) * gemm.MR * c
     stride = -(-size // 16) * 16        # every matrix 64-byte aligned
     ap = gemm._aligned_empty(16 * stride)
-    kcs = 0
-    for xi in range(16):
-        p = gemm.pack_a(u[xi], MAX_BLOCK)
-        ap[xi * stride:xi * stride + size] = p.ap
-        kcs = p.kcs
+    kcs = gemm.pack_a(np.zeros((1, c), np.float32), MAX_BLOCK).kcs
+    for f0 in range(0, m, _FILTER_CHUNK):
+        g = weights[f0:f0 + _FILTER_CHUNK].astype(np.float64).reshape(-1, c, 3, 3)
+        u = np.einsum("ik,mckl,jl->ijmc", _G, g, _G).reshape(16, -1, c).astype(np.float32)
+        for xi in range(16):
+            _pack_rows(u[xi], f0, m, kcs, ap[xi * stride:xi * stride + size])
     return WinogradWeights(ap, stride, kcs, m, c)
+
+
+@njit(cache=True)
+def _pack_rows(u, f0, m, kcs, ap):
+    """Rows f0, f0+1, ... of one U matrix (u: those rows, f0 a multiple of MR) into ap in
+    gemm's packed-A layout (see gemm._pack_a_panels): for each k chunk of kcs, each panel
+    of MR rows k-major; rows past m are zeros."""
+    mr = gemm.MR
+    rows, c = u.shape
+    mp = -(-m // mr) * mr
+    for pc in range(0, c, kcs):
+        kc = min(kcs, c - pc)
+        for p in range(f0 // mr, -(-(f0 + rows) // mr)):
+            base = pc * mp + p * kc * mr
+            for kk in range(kc):
+                for r in range(mr):
+                    i = p * mr + r - f0
+                    ap[base + kk * mr + r] = u[i, pc + kk] if i < rows else np.float32(0.0)
 
 
 def _tiles(h, w):

@@ -4,7 +4,7 @@ from . import activations, gemm, runtime
 from .im2col import im2col
 
 
-def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=False):
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=False, filters=0):
     """Floats of workspace `convolution` needs: only fast mode's im2col matrix (exact
     mode reads the image itself)."""
     if size == 1 or exact:
@@ -12,7 +12,13 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Fal
     return c // groups * size * size * out_h * out_w
 
 
-def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride, pool_pad):
+def prepare_weights(weights, in_shape, size, stride, pad, groups, exact):
+    """The weights as they are: every GPU path takes the array."""
+    return weights
+
+
+def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride, pool_pad,
+                    exact=True):
     """No fused convolution + maxpool on the GPU: its memory is not the bottleneck there."""
     return False
 

@@ -53,6 +53,7 @@ class Convolutional(Layer):
         self.weights = self.biases = self.rolling_mean = self.rolling_variance = None
         self.scales = None
         self.params = None
+        self._prepared = {}     # numerics.exact -> the weights as the backend takes them
         self.dontloadscales = s.get_int("dontloadscales", 0) != 0
 
     def weight_arrays(self, header):
@@ -76,6 +77,7 @@ class Convolutional(Layer):
                 setattr(self, name, np.full(shape, 1.0 if name == "scales" else 0.0, np.float32))
 
     def set_weights(self, arrays, header):
+        self._prepared = {}
         self.init_weights(given=arrays)
         for name, value in arrays.items():
             setattr(self, name, value)
@@ -94,11 +96,11 @@ class Convolutional(Layer):
             out.reshape(pool.out_shape))
         return out
 
-    def fuses(self, pool) -> bool:
+    def fuses(self, pool, exact: bool = True) -> bool:
         """Whether `forward_maxpool` can run this layer with `pool` (the next layer)."""
         return pool.type == "maxpool" and self.backend.convolution.maxpool_fusable(
             self.in_shape, self.filters, self.size, self.stride, self.padding, self.groups,
-            self.out_shape[1:], pool.size, pool.stride, pool.padding)
+            self.out_shape[1:], pool.size, pool.stride, pool.padding, exact)
 
     def workspace_maxpool(self, pool) -> int:
         return self.backend.convolution.maxpool_workspace_floats(
@@ -136,10 +138,19 @@ class Convolutional(Layer):
         c, h, w = self.in_shape
         _, out_h, out_w = self.out_shape
         return backend.convolution.workspace_floats(c, h, w, self.size, self.stride, self.padding, self.groups,
-                                                    out_h, out_w, exact)
+                                                    out_h, out_w, exact, self.filters)
+
+    def _prepared_weights(self, weights, exact: bool):
+        """The weights as the backend's convolution takes them in these numerics (for
+        the CPU's fast mode, Winograd's transformed matrices), made on first use."""
+        if exact not in self._prepared:
+            self._prepared[exact] = self.backend.convolution.prepare_weights(
+                weights, self.in_shape, self.size, self.stride, self.padding, self.groups, exact)
+        return self._prepared[exact]
 
     def forward(self, outputs, x, numerics, workspace=None):
         weights, biases, bn = self.params or self._parameters(lambda a: a)
+        weights = self._prepared_weights(weights, numerics.exact)
         out = self.backend.convolution.convolution_epilogue(
             x.reshape(self.in_shape), weights, self.groups, self.size, self.stride, self.padding,
             self.out_shape[1:], workspace, numerics.exact, bn, biases, self.activation, numerics.ftz,
