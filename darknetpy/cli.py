@@ -17,7 +17,7 @@ from .fileio import atomic_write
 def _numerics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet",
                    help="darknet: the stock -Ofast build bit for bit (default); ieee: the build "
-                        "without fast-math; fast: BLAS convolutions, not bit-exact")
+                        "without fast-math; fast: Winograd and FMA convolutions, not bit-exact")
     p.add_argument("--compat", choices=("darknet-cpu",), default=None,
                    help="darknet-cpu: YOLO9000's tree softmax as the stock CPU build computes it "
                         "(NaN over anchor 0); default: as Darknet's GPU build computes it")

@@ -99,7 +99,7 @@ class Network:
     """A Darknet network for inference (batch 1, as `network_predict` runs it).
 
     numerics: "darknet" (default, the stock -Ofast build bit for bit), "ieee" (the build
-    without fast-math), or "fast" (BLAS convolutions, not bit-exact).
+    without fast-math), or "fast" (Winograd/FMA convolutions, not bit-exact).
     compat: None (YOLO9000's tree as Darknet's GPU build computes it) or "darknet-cpu"
     (the stock CPU build's tree softmax, NaNs and all; see layers/region.py).
     device: "cpu" (default) or "cuda:N" (CuPy kernels, the same numerics on the GPU).
