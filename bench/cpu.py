@@ -26,7 +26,8 @@ Engines (a peer that is not installed is skipped with one line saying how to get
 
 Measurement: every engine runs --warmup times first (Numba compiles on the first call),
 then --repeat rounds run each engine once per round, interleaved (A B C, B C A, ...), so
-machine noise lands on all engines alike. The peers are checked against darknetpy's
+machine noise lands on all engines alike, each run after a pause of SETTLE_S (0.3 s) in
+which the previous engine's spinning threads go to sleep. The peers are checked against darknetpy's
 output (scope "backbone": the output of the last layer before [region]; "full": the
 network's output) as max|peer - darknetpy| / max|darknetpy|, which must be below 1e-3.
 """
@@ -53,6 +54,11 @@ MODELS = ["yolov2", "yolov2-voc", "yolov2-tiny", "yolo9000", "darknet19"]
 QUICK_MODELS = ["yolov2-tiny", "darknet19"]
 ENGINES = ["exact", "fast", "ort", "torch", "opencv", "floor"]
 TOLERANCE = 1e-3
+# Pause before each timed run: the engine before may leave worker threads spinning for a
+# while (OpenBLAS about 2^28 cycles, ONNX Runtime and OpenMP pools too), which on 2 cores
+# takes one from whichever engine runs next (with a 5 ms pause, darknetpy exact, which
+# follows the OpenBLAS floor in every round, measured a 2-thread median twice its minimum)
+SETTLE_S = 0.3
 INSTALL = {
     "ort": "pip install onnxruntime onnx",
     "torch": "pip install torch==2.13.0   (the local CPU wheel; another version pulls CUDA packages)",
@@ -487,7 +493,7 @@ def bench_model(model, args, skipped):
                 order = engines[r % len(engines):] + engines[:r % len(engines)]
                 for e in order:
                     times[e.key].append(e.run(threads))
-                    time.sleep(0.005)    # let spinning worker threads of the previous engine settle
+                    time.sleep(SETTLE_S)    # the previous engine's spinning threads go to sleep
                 log(f"   {threads} thread(s): round {r + 1}/{args.repeat}")
             med = {k: statistics.median(v) for k, v in times.items()}
             for e in engines:
