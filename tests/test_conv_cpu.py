@@ -66,6 +66,17 @@ def data(shape, groups=1, seed=0):
     return x, weights
 
 
+def epilogue_params(f, use_bn, seed):
+    """Biases and (mean, variance, scales) or None for f filters."""
+    rng = np.random.default_rng(seed)
+    biases = rng.standard_normal(f).astype(np.float32)
+    bn = None
+    if use_bn:
+        bn = (rng.standard_normal(f).astype(np.float32), rng.uniform(0, 2, f).astype(np.float32),
+              rng.standard_normal(f).astype(np.float32))
+    return biases, bn
+
+
 def same_bits(a, b):
     return a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
@@ -145,12 +156,7 @@ def test_fused_epilogue(small_blocks, threads, shape, activation, use_bn, ftz):
     x, weights = data(shape, seed=1)
     x[0, 0, :4] = np.float32(1e-39)
     oh, ow = out_hw(h, w, size, stride, pad)
-    rng = np.random.default_rng(2)
-    biases = rng.standard_normal(f).astype(np.float32)
-    bn = None
-    if use_bn:
-        bn = (rng.standard_normal(f).astype(np.float32), rng.uniform(0, 2, f).astype(np.float32),
-              rng.standard_normal(f).astype(np.float32))
+    biases, bn = epilogue_params(f, use_bn, seed=2)
     a = activations.CODES[activation]
     ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow), np.float32)
     fused = conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), ws, True, bn, biases, a, ftz)
@@ -215,12 +221,7 @@ def test_convolution_maxpool_fused(small_blocks, threads, shape, pool_size, pool
     x[0, 0, :4] = np.float32(1e-39)
     weights[1] = 0.0                     # a filter of zeros: every tap equal
     oh, ow = out_hw(h, w, size, stride, pad)
-    rng = np.random.default_rng(4)
-    biases = rng.standard_normal(f).astype(np.float32)
-    bn = None
-    if use_bn:
-        bn = (rng.standard_normal(f).astype(np.float32), rng.uniform(0, 2, f).astype(np.float32),
-              rng.standard_normal(f).astype(np.float32))
+    biases, bn = epilogue_params(f, use_bn, seed=4)
     a = activations.LEAKY
     ws = np.empty(conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow), np.float32)
     apart = conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), ws, True, bn, biases, a, ftz)

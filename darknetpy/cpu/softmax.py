@@ -90,32 +90,20 @@ def _fma(typingctx, a, b, c):
     return types.float64(types.float64, types.float64, types.float64), codegen
 
 
-@intrinsic
-def _bits64(typingctx, x):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.uint64(types.float64), codegen
+def _bitcast(source, target, llvm_target):
+    """An intrinsic that reads a value's bits as another type of the same width."""
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_target)
+        return target(source), codegen
+    return cast
 
 
-@intrinsic
-def _double(typingctx, u):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.uint64), codegen
-
-
-@intrinsic
-def _bits32(typingctx, x):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.uint32(types.float32), codegen
-
-
-@intrinsic
-def _float(typingctx, u):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+_bits64 = _bitcast(types.float64, types.uint64, ir.IntType(64))
+_double = _bitcast(types.uint64, types.float64, ir.DoubleType())
+_bits32 = _bitcast(types.float32, types.uint32, ir.IntType(32))
+_float = _bitcast(types.int32, types.float32, ir.FloatType())
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
