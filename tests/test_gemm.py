@@ -328,7 +328,7 @@ def test_production_code_has_no_fma(tmp_path):
         a = np.ones((9, 17), np.float32); b = np.ones((17, 50), np.float32)
         c = np.empty((9, 50), np.float32)
         gemm._gemm_serial((None, a.reshape(-1), 17, b.reshape(-1), 50, c.reshape(-1), 50,
-                           9, 17, 50))
+                           9, 17, 50, False))
         asm = ""
         for f in (gemm._gemm_serial, gemm._gemm_block, gemm._kernel, gemm._pack_a_panels):
             for s in f.inspect_asm().values():
