@@ -136,7 +136,9 @@ def vector_expf_special(x):
 
 @njit(inline="always", fastmath=False, error_model="numpy")
 def vector_expf_main(x):
-    """vector_expf where not vector_expf_special(x): 2^n from its bits, no branch."""
+    """vector_expf where not vector_expf_special(x): 2^n from its bits, no branch. (The
+    same steps as vector_expf, kept apart: that plain transcription is what this form is
+    checked against, for every float, in tests/test_softmax_cpu.py.)"""
     t = x * _LOG2E + _SHIFT
     n = t - _SHIFT
     r = x - n * _LN2_HI
