@@ -161,12 +161,18 @@ def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_s
     return units >= BLOCKS_PER_THREAD * numba.config.NUMBA_NUM_THREADS
 
 
-def maxpool_workspace_floats(c, filters, size, out_hw, pool_size):
-    """Floats of workspace `convolution_epilogue_maxpool` needs: per thread (at Numba's
-    largest count) an im2col block and the block's convolution output."""
-    k, out_w = c * size * size, out_hw[1]
+def _pooled_floats_per_thread(k, filters, size, out_w, pool_size):
+    """A thread's room in the fused kernel: an im2col block (none for 1x1) and the
+    block's convolution output."""
     nb = _pool_bands(k, out_w, pool_size) * pool_size * out_w
-    return numba.config.NUMBA_NUM_THREADS * ((k if size > 1 else 0) + filters) * nb
+    return ((k if size > 1 else 0) + filters) * nb
+
+
+def maxpool_workspace_floats(c, filters, size, out_hw, pool_size):
+    """Floats of workspace `convolution_epilogue_maxpool` needs, at Numba's largest
+    thread count."""
+    k = c * size * size
+    return numba.config.NUMBA_NUM_THREADS * _pooled_floats_per_thread(k, filters, size, out_hw[1], pool_size)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -232,7 +238,7 @@ def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspac
     filters, k = weights.shape
     out_h, out_w = out_hw
     bands = _pool_bands(k, out_w, pool_size)
-    per_thread = ((k if size > 1 else 0) + filters) * bands * pool_size * out_w
+    per_thread = _pooled_floats_per_thread(k, filters, size, out_w, pool_size)
     threads = numba.get_num_threads()
     if workspace is None or workspace.size < per_thread:
         workspace = np.empty(per_thread, np.float32)

@@ -192,9 +192,8 @@ def softmax_side_by_side(x, xo, n, temp, stride, out, width, work):
                 big[s] = row[s]
     inv_t = _ONE / temp
     body = n - n % 4 if n >= 11 else 0
-    for s in range(6 * width if body else 2 * width):
-        if s >= width:
-            work[s] = 0.0
+    for s in range(width, 6 * width if body else 2 * width):    # total and the four partial sums
+        work[s] = 0.0
     for i in range(0, body):
         e = out[xo + i * stride:xo + i * stride + width]
         _exp_row(x[xo + i * stride:], big, inv_t, e, True)

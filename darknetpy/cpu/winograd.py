@@ -78,7 +78,7 @@ def transform_weights(weights):
     size = -(-m // gemm.MR) * gemm.MR * c
     stride = -(-size // 16) * 16        # every matrix 64-byte aligned
     ap = gemm._aligned_empty(16 * stride)
-    kcs = gemm.pack_a(np.zeros((1, c), np.float32), MAX_BLOCK).kcs
+    kcs = gemm._chunk(c, MAX_BLOCK)     # the k chunk gemm.pack_a(.., MAX_BLOCK) picks
     for f0 in range(0, m, _FILTER_CHUNK):
         g = weights[f0:f0 + _FILTER_CHUNK].astype(np.float64).reshape(-1, c, 3, 3)
         u = np.einsum("ik,mckl,jl->ijmc", _G, g, _G).reshape(16, -1, c).astype(np.float32)
