@@ -98,6 +98,48 @@ def test_weights_transform_and_packed_view():
         np.testing.assert_allclose(got, expect @ b, rtol=1e-4, atol=1e-4)
 
 
+def unpacked(u, xi):
+    """U[xi] (m, c) read back from the packed layout (gemm._pack_a_panels)."""
+    m, c, mr = u.m, u.c, gemm.MR
+    mp = -(-m // mr) * mr
+    ap = u.ap[xi * u.stride:]
+    out = np.empty((mp, c), np.float32)
+    for pc in range(0, c, u.kcs):
+        kc = min(u.kcs, c - pc)
+        block = ap[pc * mp:pc * mp + mp * kc].reshape(mp // mr, kc, mr)
+        out[:, pc:pc + kc] = block.transpose(0, 2, 1).reshape(mp, kc)
+    return out
+
+
+def float32_transform(weights):
+    """G g G^T with numpy float32 arithmetic in transform_weights' order: columns
+    first, each side (a, (a+b+c)/2, (a-b+c)/2, c) as (s = a + c, 0.5 * (s +- b))."""
+    m, c = weights.shape[0], weights.shape[1] // 9
+    g = weights.reshape(m, c, 3, 3)
+    half = np.float32(0.5)
+
+    def sides(a, b, d):
+        s = a + d
+        return [a, half * (s + b), half * (s - b), d]
+
+    cols = sides(g[:, :, 0, :], g[:, :, 1, :], g[:, :, 2, :])     # (4) x (m, c, 3)
+    return np.stack([np.stack(sides(r[..., 0], r[..., 1], r[..., 2])) for r in cols]).reshape(16, m, c)
+
+
+@pytest.mark.parametrize("m, c", [(8, 8), (16, 24), (13, 21), (24, 300), (3, 5), (9, 1040)])
+def test_weights_transform_bits(m, c):
+    """The 8x8 vector kernel (whole panels, 8 channels at a time) and the one-kernel
+    path (edges) give float32 G g G^T bit for bit, rows past m zero."""
+    rng = np.random.default_rng(m * c)
+    weights = rng.standard_normal((m, 9 * c)).astype(np.float32)
+    u = winograd.transform_weights(weights)
+    expect = float32_transform(weights)
+    for xi in range(16):
+        got = unpacked(u, xi)
+        np.testing.assert_array_equal(got[:m], expect[xi])
+        assert not got[m:].any()
+
+
 def test_detects_a_wrong_kernel():
     """The reference comparison can fail: flipped weights (convolution instead of
     cross-correlation) are far off."""
