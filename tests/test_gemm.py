@@ -92,6 +92,17 @@ REAL = [
 ]
 
 
+def test_whole_products_take_longer_k_chunks():
+    """The shapes above include whole products whose B is one column block, which
+    take _chunk_whole's longer k chunks, still several of them (so the tests above
+    check the bits of that path too); column blocks and wide B keep _chunk's."""
+    for K, N in [(4608, 361), (12800, 19), (2304, 361)]:
+        assert gemm._chunk(K, N) < gemm._chunk_whole(K, N) < K
+    for K, N in [(3001, 20), (2049, 33), (1024, 361)]:
+        assert gemm._chunk(K, N) < K <= gemm._chunk_whole(K, N)
+    assert gemm._chunk_whole(1152, 5776) == gemm._chunk(1152, 5776)
+
+
 @pytest.mark.parametrize("shape", REAL, ids=lambda s: "x".join(map(str, s)))
 def test_exact_layer_shapes(shape, threads):
     M, K, N = shape

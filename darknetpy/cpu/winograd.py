@@ -81,7 +81,7 @@ def transform_weights(weights):
     # power-of-two stride (1024 x 1024 filters) would put them all in one
     stride = (-(-(-(-m // gemm.MR) * gemm.MR * c) // 16) | 1) * 16
     ap = gemm._aligned_empty(16 * stride)
-    kcs = gemm._chunk(c, MAX_BLOCK)     # the k chunk gemm.pack_a(.., MAX_BLOCK) picks
+    kcs = gemm._chunk(c, MAX_BLOCK)     # gemm's k chunk for a column block of MAX_BLOCK
     _transform_panels(weights.reshape(-1), m, c, kcs, ap, stride)
     return WinogradWeights(ap, stride, kcs, m, c)
 
