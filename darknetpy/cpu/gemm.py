@@ -812,8 +812,13 @@ def _ap_size(M, K, N, kcs):
 def _gemm_serial(g):
     """The product on this thread.  g: (fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc),
     fma None for the exact kernel, acc True to add to C (see _gemm_block)."""
+    _gemm_serial_chunked(g, _chunk(g[8], g[9]))
+
+
+@njit(cache=True)
+def _gemm_serial_chunked(g, kcs):
+    """_gemm_serial with the k chunk given."""
     M, K, N = g[7:10]
-    kcs = _chunk(K, N)
     _serial(g, _aligned_empty(_ap_size(M, K, N, kcs)), kcs, np.bool_(True))
 
 
@@ -996,8 +1001,7 @@ def _gemm(a, b, c, fma, accumulate=False):
         if packed:
             _gemm_serial_packed(g, a.ap, a.kcs)
         else:
-            kcs = _chunk_whole(K, N)
-            _serial(g, _aligned_empty(_ap_size(M, K, N, kcs)), kcs, np.bool_(True))
+            _gemm_serial_chunked(g, _chunk_whole(K, N))
     elif packed:
         _gemm_parallel(g, nt, a.ap, a.kcs)
     else:

@@ -102,12 +102,10 @@ def _transform_panels(wf, m, c, kcs, u, us):
             base = pc * mp + p * kc * mr
             rows = min(mr, m - p * mr)
             g = p * mr * k + 9 * pc
-            kk = 0
-            if rows == 8 and mr == 8:
-                while kk + 8 <= kc:
-                    _tile_weights_8x8(wf, g + 9 * kk, k, u, base + kk * mr, us)
-                    kk += 8
-            for kk in range(kk, kc):
+            vec = kc // 8 * 8 if rows == 8 and mr == 8 else 0
+            for kk in range(0, vec, 8):
+                _tile_weights_8x8(wf, g + 9 * kk, k, u, base + kk * mr, us)
+            for kk in range(vec, kc):
                 o = base + kk * mr
                 for r in range(rows):
                     _tile_weights(wf, np.uint64(g + r * k + 9 * kk), u, np.uint64(o + r), np.uint64(us))
@@ -150,12 +148,10 @@ def _store_row(u, o, us, row):
 
 
 _f32x8 = ir.VectorType(ir.FloatType(), 8)
-_i32 = ir.IntType(32)
-_i64 = ir.IntType(64)
 
 
 def _shuffle(builder, a, b, mask):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_i32, 8), mask))
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(gemm._i32, 8), mask))
 
 
 def _transpose8(builder, rows):
@@ -197,9 +193,9 @@ def _tile_weights_8x8(typingctx, wf, g, k, u, o, us):
         dst = gemm._data_ptr(context, builder, signature.args[3], u_v, o_v)
         blocks = [[] for _ in range(9)]
         for r in range(8):
-            row = builder.gep(src, [builder.mul(k_v, ir.Constant(_i64, r))])
+            row = builder.gep(src, [builder.mul(k_v, gemm._c64(r))])
             for q in range(9):
-                p = builder.gep(row, [ir.Constant(_i64, 8 * q)])
+                p = builder.gep(row, [gemm._c64(8 * q)])
                 blocks[q].append(builder.load(builder.bitcast(p, vptr), align=4))
         cols = [v for q in range(9) for v in _transpose8(builder, blocks[q])]
         for ch in range(8):
@@ -208,8 +204,8 @@ def _tile_weights_8x8(typingctx, wf, g, k, u, o, us):
             for i in range(4):
                 row = _half_sums_ir(builder, c[0][i], c[1][i], c[2][i])
                 for j in range(4):
-                    off = builder.add(builder.mul(us_v, ir.Constant(_i64, 4 * i + j)),
-                                      ir.Constant(_i64, 8 * ch))
+                    off = builder.add(builder.mul(us_v, gemm._c64(4 * i + j)),
+                                      gemm._c64(8 * ch))
                     builder.store(row[j], builder.bitcast(builder.gep(dst, [off]), vptr), align=4)
         return context.get_dummy_value()
 
