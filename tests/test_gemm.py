@@ -113,6 +113,28 @@ def test_exact_layer_shapes(shape, threads):
     assert_same_bits(run_exact(a, b), reference(a, b))
 
 
+@pytest.mark.parametrize("M,K,N,packed,splits", [
+    (70, 700, 49, True, ()), (70, 700, 52, True, (300,)), (131, 300, 100, True, ()),
+    (45, 300, 775, False, ()), (45, 300, 775, False, (100,)), (8, 64, 3, True, ()),
+    (1, 17, 392, False, ())])
+def test_tail_columns(M, K, N, packed, splits, threads):
+    """Columns past whole vectors (1 to 8 of them) go to the column kernels, which
+    must add in the same order: several k chunks (pack_a's chunk for wide B), more and
+    fewer panels than a call takes, and sums continued from C (accumulate)."""
+    assert 0 < gemm._tail_width(N, False) == N % gemm.NR % gemm.VW
+    assert gemm._tail_width(N, True) == 0
+    rng = np.random.default_rng(M + K + N)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    c = np.full((M, N), np.nan, np.float32)
+    bounds = (0, *splits, K)
+    for k0, k1 in zip(bounds, bounds[1:]):
+        part = a[:, k0:k1]
+        gemm_exact(gemm.pack_a(part, 5000) if packed else part, b[k0:k1], c, accumulate=k0 > 0)
+    assert_same_bits(c, reference(a, b))
+    if K == 700:                                    # several k chunks in one call
+        assert gemm.pack_a(a, 5000).kcs < K
+
+
 @pytest.mark.parametrize("shape,splits", [((16, 700, 361), (256, 512)), ((9, 100, 2100), (1, 37, 99)),
                                           ((40, 64, 65536 + 5), (16,))],
                          ids=["narrow", "uneven", "large-c"])

@@ -115,6 +115,8 @@ UNITS_PER_THREAD = 4    # work units per thread, taken dynamically ...
 ROW_UNIT_MIN = 6        # ... but row units of at least this many panels when possible
 COL_SPLIT_MAX_A = 8 << 20   # split few columns among threads if A is at most this big
 PAR_MIN_FLOPS = 4e6     # below this many flops a call runs on one thread
+TAIL_COLS = 8           # at most this many columns past whole vectors: column kernel ...
+TAIL_PANELS = 8         # ... run after every this many row panels (their A still in L2)
 
 
 def _use_asm():
@@ -470,6 +472,94 @@ def _make_pack_a(mr):
     return pack
 
 
+def _make_col_tail(panels, cols):
+    """Column kernel: `cols` adjacent columns of C for `panels` row panels, vectorised
+    over the MR rows of a panel (columns left over past whole 16-float vectors would
+    otherwise cost a whole vector of columns: up to 16x their work).
+
+    kern(fma, kc, ap, ap_off, ap_step, b, b_off, ldb, t, first)
+      acc[c, p] = +0.0 (first) or t[(c*panels + p)*MR : +MR];
+      for k < kc: acc[c, p][r] = acc[c, p][r] + ap[ap_off + p*ap_step + k*MR + r]
+                                              * b[b_off + k*ldb + c]
+      store acc to t.
+    The same sequence of roundings for each output as the micro-kernel: plain fmul
+    and fadd, or llvm.fma when fma is not None (gemm_fast).
+    """
+    vec = ir.VectorType(_f32, MR)
+    vptr = vec.as_pointer()
+    lanes = ir.Constant(ir.VectorType(_i32, MR), [0] * MR)
+
+    @intrinsic
+    def kern(typingctx, fma, kc, ap, ap_off, ap_step, b, b_off, ldb, t, first):
+        sig = types.void(fma, kc, ap, ap_off, ap_step, b, b_off, ldb, t, first)
+        use_fma = not isinstance(fma, (types.NoneType, types.Omitted))
+
+        def codegen(context, builder, signature, args):
+            kc_v, ap_v, apo, step, b_v, bo, ldb_v, t_v, first_v = args[1:]
+            st = signature.args[1:]
+            a_ptr = _data_ptr(context, builder, st[1], ap_v, apo)
+            b_ptr = _data_ptr(context, builder, st[4], b_v, bo)
+            t_ptr = _data_ptr(context, builder, st[7], t_v, _c64(0))
+            slots = [(c, p) for c in range(cols) for p in range(panels)]
+            tvec = [builder.bitcast(builder.gep(t_ptr, [_c64(MR * i)]), vptr) for i in range(len(slots))]
+            zero = ir.Constant(vec, [0.0] * MR)
+            pre = builder.block
+            with builder.if_then(builder.not_(context.cast(builder, first_v, st[8], types.boolean))):
+                loaded = [builder.load(v, align=4) for v in tvec]
+                bb_load = builder.block
+            entry = builder.block
+            fn = builder.function
+            hdr = fn.append_basic_block("t_hdr")
+            body = fn.append_basic_block("t_body")
+            done = fn.append_basic_block("t_done")
+            acc = []
+            for i in range(len(slots)):
+                phi = builder.phi(vec)
+                phi.add_incoming(zero, pre)
+                phi.add_incoming(loaded[i], bb_load)
+                acc.append(phi)
+            builder.branch(hdr)
+            builder.position_at_end(hdr)
+            k = builder.phi(_i64)
+            k.add_incoming(_c64(0), entry)
+            phis = [builder.phi(vec) for _ in slots]
+            for i in range(len(slots)):
+                phis[i].add_incoming(acc[i], entry)
+            builder.cbranch(builder.icmp_signed("<", k, kc_v), body, done)
+            builder.position_at_end(body)
+            brow = builder.gep(b_ptr, [builder.mul(k, ldb_v)])
+            bcs = []
+            for c in range(cols):
+                s_ = builder.load(builder.gep(brow, [_c64(c)]), align=4)
+                ins = builder.insert_element(ir.Constant(vec, ir.Undefined), s_, ir.Constant(_i32, 0))
+                bcs.append(builder.shuffle_vector(ins, ir.Constant(vec, ir.Undefined), lanes))
+            koff = builder.mul(k, _c64(MR))
+            avs = []
+            for p in range(panels):
+                off = builder.add(koff, builder.mul(step, _c64(p)))
+                avs.append(builder.load(builder.bitcast(builder.gep(a_ptr, [off]), vptr), align=4))
+            ffn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                                 "llvm.fma.v%df32" % MR)
+            new = []
+            for i, (c, p) in enumerate(slots):
+                if use_fma:
+                    new.append(builder.call(ffn, [avs[p], bcs[c], phis[i]]))
+                else:
+                    new.append(builder.fadd(phis[i], builder.fmul(avs[p], bcs[c])))
+            k.add_incoming(builder.add(k, _c64(1)), builder.block)
+            for i in range(len(slots)):
+                phis[i].add_incoming(new[i], builder.block)
+            builder.branch(hdr)
+            builder.position_at_end(done)
+            for i in range(len(slots)):
+                builder.store(phis[i], tvec[i], align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kern
+
+
 @intrinsic
 def _prefetch_tile(typingctx, c, off, ldc, nrows):
     """Prefetch for writing an MR x NR tile of C at c[off], rows ldc apart
@@ -536,6 +626,9 @@ _K1 = _make_kernel(MR, 1, False, USE_ASM)
 _K2 = _make_kernel(MR, 2, False, USE_ASM) if NV >= 2 else _K1
 _K3 = _make_kernel(MR, 3, False, USE_ASM) if NV >= 3 else _K1
 _K4 = _make_kernel(MR, 4, False, USE_ASM) if NV >= 4 else _K1
+# column kernels (panels x columns): 8 accumulators, and one panel for the last panels
+_T81, _T42, _T24 = _make_col_tail(8, 1), _make_col_tail(4, 2), _make_col_tail(2, 4)
+_T11, _T12, _T14 = _make_col_tail(1, 1), _make_col_tail(1, 2), _make_col_tail(1, 4)
 
 
 @njit(cache=True, inline="always")
@@ -572,6 +665,50 @@ def _kernel(fma, nv, fused, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b,
     else:
         _K4(fma, kc, ap, aoff, apf, bp, boff, c, coff, ldc, flags, b, b_off, ldb, bpf,
             a, a_off, lda)
+
+
+@njit(cache=True, inline="always")
+def _col_tail(fma, panels, cols, kc, ap, aoff, step, b, boff, ldb, t, first):
+    """Dispatch: panels 1 or 8 // cols, cols 1, 2 or 4."""
+    if panels == 1:
+        if cols == 4:
+            _T14(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+        elif cols == 2:
+            _T12(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+        else:
+            _T11(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+    elif cols == 4:
+        _T24(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+    elif cols == 2:
+        _T42(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+    else:
+        _T81(fma, kc, ap, aoff, step, b, boff, ldb, t, first)
+
+
+@njit(cache=True)
+def _tail_columns(g, ap, p0, p1, jt, j1, pc, kc, Mp, first, t):
+    """Columns [jt, j1) of C's row panels [p0, p1) for the k chunk [pc, pc + kc) by the
+    column kernels: 4, 2 or 1 columns at a time, 8 // columns panels a call (the last
+    panels one at a time); t: scratch of 8*MR floats."""
+    fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc = g
+    j = jt
+    while j < j1:
+        cols = 4 if j1 - j >= 4 else 2 if j1 - j >= 2 else 1
+        p = p0
+        while p < p1:
+            n = 8 // cols if p1 - p >= 8 // cols else 1
+            i0 = p * MR
+            rows = min(n * MR, M - i0)
+            if not first:
+                for c in range(cols):
+                    for r in range(rows):
+                        t[c * n * MR + r] = cf[(i0 + r) * ldc + j + c]
+            _col_tail(fma, n, cols, kc, ap, pc * Mp + p * kc * MR, kc * MR, bf, pc * ldb + j, ldb, t, first)
+            for c in range(cols):
+                for r in range(rows):
+                    cf[(i0 + r) * ldc + j + c] = t[c * n * MR + r]
+            p += n
+        j += cols
 
 
 @njit(cache=True)
@@ -637,6 +774,15 @@ def _pack_a_panels(af, lda, M, K, ap, p0, p1, kcs):
 
 
 @njit(cache=True)
+def _tail_width(n, ring):
+    """Columns of a block of n that go to the column kernels: those past whole vectors,
+    if at most TAIL_COLS; none with the ring (the kernels read the panels' packed A
+    after their tiles)."""
+    wt = n % NR % VW
+    return 0 if ring or wt > TAIL_COLS else wt
+
+
+@njit(cache=True)
 def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     """C[p0*MR:p1*MR, j0:j1] = A @ B (acc: += A @ B, each output's sum going on from
     C's value) for A packed by _pack_a_panels.
@@ -662,10 +808,12 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
     # ring (pack_a, one column block, nothing after this call needs packed
     # A): all packed A slices share ap[0 : MR * kcs], which stays in cache
     ring = ring and pack_a and j1 - j0 <= ncb
+    wt = _tail_width(j1 - j0, ring)
     for jc in range(j0, j1, ncb):
         nc = min(ncb, j1 - jc)
         nmp = _cdiv(nc, NR)
         first_block = pack_a and jc == j0
+        tail = wt if jc + nc == j1 else 0
         for pc in range(0, K, kcs):
             kc = min(kcs, K - pc)
             first = pc == 0 and not acc
@@ -686,6 +834,8 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
                 aoff = 0 if ring else pc * Mp + p * kc * MR
                 jb = jc + mp * NR
                 w = min(NR, j1 - jb)
+                if mp == nmp - 1:
+                    w -= tail
                 boff = mp * kc * NR
                 nv = _cdiv(w, VW)
                 fused = 0
@@ -715,7 +865,9 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
                 flags = 1 if first else 0
-                if h == MR and w == nv * VW:
+                if w == 0:
+                    pass
+                elif h == MR and w == nv * VW:
                     coff = i0 * ldc + jb
                     # every row of the tile must be 64-byte aligned, not only the first
                     if nt_ok and pc + kc == K and ldc % VW == 0 and (caddr + 4 * coff) % 64 == 0:
@@ -734,6 +886,10 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
                     for r in range(h):
                         for jj in range(w):
                             cf[(i0 + r) * ldc + jb + jj] = tile[r * ldt + jj]
+                if tail and mp == nmp - 1 and ((p - p0) % TAIL_PANELS == TAIL_PANELS - 1 or p == p1 - 1):
+                    # the tail columns of the last few panels, whose A is still in cache
+                    pg = p - (p - p0) % TAIL_PANELS
+                    _tail_columns(g, ap, pg, p + 1, j1 - tail, j1, pc, kc, Mp, first, tile)
     if nt_ok:
         _store_fence()
 
