@@ -55,7 +55,7 @@ def unfused_convolution(layer, x, numerics, workspace):
 
     bn = (layer.rolling_mean, layer.rolling_variance, layer.scales) if layer.batch_normalize else None
     out = convolution(x.reshape(layer.in_shape), layer.weights, layer.groups, layer.size, layer.stride,
-                      layer.padding, layer.out_shape[1:], workspace, numerics.exact)
+                      layer.padding, layer.out_shape[1:], workspace, numerics.exact, ftz=numerics.ftz)
     epilogue(out, bn, layer.biases, layer.activation, numerics.ftz)
     return out.reshape(-1)
 

@@ -245,3 +245,70 @@ def test_maxpool_fusable():
     assert not conv.maxpool_fusable(*yolo0, 3, 3, 2)     # window origin at -1
     assert not conv.maxpool_fusable((4, 608, 608), 32, 3, 1, 1, 2, (608, 608), 2, 2, 1)
     assert not conv.maxpool_fusable((1024, 19, 19), 1024, 3, 1, 1, 1, (19, 19), 2, 2, 1)
+
+
+def tiny_data(shape, seed):
+    """Inputs and weights whose products fall below float32's normal range for half
+    the filters and half the channels' rows (FTZ flushes them), and subnormal inputs."""
+    x, weights = data(shape, seed=seed)
+    c, f = x.shape[0], weights.shape[0]
+    x[:, : x.shape[1] // 2] *= np.float32(1e-19)
+    weights[: f // 2 + 1] *= np.float32(1e-20)
+    x[0, -1, :] = np.float32(3e-39)
+    return x, weights
+
+
+def reference_ftz(x, weights, size, stride, pad):
+    from test_gemm import reference_ftz as gemm_ftz
+
+    c, h, w = x.shape
+    oh, ow = out_hw(h, w, size, stride, pad)
+    b = x.reshape(-1)[:c * oh * ow].reshape(c, -1) if size == 1 else columns(x, size, stride, pad, oh, ow)
+    return gemm_ftz(weights, b)
+
+
+@pytest.mark.parametrize("shape,path", [(SHAPES[0], "blocked"), (SHAPES[1], "blocked"),
+                                        ((8, 40, 40, 9, 1, 1, 0), "blocked"), (SHAPES[0], "narrow"),
+                                        (SHAPES[3], "narrow"), ((64, 19, 19, 24, 3, 1, 1), "narrow")])
+def test_ftz_daz_in_the_product(monkeypatch, threads, shape, path):
+    """With ftz the product itself runs under FTZ/DAZ, as in the stock build, on both
+    paths (column blocks in the worker threads; the narrow layers' gemm_exact); the data
+    makes it matter."""
+    if path == "blocked":
+        monkeypatch.setattr(conv, "BLOCK_QUANTUM", 48)
+        monkeypatch.setattr(conv, "BLOCK_FLOATS", 48 * 40)
+        monkeypatch.setattr(conv, "BLOCKS_PER_THREAD", 2)
+    else:
+        monkeypatch.setattr(conv, "BLOCKS_PER_THREAD", 1 << 30)
+    c, h, w, f, size, stride, pad = shape
+    x, weights = tiny_data(shape, seed=5)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    k, n = c * size * size, oh * ow
+    assert conv._blocked(k, n, numba.get_num_threads()) == (path == "blocked")
+    want = reference_ftz(x, weights, size, stride, pad)
+    assert not same_bits(want, reference(x, weights, 1, size, stride, pad))
+    out = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), None, True, ftz=True)
+    assert same_bits(out, want)
+    biases = np.zeros(f, np.float32)
+    out = conv.convolution_epilogue(x, weights, 1, size, stride, pad, (oh, ow), None, True, None, biases,
+                                    activations.LINEAR, True)
+    assert same_bits(out, want)
+
+
+def test_ftz_daz_in_the_fused_maxpool(small_blocks, threads):
+    """The fused convolution + maxpool's product runs under FTZ/DAZ too."""
+    from darknetpy.cpu import pool
+
+    shape = SHAPES[0]
+    c, h, w, f, size, stride, pad = shape
+    x, weights = tiny_data(shape, seed=6)
+    oh, ow = out_hw(h, w, size, stride, pad)
+    conv_out = reference_ftz(x, weights, size, stride, pad)
+    want = np.empty((f, oh // 2, ow // 2), np.float32)
+    pool.maxpool(conv_out.reshape(f, oh, ow), 2, 2, 0, want, True)
+    got = np.full_like(want, np.nan)
+    biases = np.zeros(f, np.float32)
+    assert conv.maxpool_fusable(x.shape, f, size, stride, pad, 1, (oh, ow), 2, 2, 0)
+    conv.convolution_epilogue_maxpool(x, weights, size, stride, pad, (oh, ow), None, True, None, biases,
+                                      activations.LINEAR, True, 2, got)
+    assert same_bits(got, want)

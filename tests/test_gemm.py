@@ -215,6 +215,43 @@ def test_exact_inf_nan(threads):
     assert_same_bits(run_exact(a, b), r)
 
 
+def flush(x):
+    """FTZ/DAZ on float32 values: subnormals become zero of the same sign."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
+def reference_ftz(a, b):
+    """Darknet's gemm_nn as the stock -Ofast build runs it: subnormal inputs read as
+    zero (DAZ), subnormal products and sums written as zero (FTZ)."""
+    a, b = flush(a), flush(b)
+    acc = np.zeros((a.shape[0], b.shape[1]), np.float32)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        for k in range(a.shape[1]):
+            acc = flush(acc + flush(a[:, k:k + 1] * b[k:k + 1, :]))
+    return acc
+
+
+@pytest.mark.parametrize("M,K,N", [(9, 40, 50), (40, 300, 500), (17, 33, 5)])
+def test_exact_ftz_daz(M, K, N, threads):
+    """With ftz the product runs as the stock build's does, in every thread: subnormal
+    inputs count as zero and subnormal products and sums become zero; without, it keeps
+    the subnormals (the -O2 build). The data makes the two differ."""
+    rng = np.random.default_rng(M + K)
+    tiny = np.finfo(np.float32).tiny
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    a[:M // 2] *= np.float32(1e-20)               # these rows times these columns:
+    b[:, :N // 2] *= np.float32(1e-19)            # products around 1e-39, subnormal
+    a[:, 0] = rng.uniform(0.1, 0.9, M).astype(np.float32) * tiny   # subnormal inputs
+    b[1, :] = rng.uniform(0.1, 0.9, N).astype(np.float32) * tiny
+    want = reference_ftz(a, b)
+    differ = want.view(np.uint32) != reference(a, b).view(np.uint32)
+    assert differ[:M // 2, :N // 2].mean() > 0.5 and differ.mean() < 0.9
+    assert_same_bits(gemm_exact(a, b, np.empty((M, N), np.float32), ftz=True), want)
+    assert_same_bits(gemm_exact(gemm.pack_a(a), b, np.empty((M, N), np.float32), ftz=True), want)
+    assert_same_bits(gemm_exact(a, b, np.empty((M, N), np.float32)), reference(a, b))
+
+
 def test_exact_large_values_rounding(threads):
     """Cancellation-heavy sums, where any reordering or FMA would show."""
     M, K, N = 10, 300, 50
@@ -242,11 +279,11 @@ def test_exact_writes_views_and_checks():
     # read-only inputs (weights from np.frombuffer) run the same compiled code
     ra, rb = a.copy(), b.copy()
     ra.flags.writeable = rb.flags.writeable = False
-    nsig = len(gemm._gemm_serial.signatures)
+    nsig = len(gemm._gemm_serial_entry.signatures)
     c = np.empty((6, 40), np.float32)
     gemm_exact(ra, rb, c)
     assert_same_bits(c, reference(a, b))
-    assert len(gemm._gemm_serial.signatures) == nsig
+    assert len(gemm._gemm_serial_entry.signatures) == nsig
     ro = np.empty((6, 40), np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError):
@@ -405,8 +442,8 @@ def test_cached_in_second_process():
                 numba.set_num_threads(nt)
                 gemm.gemm_exact(a, b, c)
                 gemm.gemm_fast(a, b, c)
-        misses = sum(len(f.stats.cache_misses) for f in (gemm._gemm_serial, gemm._gemm_parallel))
-        hits = sum(len(f.stats.cache_hits) for f in (gemm._gemm_serial, gemm._gemm_parallel))
+        misses = sum(len(f.stats.cache_misses) for f in (gemm._gemm_serial_entry, gemm._gemm_parallel))
+        hits = sum(len(f.stats.cache_hits) for f in (gemm._gemm_serial_entry, gemm._gemm_parallel))
         print("MISSES", misses, "HITS", hits, "SECONDS", time.perf_counter() - t)
     """)
     env = dict(os.environ, PYTHONPATH=ROOT)

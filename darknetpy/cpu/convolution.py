@@ -100,13 +100,15 @@ def _block_epilogue(cf, ldc, width, mean, variance, scales, biases, mode, a):
 def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fma,
                    mean, variance, scales, biases, mode, a, ftz):
     """One thread's share: take column blocks from counter until none is left; b is
-    its workspace. (A function of its own: as the body of the parallel loop itself the
-    same code runs about a third slower.)"""
+    its workspace. Product and epilogue run under ftz (the stock build's FTZ/DAZ).
+    (A function of its own: as the body of the parallel loop itself the same code runs
+    about a third slower.)"""
     filters, n = out.shape
     k = weights.shape[1]
     nblocks = (n + nb - 1) // nb
     wf = weights.reshape(-1)
     of = out.reshape(-1)
+    old = fpenv.enter(ftz)
     while True:
         u = gemm._atomic_next(counter)
         if u >= nblocks:
@@ -115,9 +117,8 @@ def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fm
         j1 = min(n, j0 + nb)
         _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, n, j0, j1, b, of[j0:], n)
         if mode != COPY:
-            old = fpenv.enter(ftz)
             _block_epilogue(of[j0:], n, j1 - j0, mean, variance, scales, biases, mode, a)
-            fpenv.leave(old)
+    fpenv.leave(old)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
@@ -188,6 +189,7 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
     cf = work[b.size:b.size + filters * nb]
     wf = weights.reshape(-1)
     units = (ph + bands - 1) // bands
+    old = fpenv.enter(ftz)
     while True:
         u = gemm._atomic_next(counter)
         if u >= units:
@@ -199,7 +201,6 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
         width = (y1 - y0) * out_w
         _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, out_h * out_w, y0 * out_w, y1 * out_w,
                        b, cf, width)
-        old = fpenv.enter(ftz)
         if mode != COPY:
             _block_epilogue(cf, width, width, mean, variance, scales, biases, mode, a)
         for f in range(filters):
@@ -212,7 +213,7 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
                     if y < y1:
                         start = f * width + (y - y0) * out_w
                         pool.window_row(cf[start:start + out_w], orow, pool_size, pool_size, 0, ftz)
-        fpenv.leave(old)
+    fpenv.leave(old)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
@@ -263,7 +264,7 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
     blocked = groups == 1 and _blocked(k, n, threads)
     rows = chunk_rows(k, n)
     need = 0 if size == 1 else k * nb if blocked else rows * n
-    if need and (workspace is None or workspace.size < need):
+    if workspace is None or workspace.size < need:
         workspace = np.empty(need, np.float32)
     mode, mean, variance, scales, biases, a, ftz = epilogue_args
     if blocked:
@@ -278,7 +279,7 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
         a, c = weights[g * m:(g + 1) * m], out[g * m:(g + 1) * m]
         if size == 1:
             start = g * cg * h * w
-            multiply(a, flat[start:start + k * n].reshape(k, n), c)
+            multiply(a, flat[start:start + k * n].reshape(k, n), c, ftz=ftz)
             continue
         # by chunks of im2col rows, each product going on from the last one's sums:
         # the same bits as one product, with a workspace of one chunk
@@ -286,22 +287,23 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
             r1 = min(k, r0 + rows)
             b = workspace[:(r1 - r0) * n].reshape(r1 - r0, n)
             im2col(x[g * cg:(g + 1) * cg], size, stride, pad, b, r0)
-            multiply(a[:, r0:r1], b, c, r0 > 0)
+            multiply(a[:, r0:r1], b, c, r0 > 0, ftz)
     return out, mode == COPY
 
 
 _EMPTY = np.empty(0, np.float32)
-_NO_EPILOGUE = (COPY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, activations.LINEAR, False)
 
 
-def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out=None):
+def convolution(x, weights, groups, size, stride, pad, out_hw, workspace, exact, out=None, ftz=False):
     """x (c, h, w) -> (filters, out_h*out_w), before bias, batch norm and activation.
 
     `weights` is (filters, c/groups*size*size). As in Darknet, a 1x1 kernel skips
     im2col and reads the input buffer directly as the (k, n) matrix. `out`: a buffer
     of filters*out_h*out_w floats to write into (an arena place), not overlapping x.
+    ftz: the product under flush-to-zero and denormals-are-zero (the stock build).
     """
-    return _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, _NO_EPILOGUE, out)[0]
+    no_epilogue = (COPY, _EMPTY, _EMPTY, _EMPTY, _EMPTY, activations.LINEAR, ftz)
+    return _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, no_epilogue, out)[0]
 
 
 def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspace, exact,

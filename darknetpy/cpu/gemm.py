@@ -9,7 +9,9 @@ order, the product and the sum each rounded to float32 -- no fused
 multiply-add, no reassociation, no wider intermediate.  The result is
 bit-identical to Darknet's for every input, including signed zeros,
 subnormals, infs and NaNs (NaN payloads aside: like C, only NaN-ness is
-specified).
+specified).  With ``ftz=True`` every thread runs the product with MXCSR's
+flush-to-zero and denormals-are-zero set, as the stock -Ofast build does
+(its ``crtfastmath.o`` sets them); without, as the -O2 build.
 
 ``gemm_fast(a, b, c)`` computes the same product, not exactly: the same
 blocked kernel with one ``vfmadd231ps`` (one rounding) per multiply-add.  It
@@ -92,6 +94,8 @@ from numba.extending import intrinsic
 from numba.core import cgutils
 from llvmlite import ir
 import llvmlite.binding as llb
+
+from . import fpenv
 
 __all__ = ["gemm_exact", "gemm_fast", "gemm_reference", "pack_a", "PackedA", "MR", "NR", "KC"]
 
@@ -986,6 +990,19 @@ def _gemm_serial_packed(g, ap, kcs):
 
 
 @njit(cache=True)
+def _gemm_serial_entry(g, ap, kcs, ftz):
+    """gemm_exact/gemm_fast on the calling thread: A packed (ap, kcs from pack_a) or,
+    with ap empty, packed here; ftz: with MXCSR's flush-to-zero and denormals-are-zero
+    (the stock -Ofast build's), the caller's MXCSR restored after."""
+    old = fpenv.enter(ftz)
+    if ap.size > 0:
+        _gemm_serial_packed(g, ap, kcs)
+    else:
+        _gemm_serial_chunked(g, kcs)
+    fpenv.leave(old)
+
+
+@njit(cache=True)
 def _serial(g, ap, kcs, pack_a):
     cf, ldc, M, K, N = g[5:10]
     bp = _aligned_empty(_bp_size(N, kcs))
@@ -1001,10 +1018,18 @@ def _bp_size(N, kcs):
 
 
 @njit(cache=True)
-def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work):
+def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work, ftz):
     """One thread's share: take work units from counter until none is left.
     work: this thread's scratch (packed B, edge tile, ring A); packed: A
-    is packed already (else row units pack their own panels)."""
+    is packed already (else row units pack their own panels); ftz: see
+    _gemm_serial_entry."""
+    old = fpenv.enter(ftz)
+    _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work)
+    fpenv.leave(old)
+
+
+@njit(cache=True)
+def _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work):
     M, K, N = g[7:10]
     npan = _cdiv(M, MR)
     nbp = _bp_size(per if by_cols else N, kcs)
@@ -1031,9 +1056,9 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
 
 
 @njit(cache=True, parallel=True)
-def _gemm_parallel(g, nt, ap, kcs):
+def _gemm_parallel(g, nt, ap, kcs, ftz):
     """The product on nt threads.  ap, kcs: A packed by pack_a, or ap empty
-    (then A is packed here, kcs ignored)."""
+    (then A is packed here, kcs ignored); ftz: see _gemm_serial_entry."""
     af, lda, bf, ldb, cf, ldc, M, K, N = g[1:10]
     npan = _cdiv(M, MR)
     by_cols, per, nunits = _split(M, N, nt, K)
@@ -1056,7 +1081,7 @@ def _gemm_parallel(g, nt, ap, kcs):
             _pack_a_panels(af, lda, M, K, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
         _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed,
-                work[t * nwork:(t + 1) * nwork])
+                work[t * nwork:(t + 1) * nwork], ftz)
 
 
 def _num_threads():
@@ -1138,7 +1163,7 @@ def _flat(x):
     return np.frombuffer(buf, np.float32), ld
 
 
-def _gemm(a, b, c, fma, accumulate=False):
+def _gemm(a, b, c, fma, accumulate, ftz):
     _check(a, b, c)
     M, K = a.shape
     N = b.shape[1]
@@ -1153,19 +1178,20 @@ def _gemm(a, b, c, fma, accumulate=False):
     (bf, ldb), (cf, ldc) = _flat(b), _flat(c)
     g = (fma, af, lda, bf, ldb, cf, ldc, M, K, N, np.bool_(accumulate))
     nt = _num_threads()
+    ftz = np.bool_(ftz)
     if nt <= 1 or 2.0 * M * N * K < PAR_MIN_FLOPS:
         if packed:
-            _gemm_serial_packed(g, a.ap, a.kcs)
+            _gemm_serial_entry(g, a.ap, a.kcs, ftz)
         else:
-            _gemm_serial_chunked(g, _chunk_whole(K, N))
+            _gemm_serial_entry(g, _NO_A, _chunk_whole(K, N), ftz)
     elif packed:
-        _gemm_parallel(g, nt, a.ap, a.kcs)
+        _gemm_parallel(g, nt, a.ap, a.kcs, ftz)
     else:
-        _gemm_parallel(g, nt, _NO_A, 0)
+        _gemm_parallel(g, nt, _NO_A, 0, ftz)
     return c
 
 
-def gemm_exact(a, b, c, accumulate=False):
+def gemm_exact(a, b, c, accumulate=False, ftz=False):
     """c[:] = a @ b with Darknet's exact float32 arithmetic (see module doc).
 
     a: (M, K), b: (K, N), c: (M, N); float32, each row contiguous, rows any
@@ -1176,14 +1202,17 @@ def gemm_exact(a, b, c, accumulate=False):
     accumulate: c += a @ b, each output's sum going on from c's value in the
     same order -- so a product split over k, k-chunk after k-chunk, gives the
     bits of the whole product (a convolution's im2col matrix by row chunks).
+
+    ftz: as the stock -Ofast build runs, with flush-to-zero and denormals-are-zero
+    (subnormal inputs count as zero, subnormal products and sums become zero).
     """
-    return _gemm(a, b, c, None, accumulate)
+    return _gemm(a, b, c, None, accumulate, ftz)
 
 
-def gemm_fast(a, b, c, accumulate=False):
+def gemm_fast(a, b, c, accumulate=False, ftz=False):
     """c[:] = a @ b, not bit-exact: the same blocked kernel with fused
     multiply-adds (same arguments as gemm_exact)."""
-    return _gemm(a, b, c, True, accumulate)
+    return _gemm(a, b, c, True, accumulate, ftz)
 
 
 def gemm_reference(a, b):
