@@ -171,3 +171,44 @@ def test_worth_it():
     assert not winograd.worth_it(512, 3, 3, 512)
     assert not winograd.worth_it(32, 5, 5, 32)
     assert winograd.worth_it(256, 7, 7, 256)
+
+
+EPILOGUE_SHAPES = [(5, 6, 8, 9), (16, 14, 10, 33), (7, 20, 22, 12), (9, 13, 11, 17)]
+
+
+@pytest.mark.parametrize("shape", EPILOGUE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("use_bn,activation", [(True, "leaky"), (False, "linear"), (True, "logistic")])
+@pytest.mark.parametrize("ftz", [False, True])
+def test_epilogue_and_maxpool_in_the_output_transform(shape, threads, schedule, use_bn, activation, ftz):
+    """The epilogue done in the output transform has the bits of the epilogue pass on
+    its output; the 2x2/2 maxpool of even images done there (nothing else written) has
+    the bits of pool.maxpool on that; subnormal values and ties so that ftz matters."""
+    from darknetpy.cpu import activations, pool
+
+    c, h, w, m = shape
+    rng = np.random.default_rng(sum(shape))
+    x = rng.uniform(-1, 1, (c, h, w)).astype(np.float32)
+    x[0, :2] = np.float32(1e-39)
+    weights = rng.uniform(-1, 1, (m, 9 * c)).astype(np.float32)
+    weights[1] = 0.0
+    biases = rng.standard_normal(m).astype(np.float32)
+    biases[1] = np.float32(-2e-39)
+    mean, scales = rng.standard_normal(m).astype(np.float32), rng.standard_normal(m).astype(np.float32)
+    variance = rng.uniform(0, 2, m).astype(np.float32)
+    a = activations.CODES[activation]
+    u = winograd.transform_weights(weights)
+    plain = winograd.convolution3x3(x, u, np.empty((m, h * w), np.float32))
+    activations.batchnorm_bias_activate(plain, mean, variance, scales, biases, use_bn, a, ftz)
+    ep = (use_bn, mean, variance, scales, biases, a, ftz) if use_bn else (False, *[np.empty(0, np.float32)] * 3,
+                                                                           biases, a, ftz)
+    fused = winograd.convolution3x3(x, u, np.full((m, h * w), np.nan, np.float32), None, ep)
+    assert np.array_equal(fused.view(np.uint32), plain.view(np.uint32))
+    if h % 2 or w % 2:
+        with pytest.raises(ValueError):
+            winograd.convolution3x3(x, u, None, None, ep, np.empty((m, h // 2, w // 2), np.float32))
+        return
+    want = np.empty((m, h // 2, w // 2), np.float32)
+    pool.maxpool(plain.reshape(m, h, w), 2, 2, 1, want, ftz)
+    got = np.full_like(want, np.nan)
+    assert winograd.convolution3x3(x, u, None, None, ep, got) is got
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))

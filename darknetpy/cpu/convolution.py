@@ -150,12 +150,12 @@ def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_s
                     pool_pad, exact=True):
     """Whether `convolution_epilogue_maxpool` can run this pair: pool windows that tile
     the rows without overlap from the origin (size == stride, offset 0; Darknet's 2x2/2
-    pools), and enough bands to keep every thread busy (wide layers); not a Winograd
-    layer (faster unfused)."""
+    pools), and enough bands to keep every thread busy (wide layers); for a Winograd
+    layer, 2x2 windows on an even output (the windows are its output tiles)."""
     if groups != 1 or pool_size != pool_stride or pool_size < 2 or pool_pad // 2 != 0 or pool_pad < 0:
         return False
     if winograd_applies(*in_shape, filters, size, stride, pad, groups, exact):
-        return False
+        return pool_size == 2 and out_hw[0] % 2 == 0 and out_hw[1] % 2 == 0
     c = in_shape[0]
     k, (out_h, out_w) = c * size * size, out_hw
     units = -(-out_h // pool_size) // _pool_bands(k, out_w, pool_size)
@@ -235,7 +235,12 @@ def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspac
     """`convolution_epilogue` then a pool_size x pool_size, stride pool_size maxpool (a
     pair `maxpool_fusable` accepts) into pooled (filters, pooled_h, pooled_w), by bands of
     rows in cache: the convolution's whole output is never in memory. The same bits as
-    the two layers apart (each output's sum, epilogue and taps are the same operations)."""
+    the two layers apart (each output's sum, epilogue and taps are the same operations).
+    A Winograd layer's (weights from `prepare_weights`) pools each 2x2 output tile as
+    its output transform makes it."""
+    if isinstance(weights, winograd.WinogradWeights):
+        return winograd.convolution3x3(x, weights, None, workspace, _winograd_epilogue(bn, biases, activation, ftz),
+                                       pooled)
     filters, k = weights.shape
     out_h, out_w = out_hw
     bands = _pool_bands(k, out_w, pool_size)
@@ -312,9 +317,8 @@ def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspac
     weights: an array, or what `prepare_weights` made of it (a Winograd layer's)."""
     if isinstance(weights, winograd.WinogradWeights):
         out = np.empty((weights.m, out_hw[0] * out_hw[1]), np.float32) if out is None else out
-        out = winograd.convolution3x3(x, weights, out.reshape(weights.m, -1), workspace)
-        epilogue(out, bn, biases, activation, ftz)
-        return out
+        return winograd.convolution3x3(x, weights, out.reshape(weights.m, -1), workspace,
+                                       _winograd_epilogue(bn, biases, activation, ftz))
     if bn is None:
         args = (BIAS, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
     else:
@@ -323,6 +327,12 @@ def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspac
     if not done:
         epilogue(out, bn, biases, activation, ftz)
     return out
+
+
+def _winograd_epilogue(bn, biases, activation, ftz):
+    if bn is None:
+        return (False, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
+    return (True, *bn, biases, activation, ftz)
 
 
 def epilogue(out, bn, biases, activation, ftz):

@@ -14,7 +14,10 @@ the output scale (about 1e-6 relative for unit-scale data, see tests/test_winogr
 Tiles are processed by blocks: a block's transformed input (16, C, T) and products
 (16, M, T) are small (a thread's share fits in L2 for the wide layers) and the output
 transform writes the block's pixels of `out` while its products are still in cache, so
-no (16, C, all tiles) array is ever made. Two schedules:
+no (16, C, all tiles) array is ever made. The output transform also applies the layer's
+epilogue, and for a 2x2/2 maxpool after the layer takes each 2x2 output tile's maximum
+and writes only that (the pool's windows are the tiles): the layer's own output is then
+never written. Two schedules:
 
 * many blocks: each thread takes whole blocks from a shared counter and does the
   input transform, the 16 products and the output transform of its block alone;
@@ -28,7 +31,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from . import gemm
+from . import activations, fpenv, gemm, pool
 
 NR = gemm.NR                  # block widths are whole micro-panels of the GEMM
 THREAD_BLOCK_FLOATS = 1 << 19  # many-blocks schedule: a block's V + Y, at most 2 MB
@@ -341,17 +344,44 @@ def _input_transform(x, c0, c1, t0, t1, tw, v, ldv, vstride, rows):
                 _sub(r1, r3, v[(12 + j) * vstride + base:], nt)
 
 
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _epilogue_rows(r, tw, nt, f, ep):
+    """The convolution's epilogue (batch norm or bias, activation; see
+    activations.epilogue_span) on a tile row's four output streams of nt values, tw
+    apart: compiled apart from the fast-math transform, so it has the bits of the
+    epilogue pass it replaces."""
+    use_bn, mean, variance, scales, biases, a = ep
+    # one span over the four (the values between them are stale, and never read): a
+    # short span's scalar remainder costs more than the values past nt
+    activations.epilogue_span(r, 0, 3 * tw + nt, f, mean, variance, scales, biases, use_bn, a)
+
+
+@njit(cache=True, fastmath=False, error_model="numpy")
+def _pool_row(r, tw, nt, prow, ftz):
+    """A 2x2, stride-2 maxpool over a tile row's 2x2 output tiles (the windows are the
+    tiles): prow[j] takes tile j's four outputs as Darknet's maxpool takes taps, row by
+    row from -FLT_MAX (pool._take)."""
+    e0, o0, e1, o1 = r[:nt], r[tw:tw + nt], r[2 * tw:2 * tw + nt], r[3 * tw:3 * tw + nt]
+    for j in range(nt):
+        m = pool._take(e0[j], -pool.FLT_MAX, ftz)
+        m = pool._take(o0[j], m, ftz)
+        m = pool._take(e1[j], m, ftz)
+        prow[j] = pool._take(o1[j], m, ftz)
+
+
 @njit(cache=True, fastmath=True)
-def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows):
+def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows, ep, apply, pooled, ftz):
     """out[f, pixels of tiles [t0, t1)] = A^T Y A for filters [f0, f1); Y[xi, f, j]
     is y[xi * ystride + f * ldy + j]. rows: scratch of _row_floats(tw) floats: the
     column transforms (8 * tw), then a tile row's two output rows as even and odd
-    columns (4 * tw), interleaved into out."""
+    columns (4 * tw), interleaved into out. With apply, the epilogue ep (see
+    _epilogue_rows) on them first; with pooled (filters, h/2, w/2; h and w even) not
+    empty, their 2x2/2 maxpool into pooled instead of out."""
     ty0, ty1 = t0 // tw, (t1 - 1) // tw
     s = rows[:8 * tw]
     r = rows[8 * tw:]
     for f in range(f0, f1):
-        of = out[f]
+        of = out[f] if pooled.size == 0 else out[0]
         for ty in range(ty0, ty1 + 1):
             txa = max(0, t0 - ty * tw)
             nt = min(tw, t1 - ty * tw) - txa
@@ -365,6 +395,11 @@ def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows):
                 si = s[4 * i * tw:]
                 _add3(si, si[tw:], si[2 * tw:], r[2 * i * tw:], nt)
                 _sub3(si[tw:], si[2 * tw:], si[3 * tw:], r[(2 * i + 1) * tw:], nt)
+            if apply:
+                _epilogue_rows(r, tw, nt, f, ep)
+            if pooled.size:
+                _pool_row(r, tw, nt, pooled[f, ty, txa:], ftz)
+                continue
             for dy in range(2):
                 yy = 2 * ty + dy
                 if yy >= h:
@@ -393,8 +428,18 @@ def _product(ap, astride, kcs, xi, v, vstride, ldv, y, ystride, ldy, m, c, n, ta
     gemm._gemm_serial_packed(g, ap[xi * astride:], kcs)
 
 
+@njit(inline="always")
+def _finish(y, f0, f1, t0, t1, tw, ldy, ystride, h, w, rows, dst):
+    """The output transform into dst = (out, pooled, ep, apply, ftz) (see
+    _output_transform), under ftz's FTZ/DAZ."""
+    out, pooled, ep, apply, ftz = dst
+    old = fpenv.enter(ftz)
+    _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows, ep, apply, pooled, ftz)
+    fpenv.leave(old)
+
+
 @njit(cache=True, fastmath=True)
-def _block_worker(x, ap, astride, kcs, m, out, t, counter, work, rows, tail):
+def _block_worker(x, ap, astride, kcs, m, dst, t, counter, work, rows, tail):
     """Many-blocks schedule, one thread: take blocks of t tiles until none is left."""
     c, h, w = x.shape
     tw = (w + 1) // 2
@@ -412,24 +457,31 @@ def _block_worker(x, ap, astride, kcs, m, out, t, counter, work, rows, tail):
         _input_transform(x, 0, c, t0, t1, tw, v, t, vstride, rows)
         for xi in range(16):
             _product(ap, astride, kcs, xi, v, vstride, t, y, ystride, t, m, c, t1 - t0, tail)
-        _output_transform(y, 0, m, t0, t1, tw, t, ystride, out, h, w, rows)
+        _finish(y, 0, m, t0, t1, tw, t, ystride, h, w, rows, dst)
 
+
+# The parallel functions take dst's parts one by one: a parallel loop's body cannot
+# capture a tuple that holds arrays.
 
 @njit(cache=True, parallel=True)
-def _by_blocks(x, ap, astride, kcs, m, out, t, threads, work, rows, tail):
+def _by_blocks(x, ap, astride, kcs, m, out, pooled, use_bn, mean, variance, scales, biases, a, apply, ftz,
+               t, threads, work, rows, tail):
     counter = np.zeros(16, np.int64)
     per = work.size // threads
     nrow = rows.size // threads
     if threads == 1:
-        _block_worker(x, ap, astride, kcs, m, out, t, counter, work, rows, tail)
+        dst = (out, pooled, (use_bn, mean, variance, scales, biases, a), apply, ftz)
+        _block_worker(x, ap, astride, kcs, m, dst, t, counter, work, rows, tail)
         return
     for i in prange(threads):
-        _block_worker(x, ap, astride, kcs, m, out, t, counter, work[i * per:(i + 1) * per],
+        dst = (out, pooled, (use_bn, mean, variance, scales, biases, a), apply, ftz)
+        _block_worker(x, ap, astride, kcs, m, dst, t, counter, work[i * per:(i + 1) * per],
                       rows[i * nrow:(i + 1) * nrow], tail)
 
 
 @njit(cache=True, parallel=True)
-def _by_phases(x, ap, astride, kcs, m, out, t, threads, work, rows, tail):
+def _by_phases(x, ap, astride, kcs, m, out, pooled, use_bn, mean, variance, scales, biases, a, apply, ftz,
+               t, threads, work, rows, tail):
     """Few-blocks schedule: blocks in turn, each phase split among `threads`."""
     c, h, w = x.shape
     tw = (w + 1) // 2
@@ -446,24 +498,46 @@ def _by_phases(x, ap, astride, kcs, m, out, t, threads, work, rows, tail):
         for xi in prange(16):
             _product(ap, astride, kcs, xi, v, vstride, t, y, ystride, t, m, c, t1 - t0, tail)
         for i in prange(threads):
-            _output_transform(y, m * i // threads, m * (i + 1) // threads, t0, t1, tw, t,
-                              ystride, out, h, w, rows[i * nrow:(i + 1) * nrow])
+            dst = (out, pooled, (use_bn, mean, variance, scales, biases, a), apply, ftz)
+            _finish(y, m * i // threads, m * (i + 1) // threads, t0, t1, tw, t, ystride, h, w,
+                    rows[i * nrow:(i + 1) * nrow], dst)
 
 
-def convolution3x3(x, U, out, workspace=None):
+_EMPTY = np.empty(0, np.float32)
+_NO_EPILOGUE = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY, activations.LINEAR, False)
+_NO_POOL = np.empty((0, 0, 0), np.float32)
+
+
+def convolution3x3(x, U, out, workspace=None, epilogue=None, pooled=None):
     """out (M, H*W) = the 3x3, stride-1, pad-1 convolution of x (C, H, W) float32
-    contiguous with the weights U = transform_weights(weights); no bias or activation.
+    contiguous with the weights U = transform_weights(weights).
+    epilogue: None (none), or (use_bn, mean, variance, scales, biases, activation, ftz):
+    the convolution's epilogue applied as each tile row is made, with the bits of
+    activations.batchnorm_bias_activate on the result.
+    pooled: None, or a float32 (M, H/2, W/2) array (H and W even) that gets the 2x2,
+    stride-2 maxpool of the result (as pool.maxpool with ftz takes taps); `out` is
+    then not written (None will do).
     workspace: optional float32 buffer of workspace_floats(C, H, W, M) or more.
-    Uses numba.get_num_threads() threads. Returns out."""
+    Uses numba.get_num_threads() threads. Returns out, or pooled."""
     c, h, w = x.shape
     if c != U.c:
         raise ValueError("winograd: input has %d channels, weights %d" % (c, U.c))
-    if out.shape != (U.m, h * w) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError("winograd: out must be float32 (%d, %d) contiguous" % (U.m, h * w))
     if x.dtype != np.float32 or not x.flags.c_contiguous:
         raise ValueError("winograd: x must be float32 contiguous")
-    if out.size == 0:
-        return out
+    if pooled is None:
+        if out is None or out.shape != (U.m, h * w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError("winograd: out must be float32 (%d, %d) contiguous" % (U.m, h * w))
+        result, pooled = out, _NO_POOL
+    else:
+        if h % 2 or w % 2 or pooled.shape != (U.m, h // 2, w // 2) or pooled.dtype != np.float32 \
+                or not pooled.flags.c_contiguous:
+            raise ValueError("winograd: pooled must be float32 (%d, %d, %d) contiguous, h and w even"
+                             % (U.m, h // 2, w // 2))
+        result = out = pooled
+    if result.size == 0:
+        return result
+    ep = _NO_EPILOGUE if epilogue is None else epilogue
+    use_bn, mean, variance, scales, biases, a, ftz = ep
     threads = gemm._num_threads()
     shared, t, workers = plan(c, h, w, U.m, threads)
     need = workers * 16 * (c + U.m) * t
@@ -473,6 +547,7 @@ def convolution3x3(x, U, out, workspace=None):
     nrow = _row_floats(tw)
     rows = np.empty(max(workers, threads) * nrow, np.float32)
     run = _by_phases if shared else _by_blocks
-    run(x, U.ap, U.stride, U.kcs, U.m, out, t, threads if shared else workers,
+    run(x, U.ap, U.stride, U.kcs, U.m, out.reshape(out.shape[0], -1), pooled, np.bool_(use_bn), mean, variance,
+        scales, biases, a, np.bool_(epilogue is not None), np.bool_(ftz), t, threads if shared else workers,
         workspace[:need], rows, _G_TAIL)
-    return out
+    return result

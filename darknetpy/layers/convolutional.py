@@ -89,6 +89,7 @@ class Convolutional(Layer):
         """This layer and the maxpool `pool` after it as one kernel (see `fuses`): returns
         the pool's output; this layer's own is never in memory."""
         weights, biases, bn = self.params or self._parameters(lambda a: a)
+        weights = self._prepared_weights(weights, numerics.exact)
         out = self.backend.output(pool)
         self.backend.convolution.convolution_epilogue_maxpool(
             x.reshape(self.in_shape), weights, self.size, self.stride, self.padding, self.out_shape[1:],
@@ -102,9 +103,12 @@ class Convolutional(Layer):
             self.in_shape, self.filters, self.size, self.stride, self.padding, self.groups,
             self.out_shape[1:], pool.size, pool.stride, pool.padding, exact)
 
-    def workspace_maxpool(self, pool) -> int:
-        return self.backend.convolution.maxpool_workspace_floats(
-            self.in_shape[0], self.filters, self.size, self.out_shape[1:], pool.size)
+    def workspace_maxpool(self, pool, exact: bool = True) -> int:
+        """Workspace floats of `forward_maxpool`: the fused kernel's, or (a fast-mode
+        Winograd layer) the layer's own."""
+        return max(self.backend.convolution.maxpool_workspace_floats(
+            self.in_shape[0], self.filters, self.size, self.out_shape[1:], pool.size),
+            self.workspace(self.backend, exact))
 
     def upload(self):
         """Device copies of the parameters; on the CPU the layer's own arrays serve."""
