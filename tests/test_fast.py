@@ -196,3 +196,34 @@ def test_differences_tell_a_threshold_from_a_real_difference(tmp_path):
     changed.reshape(2, 7, -1)[i // 256, 5 + k, i % 256] -= 3     # the class logit of (anchor, cell) = i
     on, off = differences(net, exact, changed, 64, 48, min(float(a), float(b)) * 0.9, 0.5, 0.45, tol)
     assert any(f"detection {i} class {k}" in line and "printed by exact only" in line for line in off), (on, off)
+
+
+def _first_cpu_cases():
+    seen, params = set(), []
+    for c in kit.cases():
+        if c["model"] not in seen:
+            seen.add(c["model"])
+            params.append(pytest.param(c["id"], id=c["id"], marks=KIT))
+    return params
+
+
+@pytest.mark.parametrize("case_id", _first_cpu_cases())
+def test_fast_forward_in_the_arena_equals_the_kept_pass(case_id):
+    """In fast numerics too, `forward` (Winograd layers with their epilogue and 2x2/2
+    maxpool in the output transform, no output of their own) gives the bits of the pass
+    that keeps every output (epilogue and pool as passes of their own)."""
+    from darknetpy.cpu import winograd
+
+    c = kit.case(case_id)
+    flavor = kit.reference_flavor(c["model"])
+    run = kit.run_case(c, flavor)
+    compat = kit.FLAVOR_SETTINGS[flavor][1] if "yolo9000" in c["model"] else None
+    net = fast_network(c["model"], compat, "cpu")
+    with in_kit_darknet():
+        out = np.asarray(net.forward(run.input))
+        kept = net.forward_layers(run.input, keep=True)[net.output_layer.index]
+    fused_winograd = [i for i in net.fused_pools
+                      if isinstance(net.layers[i]._prepared_weights(net.layers[i].weights, False),
+                                    winograd.WinogradWeights)]
+    assert fused_winograd, "no Winograd layer was fused with its maxpool"
+    assert out.tobytes() == np.asarray(kept).tobytes()
