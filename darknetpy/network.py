@@ -170,7 +170,8 @@ class Network:
     @property
     def workspace_floats(self) -> int:
         sizes = [layer.workspace(self.backend, self.numerics.exact) for layer in self.layers]
-        sizes += [self.layers[i].workspace_maxpool(self.layers[i + 1], self.numerics.exact) for i in self.fused_pools]
+        sizes += [self.layers[i].workspace_maxpool(self.layers[i + 1], self.numerics.exact)
+                  for i in self.fused_pools]
         return max(sizes + [1])
 
     def memory_estimate(self) -> list[tuple[Layer, int]]:

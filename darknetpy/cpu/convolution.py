@@ -239,8 +239,8 @@ def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspac
     A Winograd layer's (weights from `prepare_weights`) pools each 2x2 output tile as
     its output transform makes it."""
     if isinstance(weights, winograd.WinogradWeights):
-        return winograd.convolution3x3(x, weights, None, workspace, _winograd_epilogue(bn, biases, activation, ftz),
-                                       pooled)
+        return winograd.convolution3x3(x, weights, None, workspace,
+                                       _winograd_epilogue(bn, biases, activation, ftz), pooled)
     filters, k = weights.shape
     out_h, out_w = out_hw
     bands = _pool_bands(k, out_w, pool_size)
@@ -330,6 +330,7 @@ def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspac
 
 
 def _winograd_epilogue(bn, biases, activation, ftz):
+    """The epilogue as winograd.convolution3x3 takes it (done in its output transform)."""
     if bn is None:
         return (False, _EMPTY, _EMPTY, _EMPTY, biases, activation, ftz)
     return (True, *bn, biases, activation, ftz)

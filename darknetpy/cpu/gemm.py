@@ -50,7 +50,10 @@ Design of the exact kernel (BLIS-like, vectorised over output pixels j):
   shapes, one of them 2% slower within the noise).
 * Edge tiles (M or N not a multiple of the tile) are computed into a small
   tile buffer (zero-padded A rows, zero-padded B columns) and only the valid
-  part is copied to C.  A large C gets its tiles aligned to 64 bytes (a
+  part is copied to C.  The last 1-8 columns past whole vectors go instead to
+  column kernels vectorised over a panel's MR rows (``_make_col_tail``), every
+  8 panels while their packed A is in L2: a 16-wide vector for one column
+  costs 16 times its work (Winograd's 49-tile products).  A large C gets its tiles aligned to 64 bytes (a
   narrow first strip of columns is done apart) and its final values written
   with non-temporal stores.
 * With ``numba.get_num_threads()`` > 1 the work is cut into units of output
@@ -869,16 +872,14 @@ def _gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
                 # a fused kernel prefetches the same B rows dk micro-panels on
                 bpf = dk * NR
                 flags = 1 if first else 0
-                if w == 0:
-                    pass
-                elif h == MR and w == nv * VW:
+                if w > 0 and h == MR and w == nv * VW:
                     coff = i0 * ldc + jb
                     # every row of the tile must be 64-byte aligned, not only the first
                     if nt_ok and pc + kc == K and ldc % VW == 0 and (caddr + 4 * coff) % 64 == 0:
                         flags += 2
                     _kernel(fma, nv, fused, kc, ap, aoff, apf, bp, boff, cf, coff, ldc,
                             flags, bf, pc * ldb + jb, ldb, bpf, af, i0 * lda + pc, lda)
-                else:
+                elif w > 0:
                     # edge tile: through the tile buffer
                     ldt = nv * VW
                     if not first:
