@@ -1024,13 +1024,6 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
     work: this thread's scratch (packed B, edge tile, ring A); packed: A
     is packed already (else row units pack their own panels); ftz: see
     _gemm_serial_entry."""
-    old = fpenv.enter(ftz)
-    _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work)
-    fpenv.leave(old)
-
-
-@njit(cache=True)
-def _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work):
     M, K, N = g[7:10]
     npan = _cdiv(M, MR)
     nbp = _bp_size(per if by_cols else N, kcs)
@@ -1038,6 +1031,7 @@ def _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed
     tile = work[nbp:nbp + MR * NR]
     if ring:
         ap = work[nbp + MR * NR:nbp + MR * NR + MR * kcs]
+    old = fpenv.enter(ftz)
     while True:
         u = _atomic_next(counter)
         if u >= nunits:
@@ -1054,6 +1048,7 @@ def _worker_units(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed
             p1 = min(npan, p0 + per)
             _block_aligned(g, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
                            not packed)
+    fpenv.leave(old)
 
 
 @njit(cache=True, parallel=True)

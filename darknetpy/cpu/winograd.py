@@ -376,12 +376,12 @@ def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows, ep, 
     column transforms (8 * tw), then a tile row's two output rows as even and odd
     columns (4 * tw), interleaved into out. With apply, the epilogue ep (see
     _epilogue_rows) on them first; with pooled (filters, h/2, w/2; h and w even) not
-    empty, their 2x2/2 maxpool into pooled instead of out."""
+    empty, their 2x2/2 maxpool into pooled instead of out (then pooled's rows)."""
     ty0, ty1 = t0 // tw, (t1 - 1) // tw
     s = rows[:8 * tw]
     r = rows[8 * tw:]
     for f in range(f0, f1):
-        of = out[f] if pooled.size == 0 else out[0]
+        of = out[f]
         for ty in range(ty0, ty1 + 1):
             txa = max(0, t0 - ty * tw)
             nt = min(tw, t1 - ty * tw) - txa
