@@ -20,11 +20,13 @@ setup(
         "opencv-python-headless>=4.8,<6",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "onnx>=1.15", "onnxruntime>=1.17"],
         "gpu": ["cupy-cuda12x>=13"],
         "bench": ["onnxruntime>=1.17", "onnx>=1.15"],
         "ray": ["ray[data]>=2.9"],
         "progress": ["tqdm>=4.60"],
+        "export": ["onnx>=1.15"],
+        "torch": ["torch>=2.0"],
     },
     entry_points={"console_scripts": ["darknetpy=darknetpy.cli:main"]},
     classifiers=[

@@ -340,6 +340,68 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _batch_or_dynamic(text: str) -> int | None:
+    return None if text == "dynamic" else _positive(text)
+
+
+def _size_or_dynamic(text: str) -> tuple[int, int] | str | None:
+    if text in ("dynamic", "cfg"):
+        return None if text == "dynamic" else text
+    w, x, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 416x416, nor 'dynamic'") from None
+    if not x or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 416x416, nor 'dynamic'")
+    return size
+
+
+def _export_names(net, args) -> list[str] | None:
+    """The class names kept in the model: the .data file's, else found by class count as
+    `detect` finds them; none when neither is there."""
+    from .data import NAMES_BY_CLASSES, find_file, get_labels
+
+    if args.data:
+        return _names_for(net, args.data, args)
+    guess = NAMES_BY_CLASSES.get(net.classes)
+    path = find_file(guess[0], [args.cfg]) if guess else None
+    names = get_labels(path) if path else []
+    if len(names) < net.classes:
+        print(f"darknetpy: no names file found for {net.classes} classes: the model keeps no class names "
+              f"(--data DATA names them)", file=sys.stderr)
+        return None
+    return names
+
+
+def _writable_file(path: str) -> None:
+    """Fail before the work when `path` cannot be written (the write itself is atomic)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise DarknetError(f"{path}: is a folder, not a file name")
+    if not os.path.isdir(folder):
+        raise DarknetError(f"{path}: cannot write: no such folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DarknetError(f"{path}: cannot write: the folder {folder} is not writable")
+
+
+def cmd_export(args) -> int:
+    from .export import save_onnx
+    from .network import Network
+
+    _writable_file(args.out)
+    net = Network(args.cfg, args.weights, warn=sys.stderr)
+    size = (net.width, net.height) if args.size == "cfg" else args.size
+    save_onnx(net, args.out, opset=args.opset, batch=args.batch, size=size, decode=args.decode,
+              hier_thresh=args.hier, names=_export_names(net, args))
+    batch = "dynamic" if args.batch is None else args.batch
+    shape = "dynamic" if size is None else f"{size[0]}x{size[1]}"
+    outputs = "boxes, scores, objectness" if args.decode else "output"
+    print(f"darknetpy: wrote {args.out}: opset {args.opset}, batch {batch}, input {shape}, outputs {outputs}",
+          file=sys.stderr)
+    return 0
+
+
 def _detector_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-thresh", type=float, default=0.5, help="print and draw classes with probability above this (.5)")
     p.add_argument("-hier", type=float, default=0.5, help="YOLO9000: threshold to descend the tree (.5)")
@@ -435,6 +497,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for input.npy, layer_NNN.npy, layers.json")
     _numerics_args(p)
     p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("export", help="write the network as an ONNX model, Darknet's semantics kept "
+                                      "(--decode: boxes and scores)")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="the ONNX file (written atomically)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17; 13 or later)")
+    p.add_argument("--batch", type=_batch_or_dynamic, default=1, metavar="N|dynamic", help="batch size (1)")
+    p.add_argument("--size", type=_size_or_dynamic, default="cfg", metavar="WxH|dynamic",
+                   help="input width x height (default: the cfg's)")
+    p.add_argument("--decode", action="store_true",
+                   help="outputs boxes (relative to the image, for the input image_size), scores and objectness "
+                        "in place of the output layer's output")
+    p.add_argument("-hier", type=float, default=0.5, help="--decode, YOLO9000: threshold to descend the tree (.5)")
+    p.add_argument("--data", default=None, metavar="DATA",
+                   help="a .data file whose names= are the class names kept in the model (default: by class count)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

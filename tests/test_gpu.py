@@ -254,6 +254,6 @@ def test_bench_gpu_peer_takes_batches(tmp_path):
     with torch.no_grad():
         batched = gpu_torch.Batched(spec, "cpu")(torch.from_numpy(x)).numpy()
         singles = np.concatenate([one(torch.from_numpy(x[i:i + 1])).numpy() for i in range(3)])
-    assert batched.shape == (3, 10)
+    assert batched.shape == (3, 10, 1, 1)          # (batch, c, h, w), as net.forward gives (c, h, w)
     np.testing.assert_allclose(batched, singles, rtol=1e-6, atol=1e-7)
     assert np.ptp(batched, axis=0).max() > 1e-3, "three different images should give three different outputs"
