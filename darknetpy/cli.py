@@ -367,11 +367,7 @@ def _export_names(net, args) -> list[str] | None:
     guess = NAMES_BY_CLASSES.get(net.classes)
     path = find_file(guess[0], [args.cfg]) if guess else None
     names = get_labels(path) if path else []
-    if len(names) < net.classes:
-        print(f"darknetpy: no names file found for {net.classes} classes: the model keeps no class names "
-              f"(--data DATA names them)", file=sys.stderr)
-        return None
-    return names
+    return names if len(names) >= net.classes else None
 
 
 def _writable_file(path: str) -> None:
@@ -392,13 +388,15 @@ def cmd_export(args) -> int:
     _writable_file(args.out)
     net = Network(args.cfg, args.weights, warn=sys.stderr)
     size = (net.width, net.height) if args.size == "cfg" else args.size
+    names = _export_names(net, args)
     save_onnx(net, args.out, opset=args.opset, batch=args.batch, size=size, decode=args.decode,
-              hier_thresh=args.hier, names=_export_names(net, args))
+              hier_thresh=args.hier, names=names)
     batch = "dynamic" if args.batch is None else args.batch
     shape = "dynamic" if size is None else f"{size[0]}x{size[1]}"
     outputs = "boxes, scores, objectness" if args.decode else "output"
-    print(f"darknetpy: wrote {args.out}: opset {args.opset}, batch {batch}, input {shape}, outputs {outputs}",
-          file=sys.stderr)
+    kept = f"{len(names)} class names" if names else "no class names (--data DATA names them)"
+    print(f"darknetpy: wrote {args.out}: opset {args.opset}, batch {batch}, input {shape}, outputs {outputs}, "
+          f"{kept}", file=sys.stderr)
     return 0
 
 
