@@ -60,9 +60,17 @@ def run_onnx(model, x, image_size=None):
 
 
 def run_torch(module, x, image_size=None):
-    with torch.no_grad():
-        out = module(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-                     *([] if image_size is None else [torch.as_tensor(np.asarray(image_size, np.int64))]))
+    """The module's outputs; oneDNN's convolutions (torch's CPU default) are turned off: on
+    yolov2-voc they are 6e-6 of the largest raw value away from exact (float64) arithmetic,
+    which exp() makes 1.3e-4 in the boxes; torch's own convolutions are 1.5e-6 away."""
+    onednn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with torch.no_grad():
+            out = module(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+                         *([] if image_size is None else [torch.as_tensor(np.asarray(image_size, np.int64))]))
+    finally:
+        torch.backends.mkldnn.enabled = onednn
     return [t.numpy() for t in out] if isinstance(out, tuple) else [out.numpy()]
 
 
@@ -74,15 +82,16 @@ def reference_decode(net, out, w, h, hier_thresh=0.5):
             np.array([d.objectness for d in dets], np.float32))
 
 
-def check_decode(got, want, what):
+def check_decode(got, want, what, box_tolerance=TOLERANCE):
     for name, g, wnt in zip(("boxes", "scores", "objectness"), got, want):
         err = rel(g, wnt)
-        assert err < TOLERANCE, f"{what}: {name} differ by {err:.1e} of the largest"
+        limit = box_tolerance if name == "boxes" else TOLERANCE
+        assert err < limit, f"{what}: {name} differ by {err:.1e} of the largest"
 
 
 # ------------------------------------------------------------------ synthetic networks
 
-def random_network(tmp_path, cfg_text: str, seed: int = 0, files: dict | None = None) -> Network:
+def random_network(tmp_path, cfg_text: str, seed: int = 0, files: dict | None = None, gain: float = 1.0) -> Network:
     """The cfg with random weights (written to a .weights file and loaded back)."""
     for name, text in (files or {}).items():
         (tmp_path / name).write_text(text)
@@ -92,7 +101,7 @@ def random_network(tmp_path, cfg_text: str, seed: int = 0, files: dict | None = 
     rng = np.random.default_rng(seed)
     for layer in net.layers:
         if layer.type == "convolutional":
-            layer.weights[:] = rng.uniform(-1, 1, layer.weights.shape) / np.sqrt(layer.weights.shape[1])
+            layer.weights[:] = rng.uniform(-gain, gain, layer.weights.shape) / np.sqrt(layer.weights.shape[1])
             layer.biases[:] = rng.uniform(-0.5, 0.5, layer.filters)
             layer.scales[:] = rng.uniform(0.5, 1.5, layer.filters)
             layer.rolling_mean[:] = rng.uniform(-0.2, 0.2, layer.filters)
@@ -224,6 +233,15 @@ def test_layers_pools_reorg_route_softmax(tmp_path):
     assert_exports_match(net, random_input(net))
 
 
+def test_batch_norm_is_folded_with_darknets_epsilon(tmp_path):
+    """(x - mean) / (sqrt(var) + 1e-6): with a variance of 1e-10 the filter's scale is
+    1/(1e-5 + 1e-6), where sqrt(var + 1e-6) would give about 1/1e-3."""
+    cfg = "[net]\nwidth=5\nheight=5\nchannels=3\n\n[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\n"
+    net = random_network(tmp_path, cfg + "activation=linear\n")
+    net.layers[0].rolling_variance[:2] = [1e-10, 1e-12]
+    assert_exports_match(net, random_input(net))
+
+
 def test_reorg_numpy_is_darknets_permutation():
     """graph.reorg_numpy (what both builders compute) against darknetpy's reorg kernel."""
     from darknetpy.cpu.reorg import reorg
@@ -285,7 +303,22 @@ def test_region_raw_and_decoded(tmp_path, options):
     undone for a wide, a tall and a square image)."""
     net = random_network(tmp_path, region_cfg(options), files={"t.tree": TREE})
     x = random_input(net)
-    assert_exports_match(net, x, decode_sizes=[(50, 30), (31, 64), (32, 32)], hier_thresh=0.3)
+    for hier_thresh in (0.5, 0.02) if "tree" in options else (0.5,):   # 0.02: most walks reach the leaves
+        assert_exports_match(net, x, decode_sizes=[(50, 30), (31, 64), (32, 32)], hier_thresh=hier_thresh)
+
+
+def test_tree_decode_at_every_level(tmp_path):
+    """YOLO9000's walk down the tree: 512 boxes whose classes spread over the tree (leaves
+    at depth 2, inner classes where the walk stops), at three hier thresholds."""
+    cfg = ("[net]\nwidth=16\nheight=16\nchannels=24\n\n[convolutional]\nfilters=34\nsize=1\nactivation=linear\n"
+           "\n[region]\nanchors=1,2,3,4\nclasses=12\nnum=2\nsoftmax=1\ntree=t.tree\n")
+    net = random_network(tmp_path, cfg, files={"t.tree": TREE}, gain=3)
+    x = random_input(net) * 2 - 1
+    picked = set()
+    for hier_thresh in (0.5, 0.1, 0.02):
+        picked |= set(reference_decode(net, net.forward(x), 16, 16, hier_thresh)[1].argmax(1).tolist())
+        assert_exports_match(net, x, decode_sizes=[(16, 16)], hier_thresh=hier_thresh)
+    assert len(picked) >= 10 and {10, 11} <= picked
 
 
 def test_tree_softmax_layer_and_opset_13(tmp_path):
@@ -352,6 +385,13 @@ def kit_run(model):
     return c, run, kit.network(model, flavor)
 
 
+# yolov2 (608) on the kit's random weights has boxes up to 5.8e18 wide (exp of a raw 43):
+# there Darknet's own float32 sums (darknetpy's exact bits) are 1.2e-4 of the largest box
+# away from float64 arithmetic, which the exported graph is within 1.6e-5 (ONNX Runtime)
+# and 7e-6 (torch) of; its raw output is within 8e-6 (see the README).
+BOX_TOLERANCE = {"yolov2": 3e-4}
+
+
 @needs_kit
 @pytest.mark.parametrize("model", [pytest.param(m, marks=[pytest.mark.slow] if m != "yolov2-tiny" else [])
                                    for m in KIT_MODELS])
@@ -371,11 +411,12 @@ def test_kit_model_raw_and_decoded(model):
     w, h = run.image_size
     want = reference_decode(net, run.output, w, h)
     model_proto = export.to_onnx(net, decode=True)
-    check_decode([a[0] for a in run_onnx(model_proto, run.input[None], [[w, h]])], want, "ONNX Runtime")
+    tolerance = BOX_TOLERANCE.get(model, TOLERANCE)
+    check_decode([a[0] for a in run_onnx(model_proto, run.input[None], [[w, h]])], want, "ONNX Runtime", tolerance)
     del model_proto
     if torch is not None:
         got = run_torch(export.to_torch(net, decode=True), run.input[None], [[w, h]])
-        check_decode([a[0] for a in got], want, "torch")
+        check_decode([a[0] for a in got], want, "torch", tolerance)
 
 
 @needs_kit
@@ -423,9 +464,10 @@ def readme_lines(onnx_path, image, size, thresh):
 @needs_kit
 @pytest.mark.parametrize("model", ["yolov2-tiny", pytest.param("yolov2", marks=pytest.mark.slow)])
 def test_readme_lines_give_detects_detections(tmp_path, model):
-    """The README's lines on the exported model print what `darknetpy detect` prints (each
-    image of the model's cases, both of the kit's thresholds), boxes and probabilities
-    within 1e-4."""
+    """The README's lines on the exported model give the detections `darknetpy detect`
+    gives (each image of the model's cases, both of the kit's thresholds): the same lines
+    and boxes, probabilities within 1e-4. (Two detections whose probabilities differ in
+    the last bits may trade places in Darknet's order: the order is not compared.)"""
     net = kit.network(model, "stock")
     path = tmp_path / "model.onnx"
     export.save_onnx(net, str(path), decode=True)
@@ -437,13 +479,16 @@ def test_readme_lines_give_detects_detections(tmp_path, model):
         for thresh in (0.5, 0.25):
             want = net.detections(out.copy(), im.shape[2], im.shape[1], thresh=thresh)
             got = readme_lines(str(path), image, net.width, thresh)
-            assert detection_lines(got, names, thresh) == detection_lines(want, names, thresh), (image, thresh)
-            assert [d.index for d in got] == [d.index for d in want]
-            boxes = np.array([d.bbox for d in want])
-            assert rel(np.array([d.bbox for d in got]).reshape(boxes.shape), boxes) < TOLERANCE
-            for d, e in zip(got, want):
-                assert d.probs.keys() == e.probs.keys()
-                assert max(abs(d.probs[k] - e.probs[k]) for k in d.probs) < TOLERANCE
+            assert sorted(detection_lines(got, names, thresh)) == sorted(detection_lines(want, names, thresh))
+            got = {d.index: d for d in got}
+            want = {d.index: d for d in want}
+            assert got.keys() == want.keys(), (image, thresh)
+            boxes = np.array([want[i].bbox for i in want])
+            assert rel(np.array([got[i].bbox for i in want]).reshape(boxes.shape), boxes) < BOX_TOLERANCE.get(
+                model, TOLERANCE)
+            for i in want:
+                assert got[i].probs.keys() == want[i].probs.keys()
+                assert max(abs(got[i].probs[k] - want[i].probs[k]) for k in want[i].probs) < TOLERANCE
 
 
 # ------------------------------------------------------------------ the command
