@@ -53,10 +53,14 @@ def session(model):
 
 
 def run_onnx(model, x, image_size=None):
+    return run_session(session(model), x, image_size)
+
+
+def run_session(sess, x, image_size=None):
     feed = {"input": np.ascontiguousarray(x, np.float32)}
     if image_size is not None:
         feed["image_size"] = np.asarray(image_size, np.int64)
-    return session(model).run(None, feed)
+    return sess.run(None, feed)
 
 
 def run_torch(module, x, image_size=None):
@@ -72,6 +76,21 @@ def run_torch(module, x, image_size=None):
     finally:
         torch.backends.mkldnn.enabled = onednn
     return [t.numpy() for t in out] if isinstance(out, tuple) else [out.numpy()]
+
+
+ENGINES = ["onnx", pytest.param("torch", marks=needs_torch)]
+
+
+def exported(net, engine: str, **options):
+    """net exported for `engine` ("onnx": checked by onnx.checker, run by ONNX Runtime;
+    "torch": the module) as a function (x, image_size=None) -> its outputs."""
+    if engine == "onnx":
+        model = export.to_onnx(net, **options)
+        onnx.checker.check_model(model, full_check=True)
+        sess = session(model)
+        return lambda x, image_size=None: run_session(sess, x, image_size)
+    module = export.to_torch(net, decode=options.get("decode", False), hier_thresh=options.get("hier_thresh", 0.5))
+    return lambda x, image_size=None: run_torch(module, x, image_size)
 
 
 def reference_decode(net, out, w, h, hier_thresh=0.5):
@@ -117,26 +136,17 @@ def random_input(net, batch=None, seed=1):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
 
-def assert_exports_match(net, x, *, decode_sizes=(), hier_thresh=0.5, opset=17):
-    """ONNX Runtime and torch equal net.forward(x) raw, and net.detections when decoding."""
+def assert_exports_match(net, x, engine, *, decode_sizes=(), hier_thresh=0.5, opset=17):
+    """The export for `engine` equals net.forward(x) raw, and net.detections when decoding."""
     ref = net.forward(x)
-    model = export.to_onnx(net, opset=opset)
-    onnx.checker.check_model(model, full_check=True)
-    err = rel(run_onnx(model, x[None])[0][0], ref)
-    assert err < TOLERANCE, f"ONNX Runtime output differs by {err:.1e}"
-    if torch is not None:
-        err = rel(run_torch(export.to_torch(net), x[None])[0][0], ref)
-        assert err < TOLERANCE, f"torch output differs by {err:.1e}"
+    err = rel(exported(net, engine, opset=opset)(x[None])[0][0], ref)
+    assert err < TOLERANCE, f"{engine}: the output differs by {err:.1e}"
     if not decode_sizes:
         return
-    model = export.to_onnx(net, decode=True, batch=None, hier_thresh=hier_thresh, opset=opset)
-    onnx.checker.check_model(model, full_check=True)
-    module = export.to_torch(net, decode=True, hier_thresh=hier_thresh) if torch is not None else None
+    run = exported(net, engine, decode=True, batch=None, hier_thresh=hier_thresh, opset=opset)
     for w, h in decode_sizes:
         want = reference_decode(net, ref, w, h, hier_thresh)
-        check_decode([a[0] for a in run_onnx(model, x[None], [[w, h]])], want, f"ONNX Runtime, {w}x{h} image")
-        if module is not None:
-            check_decode([a[0] for a in run_torch(module, x[None], [[w, h]])], want, f"torch, {w}x{h} image")
+        check_decode([a[0] for a in run(x[None], [[w, h]])], want, f"{engine}, {w}x{h} image")
 
 
 def activations_cfg() -> str:
@@ -150,10 +160,11 @@ def activations_cfg() -> str:
     return text + f"\n[route]\nlayers={','.join(picks)}\n"
 
 
-def test_every_activation(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_activation(tmp_path, engine):
     net = random_network(tmp_path, activations_cfg())
     x = random_input(net) * 6 - 3         # pre-activations across plse's, lhtan's and stair's pieces
-    assert_exports_match(net, x)
+    assert_exports_match(net, x, engine)
 
 
 LAYERS_CFG = """[net]
@@ -224,22 +235,24 @@ temperature=2
 """
 
 
-def test_layers_pools_reorg_route_softmax(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_layers_pools_reorg_route_softmax(tmp_path, engine):
     """Size-2 stride-1 and odd-size pools, grouped and strided convolutions, reorg both ways,
     route, dropout, avgpool, softmax with groups and temperature, a trailing cost."""
     net = random_network(tmp_path, LAYERS_CFG)
     assert [layer.out_shape for layer in net.layers[1:5]] == [(8, 14, 14), (8, 7, 7), (8, 7, 7), (8, 4, 4)]
     assert net.output_layer.index == 12
-    assert_exports_match(net, random_input(net))
+    assert_exports_match(net, random_input(net), engine)
 
 
-def test_batch_norm_is_folded_with_darknets_epsilon(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batch_norm_is_folded_with_darknets_epsilon(tmp_path, engine):
     """(x - mean) / (sqrt(var) + 1e-6): with a variance of 1e-10 the filter's scale is
     1/(1e-5 + 1e-6), where sqrt(var + 1e-6) would give about 1/1e-3."""
     cfg = "[net]\nwidth=5\nheight=5\nchannels=3\n\n[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\n"
     net = random_network(tmp_path, cfg + "activation=linear\n")
     net.layers[0].rolling_variance[:2] = [1e-10, 1e-12]
-    assert_exports_match(net, random_input(net))
+    assert_exports_match(net, random_input(net), engine)
 
 
 def test_reorg_numpy_is_darknets_permutation():
@@ -298,16 +311,18 @@ num={num}
 @pytest.mark.parametrize("options", ["softmax=1", "softmax=0", "softmax=1\nbackground=1", "softmax=1\ntree=t.tree",
                                      "softmax=1\ntree=t.tree\nbackground=1"],
                          ids=["softmax", "logistic", "background", "tree", "tree-background"])
-def test_region_raw_and_decoded(tmp_path, options):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_region_raw_and_decoded(tmp_path, options, engine):
     """[region] as net.forward gives it, and decoded as get_region_detections (letterbox
     undone for a wide, a tall and a square image)."""
     net = random_network(tmp_path, region_cfg(options), files={"t.tree": TREE})
     x = random_input(net)
     for hier_thresh in (0.5, 0.02) if "tree" in options else (0.5,):   # 0.02: most walks reach the leaves
-        assert_exports_match(net, x, decode_sizes=[(50, 30), (31, 64), (32, 32)], hier_thresh=hier_thresh)
+        assert_exports_match(net, x, engine, decode_sizes=[(50, 30), (31, 64), (32, 32)], hier_thresh=hier_thresh)
 
 
-def test_tree_decode_at_every_level(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tree_decode_at_every_level(tmp_path, engine):
     """YOLO9000's walk down the tree: 512 boxes whose classes spread over the tree (leaves
     at depth 2, inner classes where the walk stops), at three hier thresholds."""
     cfg = ("[net]\nwidth=16\nheight=16\nchannels=24\n\n[convolutional]\nfilters=34\nsize=1\nactivation=linear\n"
@@ -317,11 +332,12 @@ def test_tree_decode_at_every_level(tmp_path):
     picked = set()
     for hier_thresh in (0.5, 0.1, 0.02):
         picked |= set(reference_decode(net, net.forward(x), 16, 16, hier_thresh)[1].argmax(1).tolist())
-        assert_exports_match(net, x, decode_sizes=[(16, 16)], hier_thresh=hier_thresh)
+        assert_exports_match(net, x, engine, decode_sizes=[(16, 16)], hier_thresh=hier_thresh)
     assert len(picked) >= 10 and {10, 11} <= picked
 
 
-def test_tree_softmax_layer_and_opset_13(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tree_softmax_layer_and_opset_13(tmp_path, engine):
     """[softmax] with a tree over 14 inputs: the tree's 12 softmaxed, the last two 0 (Darknet's);
     and the oldest opset the exporter takes."""
     cfg = ("[net]\nwidth=6\nheight=6\nchannels=3\n\n[convolutional]\nfilters=14\nsize=3\nstride=2\nactivation=linear\n"
@@ -330,32 +346,33 @@ def test_tree_softmax_layer_and_opset_13(tmp_path):
     x = random_input(net)
     out = net.forward(x).reshape(-1)
     assert out[12:].tolist() == [0.0, 0.0] and out[:12].min() > 0
-    assert_exports_match(net, x, opset=13)
-    assert_exports_match(net, x, opset=export.onnx.max_opset())
+    assert_exports_match(net, x, engine, opset=13)
+    assert_exports_match(net, x, engine, opset=export.onnx.max_opset())
 
 
-def test_dynamic_batch_and_size_on_a_small_network(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dynamic_batch_and_size_on_a_small_network(tmp_path, engine):
     net = random_network(tmp_path, region_cfg("softmax=1\ntree=t.tree"), files={"t.tree": TREE})
-    model = export.to_onnx(net, batch=None, size=None, decode=True)
-    onnx.checker.check_model(model, full_check=True)
-    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == ["batch", 3, "height", "width"]
+    if engine == "onnx":
+        model = export.to_onnx(net, batch=None, size=None, decode=True)
+        dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        assert dims == ["batch", 3, "height", "width"]
+    run = exported(net, engine, batch=None, size=None, decode=True)
     xs = random_input(net, batch=4)
     sizes = [[40, 30], [30, 40], [32, 32], [100, 7]]
-    got = run_onnx(model, xs, sizes)
+    got = run(xs, sizes)
     for i in range(4):
         check_decode([a[i] for a in got], reference_decode(net, net.forward(xs[i]), *sizes[i]), f"batch item {i}")
     big = tmp_path / "big.cfg"
     big.write_text(region_cfg("softmax=1\ntree=t.tree").replace("width=32\nheight=32", "width=64\nheight=48"))
     net64 = Network(big, tmp_path / "net.weights", warn=None)
     x = random_input(net64)
-    check_decode([a[0] for a in run_onnx(model, x[None], [[64, 48]])],
+    check_decode([a[0] for a in run(x[None], [[64, 48]])],
                  reference_decode(net64, net64.forward(x), 64, 48), "a 64x48 input")
 
 
+@needs_torch
 def test_state_dict_names_are_darknet_layer_indices(tmp_path):
-    if torch is None:
-        pytest.skip("torch not installed: pip install 'darknet-exact[torch]'")
     net = random_network(tmp_path, region_cfg("softmax=1"))
     module = export.to_torch(net)
     assert sorted(module.state_dict()) == ["layers.0.bias", "layers.0.weight", "layers.2.bias", "layers.2.weight",
@@ -393,49 +410,36 @@ BOX_TOLERANCE = {"yolov2": 3e-4}
 
 
 @needs_kit
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("model", [pytest.param(m, marks=[pytest.mark.slow] if m != "yolov2-tiny" else [])
                                    for m in KIT_MODELS])
-def test_kit_model_raw_and_decoded(model):
-    """ONNX Runtime and torch against the kit's exact output of the model's first case."""
+def test_kit_model_raw_and_decoded(model, engine):
+    """The export against the kit's exact output of the model's first case, raw and decoded."""
     c, run, net = kit_run(model)
-    model_proto = export.to_onnx(net)
-    onnx.checker.check_model(model_proto, full_check=True)
-    err = rel(run_onnx(model_proto, run.input[None])[0][0], run.output)
-    assert err < TOLERANCE, f"ONNX Runtime: {err:.1e}"
-    del model_proto
-    if torch is not None:
-        err = rel(run_torch(export.to_torch(net), run.input[None])[0][0], run.output)
-        assert err < TOLERANCE, f"torch: {err:.1e}"
+    err = rel(exported(net, engine)(run.input[None])[0][0], run.output)
+    assert err < TOLERANCE, f"{engine}: {err:.1e}"
     if net.output_layer.type != "region":
         return
     w, h = run.image_size
     want = reference_decode(net, run.output, w, h)
-    model_proto = export.to_onnx(net, decode=True)
-    tolerance = BOX_TOLERANCE.get(model, TOLERANCE)
-    check_decode([a[0] for a in run_onnx(model_proto, run.input[None], [[w, h]])], want, "ONNX Runtime", tolerance)
-    del model_proto
-    if torch is not None:
-        got = run_torch(export.to_torch(net, decode=True), run.input[None], [[w, h]])
-        check_decode([a[0] for a in got], want, "torch", tolerance)
+    got = exported(net, engine, decode=True)(run.input[None], [[w, h]])
+    check_decode([a[0] for a in got], want, engine, BOX_TOLERANCE.get(model, TOLERANCE))
 
 
 @needs_kit
-def test_kit_dynamic_batch_1_and_4_and_size(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kit_dynamic_batch_1_and_4_and_size(tmp_path, engine):
     """yolov2-tiny exported with a dynamic batch and input size: batch 1 and 4 (four
     different images) equal darknetpy; a 320x320 input equals darknetpy built at 320."""
-    c, run, net = kit_run("yolov2-tiny")
-    model = export.to_onnx(net, batch=None, size=None)
-    onnx.checker.check_model(model, full_check=True)
-    assert rel(run_onnx(model, run.input[None])[0][0], run.output) < TOLERANCE
-    xs = np.stack([run.input, run.input[:, ::-1], run.input[:, :, ::-1], 1 - run.input])
-    out = run_onnx(model, xs)[0]
+    c, run_case, net = kit_run("yolov2-tiny")
+    run = exported(net, engine, batch=None, size=None)
+    assert rel(run(run_case.input[None])[0][0], run_case.output) < TOLERANCE
+    xs = np.stack([run_case.input, run_case.input[:, ::-1], run_case.input[:, :, ::-1], 1 - run_case.input])
+    out = run(xs)[0]
     assert out.shape == (4, 425, 13, 13)
     for i in range(4):
         err = rel(out[i], net.forward(xs[i]))
         assert err < TOLERANCE, f"batch item {i}: {err:.1e}"
-    if torch is not None:
-        got = run_torch(export.to_torch(net), xs)[0]
-        assert rel(got, out) < TOLERANCE
     small = kit.KIT / "darknet" / "cfg" / "yolov2-tiny.cfg"
     text = re.sub(r"width=416\nheight=416", "width=320\nheight=320", small.read_text())
     path = tmp_path / "yolov2-tiny-320.cfg"
@@ -444,9 +448,11 @@ def test_kit_dynamic_batch_1_and_4_and_size(tmp_path):
     x = net320.letterbox(net320.image(kit.image_path(c)))
     ref = net320.forward(x)
     assert ref.shape == (425, 10, 10)
-    assert rel(run_onnx(model, x[None])[0][0], ref) < TOLERANCE
-    fixed = export.to_onnx(net, size=(320, 320))
-    assert rel(run_onnx(fixed, x[None])[0][0], ref) < TOLERANCE
+    assert rel(run(x[None])[0][0], ref) < TOLERANCE
+    if engine == "onnx":
+        fixed = export.to_onnx(net, size=(320, 320))
+        assert [d.dim_value for d in fixed.graph.output[0].type.tensor_type.shape.dim] == [1, 425, 10, 10]
+        assert rel(run_onnx(fixed, x[None])[0][0], ref) < TOLERANCE
 
 
 def readme_lines(onnx_path, image, size, thresh):
@@ -457,7 +463,8 @@ def readme_lines(onnx_path, image, size, thresh):
 
     im = darknetpy.image.load_image_color(image)
     boxes, scores, objectness = onnxruntime.InferenceSession(onnx_path).run(None, {
-        "input": darknetpy.image.letterbox_image(im, size, size)[None], "image_size": np.array([im.shape[:0:-1]])})
+        "input": darknetpy.image.letterbox_image(im, size, size)[None],
+        "image_size": np.array([[im.shape[2], im.shape[1]]])})
     return darknetpy.export.detections(boxes[0], scores[0], objectness[0], thresh=thresh, nms=.45)
 
 

@@ -1,9 +1,8 @@
 """The walk over a network's layers that both exporters share: Darknet's semantics as plain ops.
 
 `walk(net)` turns a darknetpy Network into a `Graph`: one dict per layer kept, holding
-numpy arrays and numbers only (no darknetpy objects, so it pickles and a child process
-can build from it), with everything the ONNX and PyTorch builders need already worked
-out here, once:
+numpy arrays, numbers and this module's TreeTables only (no layer objects: it pickles for
+a child process), with everything the ONNX and PyTorch builders need worked out here, once:
 
 * convolution: batch norm folded into the weights and bias by Darknet's own formula
   `(x - mean) / (sqrt(var) + 1e-6f) * scale + bias` (not `sqrt(var + eps)`), in float64,
@@ -139,7 +138,7 @@ def fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32)
 
 
-def maxpool_pads(size: int, padding: int) -> tuple[int, int]:
+def maxpool_pads(padding: int) -> tuple[int, int]:
     """(before, after) pads giving Darknet's maxpool windows and output size."""
     return padding // 2, padding - padding // 2
 
@@ -157,7 +156,7 @@ def _convolutional(layer, op):
 def _maxpool(layer, op):
     if layer.padding < 0:
         raise _unsupported(layer, f"padding={layer.padding} (negative)")
-    before, after = maxpool_pads(layer.size, layer.padding)
+    before, after = maxpool_pads(layer.padding)
     if after >= layer.size:
         raise _unsupported(layer, f"padding={layer.padding} with size={layer.size} (a window can lie wholly "
                                   f"outside the image)")
@@ -189,7 +188,7 @@ def _region(layer, op):
 
 
 def _nothing(layer, op):
-    """Dropout: its output is its input at inference."""
+    """No options (avgpool; dropout, whose output is its input at inference)."""
 
 
 # layer type -> (op type, fills the op from the layer)

@@ -25,7 +25,7 @@ MIN_OPSET = 13           # Softmax over one axis (earlier opsets flatten the tra
 
 
 def max_opset() -> int:
-    """The newest opset both the onnx package and, if installed, ONNX Runtime know."""
+    """The newest opset the installed onnx package knows."""
     import onnx.defs
 
     return onnx.defs.onnx_opset_version()

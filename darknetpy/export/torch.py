@@ -204,7 +204,7 @@ class Region(nn.Module):
         w = torch.exp(r[:, :, 2:3]) * aw / lw
         h = torch.exp(r[:, :, 3:4]) * ah / lh
         iw, ih = image_size[:, 0].long(), image_size[:, 1].long()
-        wide = torch.tensor(netw, dtype=torch.float32) / iw.float() < torch.tensor(neth, dtype=torch.float32) / ih.float()
+        wide = torch.tensor(float(netw)) / iw.float() < torch.tensor(float(neth)) / ih.float()    # float32
         new_w = torch.where(wide, torch.full_like(iw, netw), torch.div(iw * neth, ih, rounding_mode="floor"))
         new_h = torch.where(wide, torch.div(ih * netw, iw, rounding_mode="floor"), torch.full_like(ih, neth))
         new_w, new_h = new_w.float().reshape(-1, 1, 1, 1), new_h.float().reshape(-1, 1, 1, 1)
