@@ -1,12 +1,13 @@
 """Darknet's detection post-processing, bit for bit.
 
-From the float32 output of a `[region]` layer to the detections that `test_detector`
-prints, and the classifier's top-k lines:
+From the float32 output of a `[region]` or `[yolo]` layer to the detections that
+`test_detector` prints, and the classifier's top-k lines:
 
 * `get_region_detections`: boxes, objectness and class probabilities for every
   anchor of every cell (Darknet's detection array, `dets[n*w*h + cell]`), including
   the WordNet-tree path (`hierarchy_predictions` + `hierarchy_top_prediction`), then
-  `correct_region_boxes`.
+  `correct_region_boxes`; `get_yolo_detections`: YOLOv3's, only the boxes whose
+  objectness passes the threshold.
 * `do_nms_sort`: the swap loop, a stable (glibc merge sort) sort per class and the
   IoU suppression, in place.
 * `detection_lines` / `classifier_lines`: the exact `printf` lines.
@@ -45,6 +46,7 @@ __all__ = [
     "do_nms_sort",
     "get_region_box",
     "get_region_detections",
+    "get_yolo_detections",
     "top_k",
 ]
 
@@ -580,6 +582,71 @@ def get_region_detections(output, *, classes: int, coords: int, num: int, biases
     cls = top_class[rows] if use_tree and not use_map else cols
     dets = [Detection(i, Box(*bbox[i]), objectness[i], classes) for i in range(nboxes)]
     for r, k, v in zip(rows.tolist(), cls.tolist(), vals):
+        dets[r].probs[k] = v
+    return dets
+
+
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
+def _yolo_kernel(out, lw, lh, num, classes, mask, biases, netw, neth, thresh, ftz, bbox, objectness, prob):
+    # Mirrors get_yolo_detections for batch 1: cells in order, then anchors; only the
+    # entries whose objectness passes thresh. Returns how many it filled.
+    cells = lw * lh
+    entries = classes + 5
+    count = 0
+    for i in range(cells):
+        row = i // lw
+        col = i % lw
+        for n in range(num):
+            base = n * cells * entries + i
+            scale = flush32(out[base + 4 * cells], ftz)
+            if scale <= thresh:
+                continue
+            m = mask[n]
+            bbox[count, 0] = flush32((np.float32(col) + flush32(out[base], ftz)) / np.float32(lw), ftz)
+            bbox[count, 1] = flush32((np.float32(row) + flush32(out[base + cells], ftz)) / np.float32(lh), ftz)
+            tw = np.float64(flush32(out[base + 2 * cells], ftz))
+            th = np.float64(flush32(out[base + 3 * cells], ftz))
+            bbox[count, 2] = flush32(np.float32(math.exp(tw) * np.float64(biases[2 * m]) / np.float64(netw)), ftz)
+            bbox[count, 3] = flush32(np.float32(math.exp(th) * np.float64(biases[2 * m + 1]) / np.float64(neth)),
+                                     ftz)
+            objectness[count] = scale
+            for j in range(classes):
+                p = flush32(scale * flush32(out[base + (5 + j) * cells], ftz), ftz)
+                prob[count, j] = p if p > thresh else np.float32(0.0)
+            count += 1
+    return count
+
+
+def get_yolo_detections(output, *, classes: int, mask, biases, w: int, h: int, netw: int, neth: int,
+                        thresh: float, relative: bool = True, factors=None, first: int = 0,
+                        ftz: bool = True) -> list[Detection]:
+    """Darknet's `get_yolo_detections` for one image (batch 1): the entries of one [yolo]
+    layer whose objectness is above `thresh`, cell by cell and anchor by anchor, boxes
+    corrected for the letterbox (`correct_yolo_boxes`, the same arithmetic as
+    `correct_region_boxes`; `factors`: the -Ofast build's, the manifest's
+    `ofast_correct_yolo_boxes`). `output`: the layer's float32 output (len(mask) *
+    (classes + 5), lh, lw); `biases`: every anchor (the `anchors=` list), `mask` the
+    layer's. Detection.index counts from `first` (the entries of earlier layers)."""
+    arr = np.asarray(output)
+    if arr.dtype != np.float32 or arr.ndim != 3:
+        raise ValueError(f"yolo output must be float32 (c, h, w), got {arr.dtype} {arr.shape}")
+    num = len(mask)
+    c, lh, lw = arr.shape
+    if c != num * (classes + 5):
+        raise ValueError(f"yolo output has {c} channels, expected len(mask)*(classes+5) = {num * (classes + 5)}")
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    most = lw * lh * num
+    bbox = np.zeros((most, 4), np.float32)
+    objectness = np.zeros(most, np.float32)
+    prob = np.zeros((most, classes), np.float32)
+    count = _yolo_kernel(flat, lw, lh, num, classes, np.asarray(mask, np.int64),
+                         np.ascontiguousarray(biases, np.float32), int(netw), int(neth), _F32(thresh), bool(ftz),
+                         bbox, objectness, prob)
+    bbox, objectness, prob = bbox[:count], objectness[:count], prob[:count]
+    _correct_array(bbox, w, h, netw, neth, relative, factors, ftz)
+    dets = [Detection(first + i, Box(*bbox[i]), objectness[i], classes) for i in range(count)]
+    rows, cols = np.nonzero(prob)
+    for r, k, v in zip(rows.tolist(), cols.tolist(), prob[rows, cols]):
         dets[r].probs[k] = v
     return dets
 

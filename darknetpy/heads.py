@@ -1,6 +1,8 @@
-"""Heads: what a model's outputs mean. Detection (every [region] layer, decoded in order and
-put through one NMS, as Darknet's get_network_boxes and do_nms_sort do) and classification
-(the top classes of the output layer, after the tree's hierarchy products).
+"""Heads: what a model's outputs mean.
+
+Detection: every [region] and [yolo] layer decoded in network order, then one NMS, as
+Darknet's get_network_boxes and do_nms_sort do. Classification: the top classes of the
+output layer, after the tree's hierarchy products.
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import os
 
 import numpy as np
 
-from .detect import do_nms_sort, get_region_detections, top_k
+from .detect import do_nms_sort, get_region_detections, get_yolo_detections, top_k
 from .errors import DarknetError
 from .layers.paths import read_map
 from .tree import hierarchy_predictions
@@ -18,12 +20,13 @@ def detection_layers(model) -> list:
     """The layers a detector decodes, or a clear error for a model that has none."""
     layers = model.detection_layers
     if not layers:
-        raise DarknetError(f"{model.cfg_path}: the last layer is [{model.output_layer.type}], not [region]: "
-                           f"not a detector")
+        raise DarknetError(f"{model.cfg_path}: the last layer is [{model.output_layer.type}] and no layer is "
+                           f"[region] or [yolo]: not a detector")
     return layers
 
 
-def region_detections(layer, out: np.ndarray, w: int, h: int, model, thresh, hier_thresh, map, factors, ftz):
+def region_detections(layer, out: np.ndarray, w: int, h: int, model, thresh, hier_thresh, map, factors, ftz,
+                      first):
     """One [region] layer's detections for a w x h image (Darknet's get_region_detections)."""
     return get_region_detections(out, classes=layer.classes, coords=layer.coords, num=layer.num,
                                  biases=layer.biases, w=w, h=h, netw=model.width, neth=model.height,
@@ -31,7 +34,14 @@ def region_detections(layer, out: np.ndarray, w: int, h: int, model, thresh, hie
                                  background=layer.background, factors=factors, ftz=ftz)
 
 
-DECODERS = {"region": region_detections}
+def yolo_detections(layer, out: np.ndarray, w: int, h: int, model, thresh, hier_thresh, map, factors, ftz, first):
+    """One [yolo] layer's detections (Darknet's get_yolo_detections), counted from `first`."""
+    return get_yolo_detections(out, classes=layer.classes, mask=layer.mask, biases=layer.biases, w=w, h=h,
+                               netw=model.width, neth=model.height, thresh=thresh, factors=factors, first=first,
+                               ftz=ftz)
+
+
+DECODERS = {"region": region_detections, "yolo": yolo_detections}
 
 
 def detections(model, outs: list, w: int, h: int, thresh: float = 0.5, hier_thresh: float = 0.5,
@@ -45,9 +55,10 @@ def detections(model, outs: list, w: int, h: int, thresh: float = 0.5, hier_thre
         map = read_map(os.fspath(map))
     dets = []
     for layer, out in zip(layers, outs):
-        dets += DECODERS[layer.type](layer, out, w, h, model, thresh, hier_thresh, map, factors, ftz)
+        dets += DECODERS[layer.type](layer, out, w, h, model, thresh, hier_thresh, map, factors, ftz, len(dets))
     if nms:
-        do_nms_sort(dets, layers[0].classes if map is None else len(map), nms, ftz=ftz)
+        # Darknet's test_detector passes the last layer's class count
+        do_nms_sort(dets, layers[-1].classes if map is None else len(map), nms, ftz=ftz)
     return [d for d in dets if d.classes_above(thresh)] if printed_only else dets
 
 

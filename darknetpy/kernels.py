@@ -60,5 +60,11 @@ class Kernels(Protocol):
     # x (n, inputs) -> out (n, inputs): one softmax per tree group (group_offset, group_size)
     def softmax_tree(self, x, group_offset, group_size, temperature, out, vector, ftz): ...
 
+    # x (n, c2, h2, w2), add (n, c1, h1, w1) -> out like x: Darknet's shortcut (the sum where they overlap), activation
+    def shortcut(self, x, add, alpha, beta, activation, ftz, out): ...
+
+    # x (n, c, h, w) -> out (n, c, h*stride, w*stride): nearest neighbour, times scale
+    def upsample(self, x, stride, scale, ftz, out): ...
+
 
 NAMES = tuple(name for name in vars(Kernels) if not name.startswith("_"))

@@ -12,7 +12,7 @@ from .errors import CfgError, DarknetError
 from .image import letterbox_image, load_image_color, to_float_chw
 from .layers.base import Layer
 from .layers.region import COMPAT
-from .model import Model
+from .model import DETECTION_TYPES, Model
 from .numerics import NUMERICS
 from .run.inference import InferenceExecutor
 
@@ -106,7 +106,7 @@ class Network:
     @property
     def classes(self) -> int:
         layer = self.output_layer
-        return layer.classes if layer.type == "region" else layer.outputs
+        return layer.classes if layer.type in DETECTION_TYPES else layer.outputs
 
     @property
     def fused_pools(self) -> frozenset[int]:
@@ -143,6 +143,11 @@ class Network:
         returned = self.executor.returned
         order = [self.output_layer.index] + [layer.index for layer in self.model.detection_layers]
         return [outs[returned.index(i)][image].reshape(self.layers[i].out_shape) for i in order]
+
+    def forward_detection(self, x: np.ndarray) -> list[np.ndarray]:
+        """Each detection layer's output for one input, (c, h, w), in network order: what
+        `detections` decodes."""
+        return self._outputs(self.executor.forward(x))[1:]
 
     def forward_batch(self, xs) -> list[np.ndarray]:
         """Several inputs, each output as `forward` gives it (the same bits): on a GPU side

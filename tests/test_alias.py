@@ -88,7 +88,7 @@ def test_detect_says_not_a_detector(tmp_path, name, files):
     r = run("detect", _cfg(tmp_path, name), weights, image, "--no-draw")
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
-    assert r.stderr.splitlines()[-1].endswith("not [region]: not a detector")
+    assert r.stderr.splitlines()[-1].endswith("[region] or [yolo]: not a detector")
 
 
 @pytest.mark.parametrize("name", CFGS)

@@ -151,6 +151,28 @@ def conv_maxpool_case(rng):
     return Case("convolution_maxpool", args, 13, lambda *a: ref, exact=False)
 
 
+def shortcut_reference(x, add, alpha, beta, activation):
+    """Darknet's shortcut_cpu in float32 (one rounding per operation), then the activation."""
+    out = x.copy()
+    _, c2, h2, w2 = x.shape
+    _, c1, h1, w1 = add.shape
+    stride, sample = max(w1 // w2, 1), max(w2 // w1, 1)
+    minc, minh, minw = min(c1, c2), min(h1, h2), min(w1, w2)
+    dst = out[:, :minc, :minh * sample:sample, :minw * sample:sample]
+    src = add[:, :minc, :minh * stride:stride, :minw * stride:stride]
+    out[:, :minc, :minh * sample:sample, :minw * sample:sample] = F32(alpha) * dst + F32(beta) * src
+    if activation == activations.LEAKY:
+        out = np.where(out > 0, out, (0.1 * out.astype(np.float64)).astype(F32))
+    return out
+
+
+def shortcut_case(rng, x_shape, add_shape, alpha, beta, activation):
+    x, add = rand(rng, 2, *x_shape), rand(rng, 2, *add_shape)
+    args = [x, add, alpha, beta, activation, True, np.zeros_like(x)]
+    return Case("shortcut", args, 6, lambda x, add, alpha, beta, activation, *a:
+                shortcut_reference(x, add, alpha, beta, activation))
+
+
 def cases():
     """The table; every output array starts as NaN, so a kernel that skips an element fails."""
     rng = np.random.default_rng(RNG_SEED)
@@ -187,6 +209,15 @@ def cases():
     x = rand(rng, 2, 10)
     table.append(Case("softmax_tree", [x, offsets, sizes, F32(1), np.zeros_like(x), True, True], 4,
                       lambda x, offsets, sizes, *a: tree_reference(x, offsets, sizes), exact=False))
+    table += [
+        shortcut_case(rng, (4, 5, 6), (4, 5, 6), 1.0, 1.0, activations.LINEAR),
+        shortcut_case(rng, (6, 4, 4), (3, 4, 4), 0.5, 2.0, activations.LEAKY),     # fewer channels added
+        shortcut_case(rng, (3, 3, 4), (5, 6, 8), 1.0, 1.0, activations.LEAKY),     # a larger grid, stride 2
+        shortcut_case(rng, (3, 6, 8), (2, 3, 4), 1.0, 1.0, activations.LINEAR),    # a smaller grid, sample 2
+    ]
+    x = rand(rng, 2, 3, 4, 5)
+    table.append(Case("upsample", [x, 2, F32(1.5), True, np.zeros((2, 3, 8, 10), F32)], 4,
+                      lambda x, stride, scale, *a: np.repeat(np.repeat(x, 2, axis=2), 2, axis=3) * scale))
     for case in table:
         case.args[case.out].fill(np.nan)
     return table

@@ -10,6 +10,7 @@ from . import convolution as conv
 from . import pool
 from . import region as region_kernels
 from . import reorg as reorg_kernels
+from . import shortcut as shortcut_kernels
 from . import softmax as softmax_kernels
 
 
@@ -108,4 +109,18 @@ def softmax_tree(x, group_offset, group_size, temperature, out, vector, ftz):
     out.fill(np.float32(0.0))
     softmax_kernels.softmax_tree(x.reshape(-1), 0, 1, n, inputs, group_offset, group_size, temperature,
                                  out.reshape(-1), vector, ftz)
+    return out
+
+
+def shortcut(x, add, alpha, beta, activation, ftz, out):
+    """See cpu/shortcut.shortcut."""
+    for b in range(x.shape[0]):
+        shortcut_kernels.shortcut(x[b], add[b], alpha, beta, activation, ftz, out[b])
+    return out
+
+
+def upsample(x, stride, scale, ftz, out):
+    """See cpu/shortcut.upsample."""
+    for b in range(x.shape[0]):
+        shortcut_kernels.upsample(x[b], stride, np.float32(scale), ftz, out[b])
     return out

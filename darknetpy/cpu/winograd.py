@@ -345,15 +345,26 @@ def _input_transform(x, c0, c1, t0, t1, tw, v, ldv, vstride, rows):
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _epilogue_rows(r, tw, nt, f, ep):
+def _epilogue_rows(r, tw, nt, f, ep, ty, txa, h, w, ftz):
     """The convolution's epilogue (batch norm or bias, activation; see
-    activations.epilogue_span) on a tile row's four output streams of nt values, tw
-    apart: compiled apart from the fast-math transform, so it has the bits of the
-    epilogue pass it replaces."""
+    activations.epilogue_span) on tile row ty's four output streams of nt values, tw
+    apart (output rows 2ty and 2ty+1, even and odd columns from 2txa): compiled apart
+    from the fast-math transform, so it has the bits of the epilogue pass it replaces,
+    the stock build's batch-norm reciprocal included."""
     use_bn, mean, variance, scales, biases, a = ep
-    # one span over the four (the values between them are stale, and never read): a
-    # short span's scalar remainder costs more than the values past nt
-    activations.epilogue_span(r, 0, 3 * tw + nt, f, mean, variance, scales, biases, use_bn, a)
+    vector_end = activations.reciprocal_end(h * w, ftz)
+    last = (2 * ty + 1) * w + 2 * (txa + nt - 1) + 1
+    if vector_end == 0 or last < vector_end:
+        # one span over the four (the values between them are stale, and never read): a
+        # short span's scalar remainder costs more than the values past nt
+        split = 0 if vector_end == 0 else 3 * tw + nt
+        activations.epilogue_span(r, 0, 3 * tw + nt, f, mean, variance, scales, biases, use_bn, a, split)
+        return
+    for k in range(4):
+        # stream k's positions (2ty + k//2) * w + 2(txa + t) + k%2 rise by 2
+        first = (2 * ty + k // 2) * w + 2 * txa + k % 2
+        split = min(max((vector_end - first + 1) // 2, 0), nt)
+        activations.epilogue_span(r, k * tw, k * tw + nt, f, mean, variance, scales, biases, use_bn, a, split)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -396,7 +407,7 @@ def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows, ep, 
                 _add3(si, si[tw:], si[2 * tw:], r[2 * i * tw:], nt)
                 _sub3(si[tw:], si[2 * tw:], si[3 * tw:], r[(2 * i + 1) * tw:], nt)
             if apply:
-                _epilogue_rows(r, tw, nt, f, ep)
+                _epilogue_rows(r, tw, nt, f, ep, ty, txa, h, w, ftz)
             if pooled.size:
                 _pool_row(r, tw, nt, pooled[f, ty, txa:], ftz)
                 continue
