@@ -125,21 +125,21 @@ TRUTH = {  # image -> (class, x, y, w, h)
 DETECTIONS = {  # image -> (class, prob, x, y, w, h)
     "img_1": [(0, .9, .3, .3, .2, .2),      # cat A exactly: TP
               (0, .8, .32, .3, .2, .2),     # cat A again (IoU .82): FP, A is taken
-              (0, .5, .8, .7, .2, .2),      # cat B at IoU 1/3: FP
-              (0, .2, .7, .7, .2, .2),      # cat B exactly: TP, below the .25 confidence
+              (0, .5, .7, .7, .2, .2),      # cat B exactly: TP
+              (0, .2, .8, .7, .2, .2),      # cat B at IoU 1/3: FP, below the .25 confidence
               (1, .3, .55, .5, .4, .4),     # the dog at IoU .78: TP
               (2, .9, .5, .5, .1, .1)],     # a bird where there is none: FP, and no bird to find
     "img_2": [(0, .7, .1, .1, .1, .1),      # no cat there: FP
               (0, .6, .5, .5, .3, .3),      # cat D exactly: TP
               (1, .95, .5, .5, .3, .3)],    # no dog in img_2: FP
 }
-# Ranked cat detections: TP FP FP TP FP TP over 3 cats: precision 1 1/2 1/3 1/2 2/5 1/2, recall 1/3 1/3 1/3
-# 2/3 2/3 1. Area (VOC2010): 1/3*1 + 1/3*1/2 + 1/3*1/2 = 2/3. 11 points: levels 0-.3 -> 1, .4-1 -> 1/2:
-# (4 + 7/2)/11. 101 points: levels 0-.33 -> 1 (34), .34-1 -> 1/2 (67): (34 + 67/2)/101.
-# Dogs: FP TP over 1 dog: precision 0 1/2, recall 0 1: every definition gives 1/2.
-HAND_AP = {0: {"cat": Fraction(2, 3), "dog": Fraction(1, 2)},
-           11: {"cat": Fraction(15, 22), "dog": Fraction(1, 2)},
-           101: {"cat": Fraction(135, 202), "dog": Fraction(1, 2)}}
+# Ranked cat detections: TP FP FP TP TP FP over 3 cats: precision 1 1/2 1/3 1/2 3/5 1/2, recall 1/3 1/3 1/3
+# 2/3 1 1; made non-increasing from the right: 1 3/5 3/5 3/5 3/5 1/2. Area (VOC2010): 1/3*1 + 1/3*3/5 + 1/3*3/5
+# = 11/15. 11 points: levels 0-.3 -> 1, .4-1 -> 3/5: (4 + 7*3/5)/11. 101 points: levels 0-.33 -> 1 (34),
+# .34-1 -> 3/5 (67): (34 + 67*3/5)/101. Dogs: FP TP over 1 dog: precision 0 1/2, recall 0 1: 1/2 every way.
+HAND_AP = {0: {"cat": Fraction(11, 15), "dog": Fraction(1, 2)},
+           11: {"cat": Fraction(41, 55), "dog": Fraction(1, 2)},
+           101: {"cat": Fraction(371, 505), "dog": Fraction(1, 2)}}
 
 
 def write_dataset(root, truth=TRUTH, names=NAMES, extra=""):
@@ -176,12 +176,37 @@ def test_voc_ap_equals_the_hand_computed_values(tmp_path, points):
     assert cat.ap == pytest.approx(float(HAND_AP[points]["cat"]), abs=1e-12)
     assert dog.ap == pytest.approx(float(HAND_AP[points]["dog"]), abs=1e-12)
     assert bird.ap is None and bird.ground_truth == 0
-    # at confidence .25: cats TP FP FP TP FP, dogs FP TP, the bird FP
-    assert (cat.tp, cat.fp, cat.ground_truth) == (2, 3, 3) and (dog.tp, dog.fp) == (1, 1) and (bird.tp, bird.fp) == (0, 1)
+    # at confidence .25: cats TP FP FP TP TP, dogs FP TP, the bird FP
+    assert (cat.tp, cat.fp, cat.ground_truth) == (3, 2, 3) and (dog.tp, dog.fp) == (1, 1) and (bird.tp, bird.fp) == (0, 1)
     if points != 101:  # the API's map (the command's --points 101 is pycocotools' metric)
         result = evaluate.map(str(data), detections=detections, points=points)
         assert result.mAP == pytest.approx(float((HAND_AP[points]["cat"] + HAND_AP[points]["dog"]) / 2), abs=1e-12)
-        assert (result.tp, result.fp, result.ground_truth) == (3, 5, 4)
+        assert (result.tp, result.fp, result.ground_truth) == (4, 4, 4)
+
+
+def test_recall_is_darknets_validate_detector_recall():
+    from darknetpy.detect import Box, Detection
+    from darknetpy.evaluate.dataset import ImageTruth
+    from darknetpy.evaluate.recall import RecallResult, image_recall
+    from darknetpy.data import TruthBox
+
+    f32 = np.float32
+
+    def det(i, obj, x, y, w, h):
+        return Detection(i, Box(*map(f32, (x, y, w, h))), f32(obj), 2, {0: f32(obj)} if obj else {})
+
+    dets = [det(0, .9, .3, .3, .2, .2), det(1, .8, .32, .3, .2, .2),   # IoU .82 > .4: the second is suppressed
+            det(2, .5, .7, .7, .2, .2), det(3, 0, .5, .5, .1, .1)]     # objectness 0: not a proposal
+    truth = ImageTruth("a.png", "a.txt", [TruthBox(0, *map(f32, (.32, .3, .2, .2))),    # best IoU .82 with the first
+                                          TruthBox(1, *map(f32, (.5, .5, .1, .1)))])    # nothing near
+    image = image_recall("a.png", dets, truth)
+    assert (image.proposals, image.objects, image.found) == (2, 2, 1)
+    assert image.best[0] == box_iou((.3, .3, .2, .2), (.32, .3, .2, .2)) and image.best[1] == 0
+    result = RecallResult()
+    assert result.add(image) == "    0     1     2\tRPs/Img: 2.00\tIOU: 40.91%\tRecall:50.00%"
+    empty = RecallResult()
+    assert empty.add(image_recall("b.png", dets, ImageTruth("b.png", "b.txt", []))) == \
+        "    0     0     0\tRPs/Img: 2.00\tIOU: -nan%\tRecall:-nan%"
 
 
 def test_map_json_and_iou_threshold(tmp_path):
