@@ -31,6 +31,11 @@ try:
     HAVE_COCO = True
 except ImportError:
     HAVE_COCO = False
+try:
+    import matplotlib  # noqa: F401
+    HAVE_MATPLOTLIB = True
+except ImportError:
+    HAVE_MATPLOTLIB = False
 NO_COCO = "pycocotools is not installed (pip install 'darknet-exact[eval]')"
 
 
@@ -339,6 +344,16 @@ def test_calc_anchors_command_is_deterministic(tmp_path):
     assert yolo.endswith(", ".join(f"{round(w)},{round(h)}" for w, h in j["anchors"]))
     other = run(*args, "--seed", "5", cwd=tmp_path)
     assert other.returncode == 0 and other.stdout.splitlines()[0] != lines[0]
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed (pip install 'darknet-exact[eval]')")
+def test_calc_anchors_show_writes_a_png(tmp_path):
+    from darknetpy.evaluate.anchors import plot_png
+
+    png = plot_png(evaluate.anchors(cluster_boxes(10), 5, 416, 416))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    im = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert im.shape[1] > im.shape[0] > 200
 
 
 # ---------------------------------------------------------------------------
