@@ -109,6 +109,8 @@ def data_list(data_path: str, key: str, options: dict[str, str] | None = None) -
     return resolve(value, [data_path], f"{key}= list")
 
 
+_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
 # Darknet's fill_truth_detection: each find_replace rewrites the FIRST occurrence only,
 # anywhere in the path, in this order.
 LABEL_PATH_RULES = (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"), (".jpg", ".txt"),
@@ -135,9 +137,6 @@ def find_label_file(image_path: str) -> str:
     if ext.lower() != ".txt" and ext.lower() in _IMAGE_EXTENSIONS:
         return stem + ".txt"
     return path
-
-
-_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 
 class TruthBox(NamedTuple):

@@ -515,3 +515,10 @@ def test_bad_input_one_line_each(tiny, tmp_path):
 
     r = run("detector", "map", data, cfg, weights, "--points", 7)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+    (tmp_path / "images" / "img_2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    r = run("detector", "valid", data, cfg, weights)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert [line for line in r.stderr.splitlines() if line.startswith("darknetpy: error:")][0].count("img_2.png") == 1
+    assert "2 images, 1 failed" in r.stderr
+    assert sorted(os.listdir(tmp_path / "results")) == sorted(f"comp4_det_test_{n}.txt" for n in NAMES)
