@@ -104,8 +104,8 @@ def data_list(data_path: str, key: str, options: dict[str, str] | None = None) -
         options = read_data_cfg(data_path)
     value = options.get(key)
     if not value:
-        raise DataError(f"{data_path}: no {key}= line (the list of {'training' if key == 'train' else 'validation'} "
-                        f"images)")
+        what = {"train": "training", "valid": "validation"}.get(key, key)
+        raise DataError(f"{data_path}: no {key}= line (the list of {what} images)")
     return resolve(value, [data_path], f"{key}= list")
 
 

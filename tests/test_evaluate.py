@@ -189,6 +189,20 @@ def test_voc_ap_equals_the_hand_computed_values(tmp_path, points):
         assert (result.tp, result.fp, result.ground_truth) == (4, 4, 4)
 
 
+def test_difficult_objects_are_neither_true_nor_false_positives(tmp_path):
+    hard = tmp_path / "hard" / "labels"
+    hard.mkdir(parents=True)
+    (hard / "img_1.txt").write_text("0 .3 .3 .2 .2\n")    # also where cat A is: matched detections stay
+    (hard / "img_2.txt").write_text("0 .1 .1 .1 .1\n")    # where img_2's "no cat there" detection is
+    (tmp_path / "hard.txt").write_text(f"{tmp_path}/hard/images/img_1.png\n{tmp_path}/hard/images/img_2.png\n")
+    data = write_dataset(tmp_path, extra=f"difficult={tmp_path}/hard.txt\n")
+    result = evaluate.map(str(data), detections=synthetic_detections(tmp_path), points=0)
+    cat = result.classes[0]
+    # cats ranked TP FP TP TP FP: precision 1 1/2 2/3 3/4 3/5, recall 1/3 1/3 2/3 1 1: 1/3 + 1/3*3/4 + 1/3*3/4
+    assert cat.ap == pytest.approx(5 / 6, abs=1e-12) and (cat.tp, cat.fp, cat.detections) == (3, 1, 5)
+    assert result.mAP == pytest.approx((5 / 6 + 1 / 2) / 2, abs=1e-12)
+
+
 def test_recall_is_darknets_validate_detector_recall():
     from darknetpy.detect import Box, Detection
     from darknetpy.evaluate.dataset import ImageTruth

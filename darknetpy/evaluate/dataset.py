@@ -69,12 +69,14 @@ def open_dataset(data_path: str, key: str = "valid", images_must_exist: bool = T
 @dataclass
 class ImageTruth:
     """The objects of one image, from its label file; `missing`: there was no label file
-    (the image counts as having no objects)."""
+    (the image counts as having no objects). `difficult`: boxes that a detection may
+    hit without being a false positive (the `.data` file's `difficult=` list)."""
 
     path: str
     label_path: str
     boxes: list[TruthBox]
     missing: bool = False
+    difficult: list[TruthBox] = field(default_factory=list)
 
 
 def ground_truth(images: Sequence[str], classes: int | None = None, warn=sys.stderr) -> list[ImageTruth]:
@@ -134,3 +136,16 @@ def scored_boxes(dets) -> list[ScoredBox]:
                 out.append(ScoredBox(int(k), np.float32(p), x, y, w, h))
     return out
 
+
+def add_difficult(dataset: Dataset, truths: list[ImageTruth], classes: int | None, warn=sys.stderr) -> None:
+    """AlexeyAB's `difficult=`: a list of images parallel to `valid=` whose label files
+    hold the objects marked difficult (PASCAL VOC); a detection that matches no object
+    of the image but one of these is neither a true nor a false positive."""
+    if not dataset.options.get("difficult"):
+        return
+    list_path = data_list(dataset.data_path, "difficult", dataset.options)
+    paths = [find_file(p, [list_path]) or p for _, p in list_entries(list_path)]
+    if len(paths) != len(truths):
+        raise DataError(f"{list_path}: the difficult= list names {len(paths)} images, the valid= list {len(truths)}")
+    for truth, other in zip(truths, ground_truth(paths, classes, warn)):
+        truth.difficult = other.boxes
