@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from ..errors import DarknetError
-from .dataset import ImageDetections, ImageTruth, ground_truth, open_dataset
+from .dataset import ImageDetections, ImageTruth, add_difficult, ground_truth, open_dataset
 from .voc import POINTS, ClassStats, evaluate
 
 
@@ -154,6 +154,7 @@ def mean_average_precision(data: str, net=None, *, detections: Sequence[ImageDet
             raise DarknetError(f"{dataset.data_path}: the names file has {len(names)} names for {classes} classes")
         names = names[:classes]
     truths = ground_truth(dataset.images, len(names), warn)
+    add_difficult(dataset, truths, len(names), warn)
     if net is not None:
         detections = list(detect_dataset(net, dataset.images, map=class_map, batch=batch, loaders=loaders,
                                          decoder=decoder, progress=progress, warn=warn))

@@ -19,6 +19,10 @@ AP from that curve:
   detections competing for one object it equals pycocotools' AP at that IoU (tested);
   the COCO metric itself (mAP@[.5:.95]) comes from pycocotools (coco.py).
 
+With a `difficult=` list in the `.data` file (AlexeyAB's key: label files of the objects
+marked difficult, image by image with `valid=`), a detection that matches no object but a
+difficult one is left out, neither true nor false positive, as VOC2007's devkit does.
+
 A class without objects in the ground truth has no AP (None) and is left out of the
 mean, as pycocotools leaves it out (AlexeyAB's code counts it as 0).
 """
@@ -92,22 +96,24 @@ class Candidates:
         self.ious: list = []
         self.objects = 0
 
-    def add_image(self, image: int, dets: list, gt: list, iou_thresh: float) -> None:
+    def add_image(self, image: int, dets: list, gt: list, iou_thresh: float, difficult: list = ()) -> None:
+        """One image's detections and objects of the class; a detection that matches no
+        object but a `difficult` one is left out (AlexeyAB's `difficult=`)."""
         self.objects += len(gt)
         if not dets:
             return
-        self.probs += [np.float32(b.prob) for b in dets]
-        if not gt:
-            self.matches += [None] * len(dets)
-            self.ious += [0.0] * len(dets)
-            return
-        m = iou_matrix([(b.x, b.y, b.w, b.h) for b in dets], [(b.x, b.y, b.w, b.h) for b in gt])
-        best = np.argmax(m, axis=1)
-        best_iou = m[np.arange(len(dets)), best]
-        for j, v in zip(best.tolist(), best_iou):
-            hit = bool(v > np.float32(iou_thresh))
+        t = np.float32(iou_thresh)
+        boxes = [(b.x, b.y, b.w, b.h) for b in dets]
+        m = iou_matrix(boxes, [(b.x, b.y, b.w, b.h) for b in gt]) if gt else np.zeros((len(dets), 0), np.float32)
+        hard = (iou_matrix(boxes, [(b.x, b.y, b.w, b.h) for b in difficult]) > t).any(axis=1) if difficult else None
+        for i, b in enumerate(dets):
+            j = int(np.argmax(m[i])) if gt else -1
+            hit = j >= 0 and bool(m[i, j] > t)
+            if not hit and hard is not None and hard[i]:
+                continue
+            self.probs.append(np.float32(b.prob))
             self.matches.append((image, j) if hit else None)
-            self.ious.append(float(v) if hit else 0.0)
+            self.ious.append(float(m[i, j]) if hit else 0.0)
 
     def rank(self) -> Ranked:
         """Down the detections by descending probability, each free match taken once."""
@@ -133,6 +139,9 @@ def candidates(truths: Sequence[ImageTruth], detections: Sequence[ImageDetection
         gt: dict[int, list] = {}
         for b in truth.boxes:
             gt.setdefault(b.id, []).append(b)
+        hard: dict[int, list] = {}
+        for b in truth.difficult:
+            hard.setdefault(b.id, []).append(b)
         dets: dict[int, list] = {}
         for b in found.boxes:
             if not 0 <= b.class_id < classes:
@@ -140,7 +149,7 @@ def candidates(truths: Sequence[ImageTruth], detections: Sequence[ImageDetection
             dets.setdefault(b.class_id, []).append(b)
         for k in set(gt) | set(dets):
             if k < classes:
-                per_class[k].add_image(image, dets.get(k, []), gt.get(k, []), iou_thresh)
+                per_class[k].add_image(image, dets.get(k, []), gt.get(k, []), iou_thresh, hard.get(k, []))
     return per_class
 
 
