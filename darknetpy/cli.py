@@ -196,7 +196,7 @@ def _image_paths(args):
 
 
 def _detection_json(path, im_shape, dets, names, thresh) -> dict:
-    from .batch import detection_dicts
+    from .many import detection_dicts
 
     h, w = im_shape[1], im_shape[2]
     return {"image": path, "path": path, "width": w, "height": h,
@@ -259,8 +259,8 @@ def _run_detector(args, data_path: str | None) -> int:
 
 def _many_mode(args) -> bool:
     """Folders, globs, videos, `-`, or the flags that only the many-input mode has: run
-    batch.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
-    from .batch import needs_batch_mode
+    many.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
+    from .many import needs_batch_mode
 
     if any(getattr(args, k) is not None for k in ("outdir", "batch", "every", "ray", "workers", "loaders", "loader")):
         return True
@@ -268,29 +268,29 @@ def _many_mode(args) -> bool:
 
 
 def _run_many(args, data_path: str | None) -> int:
-    from . import batch
+    from . import many
 
     if args.workers is not None and args.ray is None:
-        raise batch.UsageError("--workers N is the number of Ray actors: use it with --ray")
+        raise many.UsageError("--workers N is the number of Ray actors: use it with --ray")
     if args.ray is not None and _device(args) != "cpu":
-        raise batch.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
+        raise many.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
     if args.ray is not None and args.outdir is not None:
-        raise batch.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
+        raise many.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
     if args.ray is not None:
         from .ray_actor import ray_available
 
         if not ray_available():
-            raise batch.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
-    sources = batch.plan_inputs(args.images)  # usage errors before the network is loaded
+            raise many.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
+    sources = many.plan_inputs(args.images)  # usage errors before the network is loaded
     net = _load(args)
     print("\n".join(net.summary_lines()), file=sys.stderr)
     names = _names_for(net, data_path, args)
-    net._region()
+    net.require_detector()
     if args.ray is not None:
         from .ray_actor import run_ray
 
         return run_ray(args, sources, names, data_path)
-    return batch.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
+    return many.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
                           decoder=args.decoder, json_target=args.json, outdir=args.outdir, every=args.every or 1,
                           batch=args.batch or 1, workers=args.loaders or 2, kind=args.loader or "thread")
 
@@ -317,7 +317,7 @@ def cmd_classifier(args) -> int:
     top = args.t or int(read_data_cfg(args.data).get("top", "1") or 1)
     failures = 0
     import time
-    from .detect import _pct
+    from .detect import percent
     for path in _image_paths(args):
         try:
             start = time.process_time()
@@ -328,7 +328,7 @@ def cmd_classifier(args) -> int:
             continue
         print(f"{path}: Predicted in {time.process_time() - start:f} seconds.", file=sys.stderr)
         for index, prob in ranked:
-            print("%5.2f%%: %s" % (_pct(prob), names[index]))
+            print("%5.2f%%: %s" % (percent(prob), names[index]))
     return 2 if failures else 0
 
 
@@ -503,14 +503,13 @@ def _write_json(target: str | None, obj: dict) -> None:
 
 def _evaluation_network(args, key: str = "valid"):
     """The dataset checked (list, images) before the network is loaded."""
-    from .batch import Progress
     from .evaluate import open_dataset
-    from .evaluate.run import require_detector
+    from .many import Progress
 
     dataset = open_dataset(args.data, key)
     net = _load(args)
     print("\n".join(net.summary_lines()), file=sys.stderr)
-    require_detector(net)
+    net.require_detector()
     return dataset, net, Progress(len(dataset.images))
 
 

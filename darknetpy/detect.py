@@ -32,7 +32,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numba
 import numpy as np
 
-from .tree import Tree, _hierarchy_predictions, _hierarchy_top_prediction, flush32
+from .tree import Tree, hierarchy_predictions_kernel, hierarchy_top_prediction_kernel, flush32
 
 __all__ = [
     "Box",
@@ -270,13 +270,13 @@ def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh
             bbox[index, 3] = h
             objectness[index] = scale if scale > thresh else np.float32(0.0)
             if use_tree:
-                _hierarchy_predictions(out, class_index, classes, parent, leaf, False, cells, ftz)
+                hierarchy_predictions_kernel(out, class_index, classes, parent, leaf, False, cells, ftz)
                 if use_map:
                     for j in range(cmap.shape[0]):
                         p = flush32(scale * flush32(out[class_index + cmap[j] * cells], ftz), ftz)
                         prob[index, j] = p if p > thresh else np.float32(0.0)
                 else:
-                    top_class[index] = _hierarchy_top_prediction(
+                    top_class[index] = hierarchy_top_prediction_kernel(
                         out, class_index, group_offset, group_size, child, parent,
                         hier_thresh, cells, ftz)
                     prob[index, 0] = scale if scale > thresh else np.float32(0.0)
@@ -614,7 +614,7 @@ def do_nms_sort(dets: list[Detection], classes: int, nms: float, *, ftz: bool = 
     return dets
 
 
-def _pct(p) -> float:
+def percent(p) -> float:
     """`p*100` as Darknet computes it before printf: a float32 product, then double."""
     return float(_F32(p) * _F32(100.0))
 
@@ -628,7 +628,7 @@ def detection_lines(dets: Sequence[Detection], names: Sequence[str], thresh: flo
     lines = []
     for d in dets:
         for k in d.classes_above(thresh):
-            lines.append("%s: %.0f%%" % (names[k], _pct(d.prob(k))))
+            lines.append("%s: %.0f%%" % (names[k], percent(d.prob(k))))
     return lines
 
 
@@ -650,4 +650,4 @@ def top_k(probs, k: int, *, ftz: bool = True) -> list[int]:
 def classifier_lines(probs, names: Sequence[str], k: int = 5) -> list[str]:
     """`predict_classifier`'s `"%5.2f%%: %s"` lines for the `top_k` classes."""
     a = np.ascontiguousarray(probs, np.float32).reshape(-1)
-    return ["%5.2f%%: %s" % (_pct(a[i]), names[i]) for i in top_k(a, k)]
+    return ["%5.2f%%: %s" % (percent(a[i]), names[i]) for i in top_k(a, k)]

@@ -70,6 +70,6 @@ def test_forward_batch_runs_lanes_with_the_bits_of_forward():
         batched = net.forward_batch(xs + xs[:1])
     finally:
         os.chdir(cwd)
-    assert len(net._lanes) == 4
+    assert len(net.executor._lanes) == 4
     for got, want in zip(batched, one_by_one + one_by_one[:1]):
         assert got.tobytes() == want.tobytes()

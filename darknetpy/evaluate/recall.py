@@ -137,7 +137,7 @@ def image_recall(path: str, dets: list[Detection], truth: ImageTruth, ftz: bool 
 
 def prepare_resized(item, net_w: int, net_h: int, decoder: str = "stb") -> np.ndarray:
     """The network input `validate_detector_recall` makes: the image resized to the
-    network size (a pool function for batch.Prefetcher)."""
+    network size (a pool function for many.Prefetcher)."""
     from ..image import load_image_color, resize_image
 
     return resize_image(load_image_color(item.path, decoder), net_w, net_h)
@@ -145,10 +145,10 @@ def prepare_resized(item, net_w: int, net_h: int, decoder: str = "stb") -> np.nd
 
 def recall_images(net, images: Sequence[str], truths: Sequence[ImageTruth], *, loaders: int = 2,
                   decoder: str = "stb") -> Iterator[RecallImage]:
-    """Each image's RecallImage, in order, decoding ahead on batch.Prefetcher's pool."""
+    """Each image's RecallImage, in order, decoding ahead on many.Prefetcher's pool."""
     from functools import partial
 
-    from ..batch import Item, Prefetcher
+    from ..many import Item, Prefetcher
     from ..errors import DarknetError
 
     fn = partial(prepare_resized, net_w=net.width, net_h=net.height, decoder=decoder)
@@ -171,10 +171,8 @@ def recall(data: str, net, *, loaders: int = 2, decoder: str = "stb", progress=N
            echo=None) -> RecallResult:
     """`detector recall` over the `.data` file's `valid=` list. `echo`: a stream that
     gets each line as its image completes (the CLI's stdout)."""
-    from .run import require_detector
-
     dataset = open_dataset(data, "valid")
-    require_detector(net)
+    net.require_detector()
     truths = ground_truth(dataset.images, None, warn)
     result = RecallResult()
     for image in recall_images(net, dataset.images, truths, loaders=loaders, decoder=decoder):

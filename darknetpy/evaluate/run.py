@@ -1,4 +1,4 @@
-"""A network over a dataset's images, with the many-image pipeline (darknetpy/batch.py):
+"""A network over a dataset's images, with the many-image pipeline (darknetpy/many.py):
 decoding and letterboxing ahead on a pool, `--batch` inputs per forward call, a bad image
 reported and skipped."""
 from __future__ import annotations
@@ -21,9 +21,9 @@ def detect_dataset(net, images: Sequence[str], *, thresh: float = VALID_THRESH,
                    warn=sys.stderr) -> Iterator[ImageDetections]:
     """`validate_detector`'s detections of every image, in list order: Darknet's
     detection array after NMS (the entries with a nonzero class probability), boxes
-    relative to the image. `progress`: a batch.Progress to update (its bar carries the
+    relative to the image. `progress`: a many.Progress to update (its bar carries the
     error lines), else errors go to `warn`."""
-    from ..batch import Item, detect_many
+    from ..many import Item, detect_many
 
     items = (Item(i, path, os.path.basename(path)) for i, path in enumerate(images))
     results = detect_many(net, items, thresh=thresh, hier_thresh=hier_thresh, nms=nms, decoder=decoder,
@@ -43,15 +43,6 @@ def detect_dataset(net, images: Sequence[str], *, thresh: float = VALID_THRESH,
                 progress.update(failed=r.error is not None)
     finally:
         results.close()
-
-
-def require_detector(net) -> None:
-    """A DarknetError unless the network ends in a [region] layer."""
-    from ..errors import DarknetError
-
-    layer = net.output_layer
-    if layer.type != "region":
-        raise DarknetError(f"{net.cfg_path}: the last layer is [{layer.type}], not [region]: not a detector")
 
 
 def eval_classes(net, class_map) -> int:
