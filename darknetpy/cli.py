@@ -502,7 +502,8 @@ def _write_json(target: str | None, obj: dict) -> None:
 
 
 def _evaluation_network(args, key: str = "valid"):
-    """The dataset checked (list, images) before the network is loaded."""
+    """The network and a progress bar, the dataset checked (list, images) before the
+    network is loaded."""
     from .evaluate import open_dataset
     from .many import Progress
 
@@ -510,13 +511,13 @@ def _evaluation_network(args, key: str = "valid"):
     net = _load(args)
     print("\n".join(net.summary_lines()), file=sys.stderr)
     net.require_detector()
-    return dataset, net, Progress(len(dataset.images))
+    return net, Progress(len(dataset.images))
 
 
 def cmd_detector_valid(args) -> int:
     from .evaluate import valid
 
-    dataset, net, bar = _evaluation_network(args)
+    net, bar = _evaluation_network(args)
     result = valid(args.data, net, out=args.out, batch=args.batch, loaders=args.loaders, decoder=args.decoder,
                    progress=bar)
     bar.summary()
@@ -528,7 +529,7 @@ def cmd_detector_valid(args) -> int:
 def cmd_detector_recall(args) -> int:
     from .evaluate import recall
 
-    dataset, net, bar = _evaluation_network(args)
+    net, bar = _evaluation_network(args)
     out = sys.stderr if args.json == "-" else sys.stdout
     result = recall(args.data, net, loaders=args.loaders, decoder=args.decoder, progress=bar, echo=out)
     bar.summary()
@@ -544,7 +545,7 @@ def cmd_detector_map(args) -> int:
         from .evaluate.coco import require_pycocotools
 
         require_pycocotools()
-    dataset, net, bar = _evaluation_network(args)
+    net, bar = _evaluation_network(args)
     result = mean_ap(args.data, net, iou=args.iou, points=args.points, thresh=args.thresh, batch=args.batch,
                      loaders=args.loaders, decoder=args.decoder, progress=bar)
     bar.summary()
@@ -555,8 +556,10 @@ def cmd_detector_map(args) -> int:
 
 
 def cmd_detector_calc_anchors(args) -> int:
-    from .evaluate.anchors import anchors, plot_png
+    from .evaluate.anchors import anchors, plot_png, require_matplotlib
 
+    if args.show is not None:
+        require_matplotlib()
     result = anchors(args.data, args.num_of_clusters, args.width, args.height, seed=args.seed)
     out = sys.stderr if args.json == "-" else sys.stdout
     print("\n".join(result.lines()), file=out)

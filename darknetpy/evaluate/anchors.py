@@ -187,13 +187,19 @@ def iou_by_k(boxes: np.ndarray, ks=range(1, 11), seed: int = 0) -> list[tuple[in
     return [(k, average_iou(boxes, kmeans(boxes, k, seed)[0])) for k in ks if k <= distinct]
 
 
-def plot_png(result: AnchorsResult) -> bytes:
-    """The boxes' (w, h) cloud coloured by cluster with the centroids, beside the average
-    IoU for k = 1..10, as PNG bytes (matplotlib, the [eval] extra)."""
+def require_matplotlib():
+    """matplotlib, or a DarknetError saying how to install it."""
     try:
         import matplotlib
     except ImportError:
         raise DarknetError("--show needs matplotlib: pip install 'darknet-exact[eval]'") from None
+    return matplotlib
+
+
+def plot_png(result: AnchorsResult) -> bytes:
+    """The boxes' (w, h) cloud coloured by cluster with the centroids, beside the average
+    IoU for k = 1..10, as PNG bytes (matplotlib, the [eval] extra)."""
+    matplotlib = require_matplotlib()
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
