@@ -20,11 +20,12 @@ setup(
         "opencv-python-headless>=4.8,<6",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "pycocotools>=2.0.6", "matplotlib>=3.5"],
         "gpu": ["cupy-cuda12x>=13"],
         "bench": ["onnxruntime>=1.17", "onnx>=1.15"],
         "ray": ["ray[data]>=2.9"],
         "progress": ["tqdm>=4.60"],
+        "eval": ["pycocotools>=2.0.6", "matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["darknetpy=darknetpy.cli:main"]},
     classifiers=[

@@ -393,11 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     _numerics_args(p)
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("detector", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
-    _model_args(p, "test", _PATHS_HELP)
+    p = sub.add_parser("detector", help="'./darknet detector test|valid|recall|map|calc_anchors DATA ...'")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("test", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
+    p.add_argument("data", metavar="DATA")
+    _model_args(p, None, _PATHS_HELP)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
+    _evaluation_parsers(actions)
 
     p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
     _model_args(p, "predict", "images (none: read paths from stdin)")
@@ -436,6 +441,134 @@ def build_parser() -> argparse.ArgumentParser:
     _numerics_args(p)
     p.set_defaults(func=cmd_dump)
     return parser
+
+
+def _evaluation_flags(p: argparse.ArgumentParser, batch: bool = True) -> None:
+    p.add_argument("data", metavar="DATA", help="the .data file (valid=, names=, results=, eval=, map=)")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    if batch:
+        p.add_argument("--batch", "-batch", type=_positive, default=1, metavar="N",
+                       help="images per Network.forward_batch call (side by side on a GPU)")
+    p.add_argument("--loaders", type=_positive, default=2, metavar="N",
+                   help="workers decoding images ahead of the network (2)")
+    _numerics_args(p)
+
+
+def _evaluation_parsers(actions) -> None:
+    """`detector valid|recall|map|calc_anchors` (darknetpy/evaluate)."""
+    p = actions.add_parser("valid", help="'./darknet detector valid': results files for every valid= image")
+    _evaluation_flags(p)
+    p.add_argument("-out", default=None, metavar="PREFIX",
+                   help="file name prefix (comp4_det_test_; eval=coco: the file name, coco_results)")
+    p.set_defaults(func=cmd_detector_valid)
+
+    p = actions.add_parser("recall", help="'./darknet detector recall': proposals, IoU and recall per image")
+    _evaluation_flags(p, batch=False)
+    p.add_argument("--json", default=None, metavar="FILE", help="the totals and per-image numbers as JSON (- for stdout)")
+    p.set_defaults(func=cmd_detector_recall)
+
+    p = actions.add_parser("map", help="mean average precision on the valid= images (AlexeyAB's 'detector map')")
+    _evaluation_flags(p)
+    p.add_argument("--iou", "-iou_thresh", type=float, default=0.5, metavar="T", help="IoU threshold (.5)")
+    p.add_argument("--points", "-points", type=int, default=0, choices=(0, 11, 101),
+                   help="0: area under the curve (VOC2010+, default); 11: VOC2007; 101: COCO mAP@[.5:.95] "
+                        "(pycocotools)")
+    p.add_argument("-thresh", type=float, default=0.25, help="confidence for the TP/FP, precision and recall (.25)")
+    p.add_argument("--json", default=None, metavar="FILE", help="mAP, iou, points and per-class numbers as JSON "
+                                                                 "(- for stdout)")
+    p.set_defaults(func=cmd_detector_map)
+
+    p = actions.add_parser("calc_anchors", help="anchors by k-means (1 - IoU) over the train= labels")
+    p.add_argument("data", metavar="DATA", help="the .data file (train=)")
+    p.add_argument("-num_of_clusters", type=_positive, default=5, metavar="K", help="anchors (5)")
+    p.add_argument("-width", type=_positive, required=True, metavar="W", help="network input width, e.g. 416")
+    p.add_argument("-height", type=_positive, required=True, metavar="H", help="network input height, e.g. 416")
+    p.add_argument("--seed", type=int, default=0, help="k-means++ seed (0)")
+    p.add_argument("--json", default=None, metavar="FILE", help="anchors (pixels) and avg_iou as JSON (- for stdout)")
+    p.add_argument("--show", default=None, metavar="FILE.png",
+                   help="plot the boxes, the anchors and the average IoU for k = 1..10 (matplotlib)")
+    p.set_defaults(func=cmd_detector_calc_anchors)
+
+
+def _write_json(target: str | None, obj: dict) -> None:
+    if target is None:
+        return
+    text = json.dumps(obj, indent=1) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write(target, lambda f: f.write(text.encode()))
+
+
+def _evaluation_network(args, key: str = "valid"):
+    """The network and a progress bar, the dataset checked (list, images) before the
+    network is loaded."""
+    from .evaluate import open_dataset
+    from .many import Progress
+
+    dataset = open_dataset(args.data, key)
+    net = _load(args)
+    print("\n".join(net.summary_lines()), file=sys.stderr)
+    net.require_detector()
+    return net, Progress(len(dataset.images))
+
+
+def cmd_detector_valid(args) -> int:
+    from .evaluate import valid
+
+    net, bar = _evaluation_network(args)
+    result = valid(args.data, net, out=args.out, batch=args.batch, loaders=args.loaders, decoder=args.decoder,
+                   progress=bar)
+    bar.summary()
+    where = os.path.dirname(result.files[0]) or "."
+    print(f"darknetpy: {result.detections} detections in {len(result.files)} files under {where}/", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_detector_recall(args) -> int:
+    from .evaluate import recall
+
+    net, bar = _evaluation_network(args)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    result = recall(args.data, net, loaders=args.loaders, decoder=args.decoder, progress=bar, echo=out)
+    bar.summary()
+    print(result.summary(), file=out)
+    _write_json(args.json, result.to_json())
+    return 1 if any(i.error for i in result.images) else 0
+
+
+def cmd_detector_map(args) -> int:
+    from .evaluate import map as mean_ap
+
+    if args.points == 101:
+        from .evaluate.coco import require_pycocotools
+
+        require_pycocotools()
+    net, bar = _evaluation_network(args)
+    result = mean_ap(args.data, net, iou=args.iou, points=args.points, thresh=args.thresh, batch=args.batch,
+                     loaders=args.loaders, decoder=args.decoder, progress=bar)
+    bar.summary()
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print("\n".join(result.lines()), file=out)
+    _write_json(args.json, result.to_json())
+    return 1 if result.failed else 0
+
+
+def cmd_detector_calc_anchors(args) -> int:
+    from .evaluate.anchors import anchors, plot_png, require_matplotlib
+
+    if args.show is not None:
+        require_matplotlib()
+    result = anchors(args.data, args.num_of_clusters, args.width, args.height, seed=args.seed)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print("\n".join(result.lines()), file=out)
+    _write_json(args.json, result.to_json())
+    if args.show is not None:
+        png = plot_png(result)
+        atomic_write(args.show, lambda f: f.write(png))
+        print(f"darknetpy: plot written to {args.show}", file=sys.stderr)
+    return 0
 
 
 def _numba_without_scipy_linalg() -> None:

@@ -451,11 +451,13 @@ def error_text(e: BaseException) -> str:
 
 def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
                 decoder: str = "stb", workers: int = 2, batch: int = 1, ahead: int | None = None,
-                kind: str = "thread", keep_pixels: bool = False, prefetcher: list | None = None) -> Iterator[Result]:
+                kind: str = "thread", keep_pixels: bool = False, prefetcher: list | None = None,
+                map=None) -> Iterator[Result]:
     """`Network.detect` over many items, in order, with decoding and letterboxing done
     ahead on a pool (see Prefetcher): the same detections as one `detect` call per image.
     A failing item gives a Result with `error`; the others go on. `prefetcher`: a list
-    that receives the Prefetcher (for its `high_water`)."""
+    that receives the Prefetcher (for its `high_water`). `map`: a class map for a tree
+    network (see `Network.detect`)."""
     from functools import partial
 
     net.require_detector()
@@ -466,17 +468,17 @@ def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh:
         prefetcher.append(pf)
     with pf:
         for group in _chunks(pf, batch):
-            yield from _detect_group(net, group, thresh, hier_thresh, nms)
+            yield from _detect_group(net, group, thresh, hier_thresh, nms, map)
 
 
-def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float) -> Iterator[Result]:
+def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float, map=None) -> Iterator[Result]:
     """One `Network.detect_inputs` over a group's prepared inputs (on a GPU they run side
     by side), then each item's result, in order."""
     ready = [prepared for _, prepared in group if not isinstance(prepared, BaseException)]
     start = time.time()
     try:
         found: list | BaseException = net.detect_inputs([p.x for p in ready], [(p.width, p.height) for p in ready],
-                                                        thresh, hier_thresh, nms)
+                                                        thresh, hier_thresh, nms, map)
     except (DarknetError, MemoryError) as e:
         found = e
     share = (time.time() - start) / max(len(ready), 1)
