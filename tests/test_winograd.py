@@ -99,7 +99,7 @@ def test_weights_transform_and_packed_view():
 
 
 def unpacked(u, xi):
-    """U[xi] (m, c) read back from the packed layout (gemm._pack_a_panels)."""
+    """U[xi] (m, c) read back from the packed layout (gemm_blocking.pack_a_panels)."""
     m, c, mr = u.m, u.c, gemm.MR
     mp = -(-m // mr) * mr
     ap = u.ap[xi * u.stride:]
