@@ -66,7 +66,8 @@ class WinogradWeights:
                             (self.m, self.c))
 
 
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# Winograd's G, with which U = G g G^T (the tests check the transform against it)
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
 def transform_weights(weights):
@@ -361,13 +362,13 @@ def _epilogue_rows(r, tw, nt, f, ep):
 def _pool_row(r, tw, nt, prow, ftz):
     """A 2x2, stride-2 maxpool over a tile row's 2x2 output tiles (the windows are the
     tiles): prow[j] takes tile j's four outputs as Darknet's maxpool takes taps, row by
-    row from -FLT_MAX (pool._take)."""
+    row from -FLT_MAX (pool.take_tap)."""
     e0, o0, e1, o1 = r[:nt], r[tw:tw + nt], r[2 * tw:2 * tw + nt], r[3 * tw:3 * tw + nt]
     for j in range(nt):
-        m = pool._take(e0[j], -pool.FLT_MAX, ftz)
-        m = pool._take(o0[j], m, ftz)
-        m = pool._take(e1[j], m, ftz)
-        prow[j] = pool._take(o1[j], m, ftz)
+        m = pool.take_tap(e0[j], -pool.FLT_MAX, ftz)
+        m = pool.take_tap(o0[j], m, ftz)
+        m = pool.take_tap(e1[j], m, ftz)
+        prow[j] = pool.take_tap(o1[j], m, ftz)
 
 
 @njit(cache=True, fastmath=True)
