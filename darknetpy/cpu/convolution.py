@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import activations, fpenv, gemm, pool, winograd
+from . import activations, fpenv, gemm, parallel, pool, winograd
 from .im2col import im2col, im2col_block
 
 BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
@@ -73,7 +73,7 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Tru
 @njit(inline="always")
 def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     """C = A @ B on this thread; A, B, C flat with row strides lda, ldb, ldc."""
-    gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
+    gemm.gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
 
 
 @njit(inline="always")
@@ -112,7 +112,7 @@ def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fm
     of = out.reshape(-1)
     old = fpenv.enter(ftz)
     while True:
-        u = gemm._atomic_next(counter)
+        u = parallel.atomic_next(counter)
         if u >= nblocks:
             break
         j0 = u * nb
@@ -193,7 +193,7 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
     units = (ph + bands - 1) // bands
     old = fpenv.enter(ftz)
     while True:
-        u = gemm._atomic_next(counter)
+        u = parallel.atomic_next(counter)
         if u >= units:
             break
         i0 = u * bands

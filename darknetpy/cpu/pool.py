@@ -13,7 +13,7 @@ SERIAL_MAX = 1 << 20      # taps (about a millisecond) below which a pool runs o
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def _take(v, r, ftz):
+def take_tap(v, r, ftz):
     """The running maximum r after the tap v: v only if strictly greater. With ftz the
     comparison is on copies with subnormals as zero (what DAZ does to it) and the tap's
     own bits are kept: a vector max instruction would flush them too."""
@@ -44,15 +44,15 @@ def window_row(xrow, orow, size, stride, first, ftz):
     out = orow[jlo:jhi]
     if size == 2 and stride == 2:
         for t in range(out.size):
-            out[t] = _take(seg[2 * t + 1], _take(seg[2 * t], out[t], ftz), ftz)
+            out[t] = take_tap(seg[2 * t + 1], take_tap(seg[2 * t], out[t], ftz), ftz)
     elif size == 2 and stride == 1:
         for t in range(out.size):
-            out[t] = _take(seg[t + 1], _take(seg[t], out[t], ftz), ftz)
+            out[t] = take_tap(seg[t + 1], take_tap(seg[t], out[t], ftz), ftz)
     else:
         for t in range(out.size):
             r = out[t]
             for m in range(size):
-                r = _take(seg[t * stride + m], r, ftz)
+                r = take_tap(seg[t * stride + m], r, ftz)
             out[t] = r
 
 
@@ -61,7 +61,7 @@ def _edge(xrow, orow, j, size, x0, ftz):
     r = orow[j]
     for m in range(size):
         if 0 <= x0 + m < xrow.size:
-            r = _take(xrow[x0 + m], r, ftz)
+            r = take_tap(xrow[x0 + m], r, ftz)
     orow[j] = r
 
 
