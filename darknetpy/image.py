@@ -12,7 +12,7 @@ import os
 import numpy as np
 from numba import njit
 
-from . import memory
+from .memory import available_memory
 from .errors import ImageError
 
 DECODERS = ("stb", "opencv")
@@ -36,7 +36,7 @@ def _check_memory(w: int, h: int, path: str) -> None:
     """A small file can hold a huge image (a PNG of zeros: zlib packs 1000:1): refuse one
     whose RGB and float32 copies cannot fit, rather than fail in the allocator or be killed."""
     need = h * w * 3 * 5
-    if need > memory.available_memory():
+    if need > available_memory():
         raise ImageError(f"{path}: a {w}x{h} image needs {need / 2**20:.0f} MiB as RGB and float32, more than "
                          f"the memory available")
 

@@ -9,8 +9,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from . import cfg as cfgmod
-from .cfg import COMMON_OPTIONS, Section, warn_unused
+from .cfg import COMMON_OPTIONS, Section, read_cfg, warn_unused
 from .errors import CfgError
 from .layers import LAYER_TYPES
 from .layers.base import Build, Layer
@@ -97,7 +96,7 @@ class Model:
 
     def __init__(self, cfg_path: str | os.PathLike, compat: str | None = None, warn=sys.stderr):
         self.cfg_path = os.fspath(cfg_path)
-        sections = cfgmod.read_cfg(self.cfg_path)
+        sections = read_cfg(self.cfg_path)
         self.options = net_options(sections[0])
         build = Build(self.options.input_shape, warn=warn, compat=compat)
         self.layers: list[Layer] = build_layers(sections[1:], build, self.cfg_path)

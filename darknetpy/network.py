@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 
-from . import heads, memory
+from .heads import classify, detection_layers
+from .heads import detections as decode_detections
+from .memory import available_memory
 from .backend import get_backend
 from .errors import CfgError, DarknetError
 from .image import letterbox_image, load_image_color, to_float_chw
@@ -56,7 +58,7 @@ class Network:
 
     def _check_memory(self, limit: int | None) -> None:
         """Refuse, before allocating anything, a network that cannot fit in `limit` bytes."""
-        limit = memory.available_memory() if limit is None else limit
+        limit = available_memory() if limit is None else limit
         total = 0
         for layer, nbytes in self.executor.memory_estimate():
             total += nbytes
@@ -187,7 +189,7 @@ class Network:
 
     def require_detector(self) -> None:
         """Raise the project's error unless the network has a detection layer."""
-        heads.detection_layers(self.model)
+        detection_layers(self.model)
 
     def detect(self, image, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
                map=None, factors=None, decoder: str = "stb") -> list:
@@ -211,7 +213,7 @@ class Network:
         """Letterboxed inputs `xs` of images of `sizes` (w, h) -> each image's detections
         (see `detect`); the inputs run as one batch (on a GPU, side by side)."""
         outs = self._forward_many(xs)
-        return [heads.detections(self.model, o[1:], w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz)
+        return [decode_detections(self.model, o[1:], w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz)
                 for o, (w, h) in zip(outs, sizes)]
 
     def detections(self, out, w: int, h: int, thresh: float = 0.5, hier_thresh: float = 0.5,
@@ -221,11 +223,11 @@ class Network:
         place, as Darknet's hierarchy products do). printed_only=False returns Darknet's
         whole detection array after NMS."""
         outs = out if isinstance(out, (list, tuple)) else [out]
-        return heads.detections(self.model, outs, w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz,
+        return decode_detections(self.model, outs, w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz,
                                 printed_only)
 
     def classify(self, image, top: int = 5, decoder: str = "stb") -> list[tuple[int, float]]:
         """`classifier predict` on one image: the top classes as (index, probability),
         after the tree's hierarchy products when the softmax has a tree."""
         out = self.forward(self.letterbox(self.image(image, decoder))).reshape(-1).copy()
-        return heads.classify(self.model, out, top, self.numerics.ftz)
+        return classify(self.model, out, top, self.numerics.ftz)

@@ -29,7 +29,8 @@ class Dataset:
         return self.options.get("results", "results")
 
     @property
-    def eval(self) -> str:
+    def eval_kind(self) -> str:
+        """`eval=`: coco (one JSON file) or voc (a text file per class), as Darknet reads it."""
         return self.options.get("eval", "voc")
 
     def names(self) -> list[str]:

@@ -119,10 +119,10 @@ def summarize(truths: Sequence[ImageTruth], detections: Sequence[ImageDetections
     failed = sum(d.error is not None for d in detections)
     if points != 101:
         return MapResult(mean_of([c.ap for c in stats]), iou, points, thresh, stats, len(truths), failed)
-    from . import coco
+    from .coco import evaluate as coco_evaluate, ground_truth_json, results_json
 
     sizes = [(d.width or 1, d.height or 1) for d in detections]
-    result = coco.evaluate(coco.ground_truth_json(truths, sizes, names), coco.results_json(detections))
+    result = coco_evaluate(ground_truth_json(truths, sizes, names), results_json(detections))
     for c in stats:
         c.ap = result.ap[c.id]
     return MapResult(result.stats["AP"], "0.50:0.95", points, thresh, stats, len(truths), failed,

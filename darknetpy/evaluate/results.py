@@ -218,10 +218,10 @@ def valid(data: str, net, *, out: str | None = None, batch: int = 1, loaders: in
     dataset = open_dataset(data, "valid")
     class_map = dataset.class_map()
     classes = eval_classes(net, class_map)
-    names = dataset.names() if dataset.eval != "coco" else []
+    names = dataset.names() if dataset.eval_kind != "coco" else []
     detections = detect_dataset(net, dataset.images, map=class_map, batch=batch, loaders=loaders, decoder=decoder,
                                 progress=progress, warn=warn)
-    return write_results(detections, names, classes, folder=dataset.results, kind=dataset.eval, out=out)
+    return write_results(detections, names, classes, folder=dataset.results, kind=dataset.eval_kind, out=out)
 
 
 def read_voc_results(path: str) -> list[tuple[str, float, float, float, float, float]]:

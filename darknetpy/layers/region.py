@@ -11,7 +11,7 @@ and first ~460 classes, raw logits in every other class entry.
 """
 import numpy as np
 
-from .. import cfg
+from ..cfg import atof
 from ..tree import read_tree
 from .base import Layer
 from .paths import read_map, resolve
@@ -50,7 +50,7 @@ class Region(Layer):
         map_path = resolve(s, "map")
         self.map = read_map(map_path) if map_path else None
         self.biases = np.full(2 * self.num, 0.5, np.float32)
-        anchors = s.get_list("anchors", cfg.atof)
+        anchors = s.get_list("anchors", atof)
         if anchors is not None:
             if len(anchors) > 2 * self.num:
                 raise self.error(f"{len(anchors)} anchor values for num={self.num} (at most {2 * self.num})",

@@ -1,5 +1,5 @@
 """[route]: the outputs of earlier layers, concatenated along channels."""
-from .. import cfg
+from ..cfg import atoi
 from .base import Layer
 
 
@@ -26,7 +26,7 @@ class Route(Layer):
         if not section.has("layers"):
             raise self.error("a route layer must name its input layers (layers=...)")
         sources = []
-        for pick in section.get_list("layers", cfg.atoi):
+        for pick in section.get_list("layers", atoi):
             source = self.index + pick if pick < 0 else pick
             if not 0 <= source < self.index:
                 raise self.error(f"layers={pick} refers to layer {source}, which is not an earlier layer",

@@ -3,7 +3,7 @@ of x, y, objectness and every class of each anchor, w and h left raw: what the r
 layer computes with coords=4, no softmax and no tree, so it runs the same kernel."""
 import numpy as np
 
-from .. import cfg
+from ..cfg import atof, atoi
 from .base import Layer
 from .paths import read_map, resolve
 
@@ -21,7 +21,7 @@ class Yolo(Layer):
         self.total = self.positive("num", 1)
         if self.classes < 0:
             raise self.error(f"classes={self.classes} must not be negative", "classes")
-        mask = s.get_list("mask", cfg.atoi)
+        mask = s.get_list("mask", atoi)
         self.mask = list(range(self.total)) if mask is None else mask
         self.num = len(self.mask)
         for m in self.mask:
@@ -37,7 +37,7 @@ class Yolo(Layer):
         map_path = resolve(s, "map")
         self.map = read_map(map_path) if map_path else None
         self.biases = np.full(2 * self.total, 0.5, np.float32)
-        anchors = s.get_list("anchors", cfg.atof)
+        anchors = s.get_list("anchors", atof)
         if anchors is not None:
             if len(anchors) > 2 * self.total:
                 raise self.error(f"{len(anchors)} anchor values for num={self.total} (at most {2 * self.total})",
