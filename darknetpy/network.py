@@ -318,7 +318,7 @@ class Network:
                 last[source] = max(last[source], layer.index)
         for layer in reversed(self.layers):
             source = layer.alias()
-            if source is not None:
+            if source is not None and source >= 0:  # -1: the network's input, no layer's
                 last[source] = max(last[source], last[layer.index])
         return last
 
@@ -333,8 +333,8 @@ class Network:
                          and layer.index != kept and layer.fuses(after, self.numerics.exact))
 
     def _owner(self, index: int) -> int:
-        """The layer whose buffer layer `index`'s output is."""
-        while (source := self.layers[index].alias()) is not None:
+        """The layer whose buffer layer `index`'s output is (-1: the network's input)."""
+        while index >= 0 and (source := self.layers[index].alias()) is not None:
             index = source
         return index
 
