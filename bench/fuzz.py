@@ -34,7 +34,10 @@ Before counting, a worker runs each seed once (the warm-up: loading or compiling
 kernels takes seconds, which is no input's fault) under the same limits, with --warm-up
 more seconds of CPU (and 3 x that of wall time) for the compiling. A seed that hangs or
 kills the worker there, or when it runs counted, is a hang or a crash like any input:
-counted once, saved, and left out of the restarted worker's seeds. Each kind has
+counted once, saved, and left out of the restarted worker's seeds. A counted input that
+runs out of time while Numba compiles a kernel for it (new argument types) is not counted
+then: the next worker runs it in its warm-up, then counts it (a hang only if it hangs again).
+Each kind has
 --max-time seconds of wall time in all (its workers and restarts): past it the worker is
 stopped, the input it was running is not counted, and the report says how far it got.
 
@@ -70,6 +73,7 @@ RSS_LIMIT_MB = 4096
 # kernels from a cold cache in 86 s of CPU on the 2-core development machine
 WARM_UP_S = 240
 EXIT_NO_SEEDS = 3  # a worker whose every seed hung or crashed: nothing left to mutate
+COMPILING = " in _compile_for_args"  # Numba's dispatcher compiling for new argument types
 INTERESTING = [0, 1, -1, 2, 3, 7, 16, 255, 256, 999, 1000, 1001, 65535, 65536, 100000, 2**31 - 1, 2**31,
                -2**31, 2**32, 2**63]
 
@@ -487,7 +491,7 @@ def mutate_image(r: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 
 class Worker:
     def __init__(self, kind: str, work: Path, quota: int, timeout: float, warm_up: float = WARM_UP_S,
-                 seeds_dir: str | None = None, skip: frozenset[int] = frozenset()):
+                 seeds_dir: str | None = None, skip: frozenset[int] = frozenset(), replay: str | None = None):
         import faulthandler
 
         import numpy as np
@@ -495,6 +499,7 @@ class Worker:
         self.np = np
         self.kind, self.work, self.quota, self.timeout, self.warm_up_s = kind, work, quota, timeout, warm_up
         self.skip = skip  # seeds that hung or killed an earlier worker: counted once already
+        self.replay = Path(replay).read_bytes() if replay else None  # an input cut short by a compile
         self.done = 0
         self.input = work / f"input-{kind}" / ("input.cfg" if kind == "cfg" else "input.weights"
                                               if kind == "weights" else "input.img")
@@ -571,6 +576,8 @@ class Worker:
         finally:
             record["t"] = round(time.process_time() - start, 4)
             self.unguard()
+        if what == "replay":  # the parent stops asking for it
+            record["replay"] = 1
         self.results.write(json.dumps(record) + "\n")
         self.results.flush()
         self.busy.unlink()
@@ -656,9 +663,10 @@ class Worker:
         """Run the seeds once, uncounted, with --warm-up more seconds for loading (or
         compiling) the Numba kernels, which is no input's fault. A hang or a dead worker
         is still caught (the parent counts it against the seed); an exception is counted
-        when the seed runs for real."""
-        for k, data in self.live_seeds():
-            self.guard(data, f"seed {k} (warm-up)", self.warm_up_s)
+        when the seed runs for real. An input to replay comes last."""
+        inputs = [(f"seed {k}", data) for k, data in self.live_seeds()]
+        for what, data in inputs + ([("replay", self.replay)] if self.replay is not None else []):
+            self.guard(data, f"{what} (warm-up)", self.warm_up_s)
             try:
                 self.target()
             except Exception:  # noqa: BLE001 - counted when the seed runs for real
@@ -673,6 +681,8 @@ class Worker:
             print(f"fuzz: {self.kind}: every seed hung or crashed", file=sys.stderr)
             sys.exit(EXIT_NO_SEEDS)
         self.warm_up()
+        if self.replay is not None:
+            self.run_one(self.replay, "replay")
         if engine == "atheris":
             self.run_atheris(seed)
         r = random.Random(seed)
@@ -773,6 +783,7 @@ def run_kind(kind: str, args, work: Path) -> dict:
     read_pos = 0
     restarts = 0
     skip: set[int] = set()
+    replay = None  # an input to run again after its kernels are compiled
     deadline = time.monotonic() + args.max_time
     env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     while stats["tried"] < args.n:
@@ -785,6 +796,8 @@ def run_kind(kind: str, args, work: Path) -> dict:
                "--work", str(work), "--warm-up", str(args.warm_up), "--skip", ",".join(map(str, sorted(skip)))]
         if args.seeds:
             cmd += ["--seeds", str(Path(args.seeds).resolve())]
+        if replay is not None:
+            cmd += ["--replay", str(replay)]
         with open(logs["worker"], "ab") as log:
             proc = subprocess.Popen(cmd, cwd=KIT / "darknet" if (KIT / "darknet").is_dir() else work, env=env,
                                     stdout=log, stderr=log)
@@ -812,6 +825,8 @@ def run_kind(kind: str, args, work: Path) -> dict:
             if "unnamed" in rec:
                 stats["unnamed"].setdefault(rec["unnamed"][:120], 0)
                 stats["unnamed"][rec["unnamed"][:120]] += 1
+            if "replay" in rec:
+                replay = None
         busy = work / f"busy-{kind}"
         if "stopped" in stats:  # the wall-clock bound: the input in flight is no input's fault
             busy.unlink(missing_ok=True)
@@ -832,15 +847,23 @@ def run_kind(kind: str, args, work: Path) -> dict:
             continue
         what = busy.read_text()
         busy.unlink()
-        if what.startswith("seed "):  # counted now: the next worker leaves it out
-            skip.add(int(what.split()[1]))
-        if not chunk and restarts >= 3 and stats["tried"] < restarts:
-            sys.exit(f"{kind}: the worker dies before running any input:\n{_tail(logs['worker'], marks['worker'])}")
         hang = _tail(logs["hang"], marks["hang"])
         inflight = work / f"input-{kind}"
         current = next((p for p in inflight.glob("input.*") if not p.name.endswith(".tmp")), None)
         outcome = "h" if hang.strip() or rc == -signal.SIGXCPU else "c"
         suffix = current.suffix if current else ""
+        if (outcome == "h" and COMPILING in _tail(logs["hang"], marks["hang"], 1 << 20) and current is not None
+                and "warm-up" not in what and what != "replay"):  # a first compile, not the input's time
+            replay = work / f"replay-{kind}{suffix}"
+            shutil.copyfile(current, replay)
+            stats["compiles"] = stats.get("compiles", 0) + 1
+            continue
+        if what.startswith("replay"):
+            replay = None
+        if what.startswith("seed "):  # counted now: the next worker leaves it out
+            skip.add(int(what.split()[1]))
+        if not chunk and restarts >= 3 and stats["tried"] < restarts:
+            sys.exit(f"{kind}: the worker dies before running any input:\n{_tail(logs['worker'], marks['worker'])}")
         saved = work / "crashes" / f"{'hang' if outcome == 'h' else 'died'}-{kind}-{restarts}{suffix}"
         if current is not None:
             shutil.copyfile(current, saved)
@@ -871,6 +894,8 @@ def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float)
             lines.append(f"{s['kind']}: stopped at the wall-clock bound ({s['stopped']:g} s) after {s['tried']} of "
                          f"{args.n} inputs")
     lines.append("slowest input per kind (CPU seconds): " + ", ".join(f"{s['kind']} {s['slowest']:.2f} s" for s in all_stats))
+    lines.append("inputs that ran out of time compiling a kernel, run again after it: " + ", ".join(
+        f"{s['kind']} {s.get('compiles', 0)}" for s in all_stats))
     lines.append("successes that also ran a forward pass: " + ", ".join(
         f"{s['kind']} {s.get('fwd', 0)}" for s in all_stats if s["kind"] in ("cfg", "weights")))
     for s in all_stats:
@@ -912,6 +937,7 @@ def main(argv=None) -> int:
                    help=f"more CPU seconds a seed may take in the warm-up, to compile kernels (default {WARM_UP_S})")
     p.add_argument("--seeds", default=None, help="a folder whose files are the seeds (default: built in, per kind)")
     p.add_argument("--skip", default="", help=argparse.SUPPRESS)
+    p.add_argument("--replay", default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help="work folder (default: a new temporary folder, kept)")
     p.add_argument("--show", type=int, default=5, help="crash kinds to print per input kind")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -924,8 +950,8 @@ def main(argv=None) -> int:
             args.engine = "random"
     if args.worker:
         skip = frozenset(int(k) for k in args.skip.split(",") if k)
-        Worker(args.worker, Path(args.work), args.n, args.timeout, args.warm_up, args.seeds, skip).run(args.engine,
-                                                                                                     args.seed)
+        Worker(args.worker, Path(args.work), args.n, args.timeout, args.warm_up, args.seeds, skip,
+               args.replay).run(args.engine, args.seed)
         return 0
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(KINDS)

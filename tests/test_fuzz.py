@@ -4,7 +4,9 @@ kind stops at its wall-clock bound even with its worker blocked.
 
 The workers are real; a sitecustomize module put on their path replaces Network's
 constructor by one that acts on the cfg's first line (#hang: loops, #crash: SIGSEGV,
-#block: sleeps an hour, else a clean DarknetError), so no kernel is ever compiled."""
+#block: sleeps an hour, #compile: from a process's second call on, 3 s of CPU in a
+function named as Numba's compiling one, once per test; else a clean DarknetError), so no
+kernel is ever compiled."""
 import os
 import signal
 import subprocess
@@ -18,10 +20,24 @@ import os, signal, time
 import darknetpy.network
 from darknetpy.errors import CfgError
 
+calls = 0
+
+
+def _compile_for_args():
+    end = time.process_time() + 3
+    while time.process_time() < end:
+        pass
+    open(os.environ["FUZZ_TEST_COMPILED"], "w").close()
+
 
 def constructor(self, cfg_path, *args, **kwargs):
+    global calls
     with open(cfg_path, "rb") as f:
         head = f.read(6)
+    if head == b"#compi":
+        calls += 1
+        if calls >= 2 and not os.path.exists(os.environ["FUZZ_TEST_COMPILED"]):
+            _compile_for_args()
     if head == b"#hang\\n":
         while True:
             pass
@@ -42,7 +58,8 @@ def fuzz(tmp_path, seeds: dict, *args):
     (tmp_path / "seeds").mkdir()
     for name, text in seeds.items():
         (tmp_path / "seeds" / name).write_text(text)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "hook"), os.environ.get("PYTHONPATH", "")]),
+               FUZZ_TEST_COMPILED=str(tmp_path / "compiled"))
     cmd = [sys.executable, str(FUZZ), "--kinds", "cfg", "--engine", "random", "--timeout", "1",
            "--seeds", str(tmp_path / "seeds"), "--work", str(tmp_path / "work"), *map(str, args)]
     # a session of its own: if the run outlives the test's timeout, its workers go with it
@@ -81,3 +98,13 @@ def test_a_kind_stops_at_its_wall_clock_bound(tmp_path):
     assert r.returncode == 0, r.stderr
     assert table_row(r.stdout)[1:] == ["0", "0", "0", "0", "0"]
     assert "cfg: stopped at the wall-clock bound (8 s) after 0 of 100 inputs" in r.stdout
+
+
+def test_an_input_cut_short_by_a_compile_runs_again_after_it(tmp_path):
+    """The seed's counted run (the hook's second call) compiles past the 1 s limit: not a
+    hang; the next worker compiles in its warm-up (10 s more) and counts the seed then."""
+    r = fuzz(tmp_path, {"compile.cfg": "#compile\n[net]\n"}, "--n", 10, "--warm-up", 10)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert table_row(r.stdout)[1:] == ["10", "10", "0", "0", "0"]
+    assert "run again after it: cfg 1" in r.stdout
+    assert (tmp_path / "compiled").exists()
