@@ -25,6 +25,7 @@ setup(
         "bench": ["onnxruntime>=1.17", "onnx>=1.15"],
         "ray": ["ray[data]>=2.9"],
         "progress": ["tqdm>=4.60"],
+        "fuzz": ["atheris>=2.3"],
     },
     entry_points={"console_scripts": ["darknetpy=darknetpy.cli:main"]},
     classifiers=[
