@@ -26,6 +26,7 @@ setup(
         "ray": ["ray[data]>=2.9"],
         "progress": ["tqdm>=4.60"],
         "eval": ["pycocotools>=2.0.6", "matplotlib>=3.5"],
+        "fuzz": ["atheris>=2.3"],
     },
     entry_points={"console_scripts": ["darknetpy=darknetpy.cli:main"]},
     classifiers=[

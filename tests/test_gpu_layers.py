@@ -75,7 +75,7 @@ def on_gpu(fn, *arrays):
 
 @pytest.mark.parametrize("c,h,w,size,stride,pad", [
     (3, 13, 13, 2, 1, 1), (4, 8, 8, 2, 2, 1), (2, 7, 5, 3, 2, 2), (2, 6, 6, 3, 1, 0), (3, 5, 9, 1, 1, 0),
-    (2, 6, 7, 3, 3, -3)])
+    (2, 6, 7, 3, 3, -3), (2, 31, 5, 2**31 - 1, 3, 2**31 - 2), (3, 6, 7, 100000, 1, 99999)])
 @pytest.mark.parametrize("ftz", TOGGLE)
 def test_maxpool_matches_cpu(backend, c, h, w, size, stride, pad, ftz):
     rng = np.random.default_rng(c * h + w)

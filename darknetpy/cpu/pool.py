@@ -59,9 +59,8 @@ def window_row(xrow, orow, size, stride, first, ftz):
 @njit(inline="always", fastmath=False, error_model="numpy")
 def _edge(xrow, orow, j, size, x0, ftz):
     r = orow[j]
-    for m in range(size):
-        if 0 <= x0 + m < xrow.size:
-            r = take_tap(xrow[x0 + m], r, ftz)
+    for m in range(max(0, -x0), min(size, xrow.size - x0)):  # the taps in the image, in order
+        r = take_tap(xrow[x0 + m], r, ftz)
     orow[j] = r
 
 
@@ -69,17 +68,17 @@ def _edge(xrow, orow, j, size, x0, ftz):
 def _maxpool_channel(x, k, size, stride, offset, out, ftz):
     """Channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
     -FLT_MAX and takes its taps in window order (rows, then columns), each only if
-    strictly greater; a window row's taps go in one pass over the output row."""
+    strictly greater; a window row's taps go in one pass over the output row. Only the
+    window rows in the image are visited: a window can be far larger than the image."""
     _, h, w = x.shape
     _, out_h, out_w = out.shape
     for i in range(out_h):
         orow = out[k, i]
         for j in range(out_w):
             orow[j] = -FLT_MAX
-        for n in range(size):
-            y = offset + i * stride + n
-            if 0 <= y < h:
-                window_row(x[k, y], orow, size, stride, offset, ftz)
+        y0 = offset + i * stride
+        for n in range(max(0, -y0), min(size, h - y0)):
+            window_row(x[k, y0 + n], orow, size, stride, offset, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
