@@ -3,6 +3,7 @@ be a `DarknetError` (one line), never another exception, a hang or a crash.
 
     python bench/fuzz.py [--n 10000] [--kinds cfg,weights,image-stb,image-opencv]
                          [--seed 0] [--timeout 10] [--engine auto|atheris|random]
+                         [--max-time 14400] [--warm-up 240] [--seeds DIR]
 
 Kinds and entry points:
 
@@ -28,6 +29,17 @@ one blocked for 6 x --timeout of wall time (at least 60 s) is a hang too (a C-le
 limit (4 GiB) is a crash; any exception other than DarknetError is a crash, and so is a
 DarknetError whose message is empty or spans lines. The parent restarts the worker and
 saves each failing input under the work folder.
+
+Before counting, a worker runs each seed once (the warm-up: loading or compiling the Numba
+kernels takes seconds, which is no input's fault) under the same limits, with --warm-up
+more seconds of CPU (and 3 x that of wall time) for the compiling. A seed that hangs or
+kills the worker there, or when it runs counted, is a hang or a crash like any input:
+counted once, saved, and left out of the restarted worker's seeds. A counted input that
+runs out of time while Numba compiles a kernel for it (new argument types) is not counted
+then: the next worker runs it in its warm-up, then counts it (a hang only if it hangs again).
+Each kind has
+--max-time seconds of wall time in all (its workers and restarts): past it the worker is
+stopped, the input it was running is not counted, and the report says how far it got.
 
 Engine: atheris (libFuzzer, coverage-guided on darknetpy's pure-Python code: Numba
 kernels cannot be instrumented) with this file's structure-aware mutator as libFuzzer's
@@ -57,6 +69,11 @@ REPO = Path(__file__).resolve().parents[1]
 KIT = Path(os.environ.get("DARKNETPY_KIT", REPO.parent / "shared" / "reference"))
 KINDS = ("cfg", "weights", "image-stb", "image-opencv")
 RSS_LIMIT_MB = 4096
+# extra CPU seconds a seed may take in the warm-up: the slowest kit cfg compiled its
+# kernels from a cold cache in 86 s of CPU on the 2-core development machine
+WARM_UP_S = 240
+EXIT_NO_SEEDS = 3  # a worker whose every seed hung or crashed: nothing left to mutate
+COMPILING = " in _compile_for_args"  # Numba's dispatcher compiling for new argument types
 INTERESTING = [0, 1, -1, 2, 3, 7, 16, 255, 256, 999, 1000, 1001, 65535, 65536, 100000, 2**31 - 1, 2**31,
                -2**31, 2**32, 2**63]
 
@@ -473,13 +490,16 @@ def mutate_image(r: random.Random, data: bytes, pool: list[bytes]) -> bytes:
 # ----------------------------------------------------------------------------------------
 
 class Worker:
-    def __init__(self, kind: str, work: Path, quota: int, timeout: float):
+    def __init__(self, kind: str, work: Path, quota: int, timeout: float, warm_up: float = WARM_UP_S,
+                 seeds_dir: str | None = None, skip: frozenset[int] = frozenset(), replay: str | None = None):
         import faulthandler
 
         import numpy as np
 
         self.np = np
-        self.kind, self.work, self.quota, self.timeout = kind, work, quota, timeout
+        self.kind, self.work, self.quota, self.timeout, self.warm_up_s = kind, work, quota, timeout, warm_up
+        self.skip = skip  # seeds that hung or killed an earlier worker: counted once already
+        self.replay = Path(replay).read_bytes() if replay else None  # an input cut short by a compile
         self.done = 0
         self.input = work / f"input-{kind}" / ("input.cfg" if kind == "cfg" else "input.weights"
                                               if kind == "weights" else "input.img")
@@ -498,7 +518,12 @@ class Worker:
         faulthandler.register(signal.SIGXCPU, file=self.hang_log, chain=True)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         self.faulthandler = faulthandler
-        self.seeds = {"cfg": cfg_seeds, "weights": weights_seeds}.get(kind, image_seeds)()
+        if seeds_dir:
+            self.seeds = [p.read_bytes() for p in sorted(Path(seeds_dir).iterdir()) if p.is_file()]
+        else:
+            self.seeds = {"cfg": cfg_seeds, "weights": weights_seeds}.get(kind, image_seeds)()
+        if not self.seeds:
+            sys.exit(f"{kind}: no seeds")
         self.mutator = {"cfg": mutate_cfg, "weights": mutate_weights}.get(kind, mutate_image)
         if kind == "weights":
             self.cfg = work / "weights.cfg"
@@ -510,16 +535,27 @@ class Worker:
         tmp.write_bytes(data)
         os.replace(tmp, self.input)
 
-    def run_one(self, data: bytes) -> None:
+    def guard(self, data: bytes, what: str, extra: float = 0.0) -> None:
+        """Write the input and arm its limits: --timeout (+ extra) seconds of CPU, and of
+        wall time 6 x --timeout (at least 60 s) + 3 x extra. `what` goes into the busy
+        marker, so that the parent knows which seed (if one) a dead worker was running."""
+        self.write_input(data)
+        self.busy.write_text(what)
+        used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+        resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + self.timeout + extra), resource.RLIM_INFINITY))
+        # wall clock: an input blocked without using the CPU (a wait, a lock) is a hang too
+        self.faulthandler.dump_traceback_later(max(6 * self.timeout, 60) + 3 * extra, exit=True, file=self.hang_log)
+
+    def unguard(self) -> None:
+        """Disarm the limits; the busy marker stays until the outcome is written."""
+        self.faulthandler.cancel_dump_traceback_later()
+        resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    def run_one(self, data: bytes, what: str = "") -> None:
         from darknetpy.errors import DarknetError
 
-        self.write_input(data)
-        self.busy.touch()
+        self.guard(data, what)
         start = time.process_time()
-        used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-        resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + self.timeout), resource.RLIM_INFINITY))
-        # wall clock: an input blocked without using the CPU (a wait, a lock) is a hang too
-        self.faulthandler.dump_traceback_later(max(6 * self.timeout, 60), exit=True, file=self.hang_log)
         record = {"o": "s"}
         self.note = None
         try:
@@ -538,9 +574,10 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - that is what the fuzzer looks for
             record = self.crash(e, None, data)
         finally:
-            self.faulthandler.cancel_dump_traceback_later()
-            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        record["t"] = round(time.process_time() - start, 4)
+            record["t"] = round(time.process_time() - start, 4)
+            self.unguard()
+        if what == "replay":  # the parent stops asking for it
+            record["replay"] = 1
         self.results.write(json.dumps(record) + "\n")
         self.results.flush()
         self.busy.unlink()
@@ -619,25 +656,39 @@ class Worker:
             print(f"fuzz: mutator error {type(e).__name__}: {e}", file=sys.stderr)
             return mutate_bytes(random.Random(seed), data, self.seeds)[:max_size]
 
+    def live_seeds(self) -> list[tuple[int, bytes]]:
+        return [(k, data) for k, data in enumerate(self.seeds) if k not in self.skip]
+
     def warm_up(self) -> None:
-        """Run the seeds once, untimed and uncounted: loading (or compiling) the Numba
-        kernels takes seconds, which is no input's fault."""
-        for data in self.seeds:
-            self.write_input(data)
+        """Run the seeds once, uncounted, with --warm-up more seconds for loading (or
+        compiling) the Numba kernels, which is no input's fault. A hang or a dead worker
+        is still caught (the parent counts it against the seed); an exception is counted
+        when the seed runs for real. An input to replay comes last."""
+        inputs = [(f"seed {k}", data) for k, data in self.live_seeds()]
+        for what, data in inputs + ([("replay", self.replay)] if self.replay is not None else []):
+            self.guard(data, f"{what} (warm-up)", self.warm_up_s)
             try:
                 self.target()
             except Exception:  # noqa: BLE001 - counted when the seed runs for real
                 pass
+            finally:
+                self.unguard()
+            self.busy.unlink()
 
     def run(self, engine: str, seed: int) -> None:
         self.atheris = None
+        if not self.live_seeds():
+            print(f"fuzz: {self.kind}: every seed hung or crashed", file=sys.stderr)
+            sys.exit(EXIT_NO_SEEDS)
         self.warm_up()
+        if self.replay is not None:
+            self.run_one(self.replay, "replay")
         if engine == "atheris":
             self.run_atheris(seed)
         r = random.Random(seed)
-        pool = list(self.seeds)
-        for data in self.seeds:
-            self.run_one(data)
+        pool = [data for _, data in self.live_seeds()]
+        for k, data in self.live_seeds():
+            self.run_one(data, f"seed {k}")
         while True:
             data = r.choice(pool)
             for _ in range(r.choice([1, 1, 2, 3])):
@@ -646,7 +697,8 @@ class Worker:
             if r.random() < 0.05:  # keep some mutants, so that edits accumulate
                 pool.append(data)
                 if len(pool) > 500:
-                    pool.pop(len(self.seeds) + r.randrange(len(pool) - len(self.seeds)))
+                    kept = len(self.live_seeds())
+                    pool.pop(kept + r.randrange(len(pool) - kept))
 
     def run_atheris(self, seed: int) -> None:
         import atheris
@@ -658,6 +710,8 @@ class Worker:
             corpus.mkdir()
             for k, data in enumerate(self.seeds):
                 (corpus / f"seed-{k:03d}").write_bytes(data)
+        for k in self.skip:  # libFuzzer runs its corpus first: not a seed counted already
+            (corpus / f"seed-{k:03d}").unlink(missing_ok=True)
         max_len = max(len(s) for s in self.seeds) + 4096
         # libFuzzer's own timeout is a backstop: the faulthandler watchdog fires first
         argv = [sys.argv[0], f"-seed={seed + 1}", f"-runs={self.quota * 2 + 1000}", f"-max_len={max_len}",
@@ -728,6 +782,9 @@ def run_kind(kind: str, args, work: Path) -> dict:
     results.touch()
     read_pos = 0
     restarts = 0
+    skip: set[int] = set()
+    replay = None  # an input to run again after its kernels are compiled
+    deadline = time.monotonic() + args.max_time
     env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     while stats["tried"] < args.n:
         logs = {name: work / f"{name}-{kind}.txt" for name in ("hang", "fault", "worker")}
@@ -736,11 +793,20 @@ def run_kind(kind: str, args, work: Path) -> dict:
         marks = {name: p.stat().st_size for name, p in logs.items()}
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--n", str(args.n - stats["tried"]),
                "--seed", str(args.seed * 1000 + restarts), "--timeout", str(args.timeout), "--engine", args.engine,
-               "--work", str(work)]
+               "--work", str(work), "--warm-up", str(args.warm_up), "--skip", ",".join(map(str, sorted(skip)))]
+        if args.seeds:
+            cmd += ["--seeds", str(Path(args.seeds).resolve())]
+        if replay is not None:
+            cmd += ["--replay", str(replay)]
         with open(logs["worker"], "ab") as log:
             proc = subprocess.Popen(cmd, cwd=KIT / "darknet" if (KIT / "darknet").is_dir() else work, env=env,
                                     stdout=log, stderr=log)
-            rc = proc.wait()
+            try:
+                rc = proc.wait(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+                stats["stopped"] = args.max_time
         with open(results) as f:
             f.seek(read_pos)
             chunk = f.read()
@@ -759,24 +825,45 @@ def run_kind(kind: str, args, work: Path) -> dict:
             if "unnamed" in rec:
                 stats["unnamed"].setdefault(rec["unnamed"][:120], 0)
                 stats["unnamed"][rec["unnamed"][:120]] += 1
+            if "replay" in rec:
+                replay = None
+        busy = work / f"busy-{kind}"
+        if "stopped" in stats:  # the wall-clock bound: the input in flight is no input's fault
+            busy.unlink(missing_ok=True)
+            print(f"fuzz: {kind}: stopped at the {args.max_time:g} s wall-clock bound after {stats['tried']} inputs",
+                  file=sys.stderr)
+            break
         if rc == 0:
             continue
+        if rc == EXIT_NO_SEEDS:
+            print(f"fuzz: {kind}: every seed hung or crashed; stopping", file=sys.stderr)
+            break
         restarts += 1
-        busy = work / f"busy-{kind}"
         if not busy.exists():  # died between inputs: the harness's fault, not an input's
             print(f"fuzz: {kind} worker died between inputs (exit status {rc}); restarting:\n"
                   f"{_tail(logs['worker'], marks['worker'], 1500)}", file=sys.stderr)
             if restarts > 20:
                 sys.exit(f"{kind}: the worker keeps dying between inputs")
             continue
+        what = busy.read_text()
         busy.unlink()
-        if not chunk and restarts >= 3 and stats["tried"] < restarts:
-            sys.exit(f"{kind}: the worker dies before running any input:\n{_tail(logs['worker'], marks['worker'])}")
         hang = _tail(logs["hang"], marks["hang"])
         inflight = work / f"input-{kind}"
         current = next((p for p in inflight.glob("input.*") if not p.name.endswith(".tmp")), None)
         outcome = "h" if hang.strip() or rc == -signal.SIGXCPU else "c"
         suffix = current.suffix if current else ""
+        if (outcome == "h" and COMPILING in _tail(logs["hang"], marks["hang"], 1 << 20) and current is not None
+                and "warm-up" not in what and what != "replay"):  # a first compile, not the input's time
+            replay = work / f"replay-{kind}{suffix}"
+            shutil.copyfile(current, replay)
+            stats["compiles"] = stats.get("compiles", 0) + 1
+            continue
+        if what.startswith("replay"):
+            replay = None
+        if what.startswith("seed "):  # counted now: the next worker leaves it out
+            skip.add(int(what.split()[1]))
+        if not chunk and restarts >= 3 and stats["tried"] < restarts:
+            sys.exit(f"{kind}: the worker dies before running any input:\n{_tail(logs['worker'], marks['worker'])}")
         saved = work / "crashes" / f"{'hang' if outcome == 'h' else 'died'}-{kind}-{restarts}{suffix}"
         if current is not None:
             shutil.copyfile(current, saved)
@@ -784,10 +871,10 @@ def run_kind(kind: str, args, work: Path) -> dict:
         stats[outcome] += 1
         detail = hang or _tail(logs["fault"], marks["fault"]) or _tail(logs["worker"], marks["worker"])
         if outcome == "c":
-            stats["crashes"].append({"o": "c", "type": f"worker died (exit status {rc})", "msg": "", "file": str(saved),
+            stats["crashes"].append({"o": "c", "type": f"worker died (exit status {rc})", "msg": what, "file": str(saved),
                                      "tb": detail})
         else:
-            stats.setdefault("hangs", []).append({"file": str(saved), "tb": hang})
+            stats.setdefault("hangs", []).append({"file": str(saved), "tb": hang, "what": what})
         if restarts > args.n // 10 + 50:
             print(f"{kind}: too many worker deaths, stopping", file=sys.stderr)
             break
@@ -802,7 +889,13 @@ def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float)
     for s in all_stats:
         lines.append(f"| {s['kind']} | {s['tried']} | {s['e']} | {s['s']} | {s['c']} | {s['h']} |")
     lines.append("")
+    for s in all_stats:
+        if "stopped" in s:
+            lines.append(f"{s['kind']}: stopped at the wall-clock bound ({s['stopped']:g} s) after {s['tried']} of "
+                         f"{args.n} inputs")
     lines.append("slowest input per kind (CPU seconds): " + ", ".join(f"{s['kind']} {s['slowest']:.2f} s" for s in all_stats))
+    lines.append("inputs that ran out of time compiling a kernel, run again after it: " + ", ".join(
+        f"{s['kind']} {s.get('compiles', 0)}" for s in all_stats))
     lines.append("successes that also ran a forward pass: " + ", ".join(
         f"{s['kind']} {s.get('fwd', 0)}" for s in all_stats if s["kind"] in ("cfg", "weights")))
     for s in all_stats:
@@ -825,7 +918,8 @@ def report(all_stats: list[dict], engine: str, args, work: Path, elapsed: float)
             lines += ["", f"### {s['kind']}: {kind_type} x{len(recs)} ({where})", f"input: {recs[0]['file']}",
                       "```", recs[0]["msg"], recs[0]["tb"].rstrip(), "```"]
         for h in s.get("hangs", [])[:args.show]:
-            lines += ["", f"### {s['kind']}: hang, input {h['file']}", "```", h["tb"].rstrip()[-2000:], "```"]
+            what = f" ({h['what']})" if h.get("what") else ""
+            lines += ["", f"### {s['kind']}: hang{what}, input {h['file']}", "```", h["tb"].rstrip()[-2000:], "```"]
     lines.append(f"\nwork folder (inputs that failed are in crashes/): {work}")
     return "\n".join(lines)
 
@@ -837,6 +931,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per input before it counts as a hang")
     p.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
+    p.add_argument("--max-time", type=float, default=14400.0,
+                   help="seconds of wall time per kind, its workers and restarts together (default 4 h)")
+    p.add_argument("--warm-up", type=float, default=WARM_UP_S,
+                   help=f"more CPU seconds a seed may take in the warm-up, to compile kernels (default {WARM_UP_S})")
+    p.add_argument("--seeds", default=None, help="a folder whose files are the seeds (default: built in, per kind)")
+    p.add_argument("--skip", default="", help=argparse.SUPPRESS)
+    p.add_argument("--replay", default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=None, help="work folder (default: a new temporary folder, kept)")
     p.add_argument("--show", type=int, default=5, help="crash kinds to print per input kind")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -848,7 +949,9 @@ def main(argv=None) -> int:
         except ImportError:
             args.engine = "random"
     if args.worker:
-        Worker(args.worker, Path(args.work), args.n, args.timeout).run(args.engine, args.seed)
+        skip = frozenset(int(k) for k in args.skip.split(",") if k)
+        Worker(args.worker, Path(args.work), args.n, args.timeout, args.warm_up, args.seeds, skip,
+               args.replay).run(args.engine, args.seed)
         return 0
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(KINDS)

@@ -61,21 +61,24 @@ def unfused_convolution(layer, x, numerics, workspace):
 
 
 def forward_timed(net, x, unfused=False):
-    """Network.forward_layers(x) with each layer timed: (outputs, seconds per layer)."""
-    x = np.ascontiguousarray(x, np.float32).reshape(-1)
+    """Every layer's flat output for x and its seconds, each layer run on its own (no
+    fused pairs, no arena); unfused: convolutions as one im2col + GEMM, then the epilogue."""
+    from darknetpy.layers.base import NETWORK_INPUT, Step
+
+    ex = net.executor
+    x = ex.check_input(x).reshape(1, *net.options.input_shape)
     outputs, times = [], []
-    current = x
     for layer in net.layers:
         t = time.perf_counter()
+        inputs = [x if s == NETWORK_INPUT else outputs[s] for s in layer.sources]
         if layer.type == "convolutional" and unfused:
-            current = unfused_convolution(layer, current, net.numerics, net.workspace)
-        elif layer.type == "convolutional":
-            current = layer.forward(outputs, current, net.numerics, net.workspace)
+            out = unfused_convolution(layer, inputs[0], net.numerics, net.workspace).reshape(1, *layer.out_shape)
         else:
-            current = layer.forward(outputs, current, net.numerics)
+            out = np.empty((1, *layer.out_shape), np.float32) if layer.writes_output else None
+            out = layer.forward(Step(inputs, out, ex.kernels, net.numerics, ex.workspace, ex.state[layer.index]))
         times.append(time.perf_counter() - t)
-        outputs.append(current)
-    return outputs, times
+        outputs.append(out)
+    return [out.reshape(-1) for out in outputs], times
 
 
 def conv_split(net, outputs, x, repeat):

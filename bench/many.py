@@ -1,4 +1,4 @@
-"""Images per second over a folder: the plain one-image loop against batch.py's pipeline.
+"""Images per second over a folder: the plain one-image loop against many.py's pipeline.
 
     python bench/many.py [--count 200] [--numerics darknet fast] [--ray]
 
@@ -7,7 +7,7 @@ random crops and resizes, half JPEG and half PNG) in a temporary folder, loads y
 with the kit's weights (tests/kit.py regenerates them into .cache/), and runs each row:
 
 * plain: `Network.detect(path)` image after image (decode, letterbox, forward, boxes);
-* pipeline: `batch.detect_many` with 2 decoding threads (the command's default), and with
+* pipeline: `many.detect_many` with 2 decoding threads (the command's default), and with
   2 decoding processes;
 * with --ray: Ray Data with darknetpy.ray_actor.Detector on a local Ray, 1 and 2 actors
   (threads split between them), after ray.init and excluding it.
@@ -63,11 +63,11 @@ def run_plain(net, paths, thresh):
 
 
 def run_pipeline(net, paths, thresh, kind, workers=2, batch_size=1):
-    from darknetpy import batch
+    from darknetpy import many
 
-    items = (batch.Item(i, str(p), p.name) for i, p in enumerate(paths))
+    items = (many.Item(i, str(p), p.name) for i, p in enumerate(paths))
     out = []
-    for r in batch.detect_many(net, items, thresh=thresh, workers=workers, kind=kind, batch=batch_size):
+    for r in many.detect_many(net, items, thresh=thresh, workers=workers, kind=kind, batch=batch_size):
         assert r.error is None, r.error
         out.append(key(r.dets))
     return out

@@ -196,7 +196,7 @@ def _image_paths(args):
 
 
 def _detection_json(path, im_shape, dets, names, thresh) -> dict:
-    from .batch import detection_dicts
+    from .many import detection_dicts
 
     h, w = im_shape[1], im_shape[2]
     return {"image": path, "path": path, "width": w, "height": h,
@@ -259,8 +259,8 @@ def _run_detector(args, data_path: str | None) -> int:
 
 def _many_mode(args) -> bool:
     """Folders, globs, videos, `-`, or the flags that only the many-input mode has: run
-    batch.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
-    from .batch import needs_batch_mode
+    many.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
+    from .many import needs_batch_mode
 
     if any(getattr(args, k) is not None for k in ("outdir", "batch", "every", "ray", "workers", "loaders", "loader")):
         return True
@@ -268,29 +268,29 @@ def _many_mode(args) -> bool:
 
 
 def _run_many(args, data_path: str | None) -> int:
-    from . import batch
+    from . import many
 
     if args.workers is not None and args.ray is None:
-        raise batch.UsageError("--workers N is the number of Ray actors: use it with --ray")
+        raise many.UsageError("--workers N is the number of Ray actors: use it with --ray")
     if args.ray is not None and _device(args) != "cpu":
-        raise batch.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
+        raise many.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
     if args.ray is not None and args.outdir is not None:
-        raise batch.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
+        raise many.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
     if args.ray is not None:
         from .ray_actor import ray_available
 
         if not ray_available():
-            raise batch.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
-    sources = batch.plan_inputs(args.images)  # usage errors before the network is loaded
+            raise many.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
+    sources = many.plan_inputs(args.images)  # usage errors before the network is loaded
     net = _load(args)
     print("\n".join(net.summary_lines()), file=sys.stderr)
     names = _names_for(net, data_path, args)
-    net._region()
+    net.require_detector()
     if args.ray is not None:
         from .ray_actor import run_ray
 
         return run_ray(args, sources, names, data_path)
-    return batch.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
+    return many.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
                           decoder=args.decoder, json_target=args.json, outdir=args.outdir, every=args.every or 1,
                           batch=args.batch or 1, workers=args.loaders or 2, kind=args.loader or "thread")
 
@@ -317,7 +317,7 @@ def cmd_classifier(args) -> int:
     top = args.t or int(read_data_cfg(args.data).get("top", "1") or 1)
     failures = 0
     import time
-    from .detect import _pct
+    from .detect import percent
     for path in _image_paths(args):
         try:
             start = time.process_time()
@@ -328,7 +328,7 @@ def cmd_classifier(args) -> int:
             continue
         print(f"{path}: Predicted in {time.process_time() - start:f} seconds.", file=sys.stderr)
         for index, prob in ranked:
-            print("%5.2f%%: %s" % (_pct(prob), names[index]))
+            print("%5.2f%%: %s" % (percent(prob), names[index]))
     return 2 if failures else 0
 
 
@@ -453,11 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
     _numerics_args(p)
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("detector", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
-    _model_args(p, "test", _PATHS_HELP)
+    p = sub.add_parser("detector", help="'./darknet detector test|valid|recall|map|calc_anchors DATA ...'")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("test", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
+    p.add_argument("data", metavar="DATA")
+    _model_args(p, None, _PATHS_HELP)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
+    _evaluation_parsers(actions)
 
     p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
     _model_args(p, "predict", "images (none: read paths from stdin)")
@@ -513,6 +518,134 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .data file whose names= are the class names kept in the model (default: by class count)")
     p.set_defaults(func=cmd_export)
     return parser
+
+
+def _evaluation_flags(p: argparse.ArgumentParser, batch: bool = True) -> None:
+    p.add_argument("data", metavar="DATA", help="the .data file (valid=, names=, results=, eval=, map=)")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    if batch:
+        p.add_argument("--batch", "-batch", type=_positive, default=1, metavar="N",
+                       help="images per Network.forward_batch call (side by side on a GPU)")
+    p.add_argument("--loaders", type=_positive, default=2, metavar="N",
+                   help="workers decoding images ahead of the network (2)")
+    _numerics_args(p)
+
+
+def _evaluation_parsers(actions) -> None:
+    """`detector valid|recall|map|calc_anchors` (darknetpy/evaluate)."""
+    p = actions.add_parser("valid", help="'./darknet detector valid': results files for every valid= image")
+    _evaluation_flags(p)
+    p.add_argument("-out", default=None, metavar="PREFIX",
+                   help="file name prefix (comp4_det_test_; eval=coco: the file name, coco_results)")
+    p.set_defaults(func=cmd_detector_valid)
+
+    p = actions.add_parser("recall", help="'./darknet detector recall': proposals, IoU and recall per image")
+    _evaluation_flags(p, batch=False)
+    p.add_argument("--json", default=None, metavar="FILE", help="the totals and per-image numbers as JSON (- for stdout)")
+    p.set_defaults(func=cmd_detector_recall)
+
+    p = actions.add_parser("map", help="mean average precision on the valid= images (AlexeyAB's 'detector map')")
+    _evaluation_flags(p)
+    p.add_argument("--iou", "-iou_thresh", type=float, default=0.5, metavar="T", help="IoU threshold (.5)")
+    p.add_argument("--points", "-points", type=int, default=0, choices=(0, 11, 101),
+                   help="0: area under the curve (VOC2010+, default); 11: VOC2007; 101: COCO mAP@[.5:.95] "
+                        "(pycocotools)")
+    p.add_argument("-thresh", type=float, default=0.25, help="confidence for the TP/FP, precision and recall (.25)")
+    p.add_argument("--json", default=None, metavar="FILE", help="mAP, iou, points and per-class numbers as JSON "
+                                                                 "(- for stdout)")
+    p.set_defaults(func=cmd_detector_map)
+
+    p = actions.add_parser("calc_anchors", help="anchors by k-means (1 - IoU) over the train= labels")
+    p.add_argument("data", metavar="DATA", help="the .data file (train=)")
+    p.add_argument("-num_of_clusters", type=_positive, default=5, metavar="K", help="anchors (5)")
+    p.add_argument("-width", type=_positive, required=True, metavar="W", help="network input width, e.g. 416")
+    p.add_argument("-height", type=_positive, required=True, metavar="H", help="network input height, e.g. 416")
+    p.add_argument("--seed", type=int, default=0, help="k-means++ seed (0)")
+    p.add_argument("--json", default=None, metavar="FILE", help="anchors (pixels) and avg_iou as JSON (- for stdout)")
+    p.add_argument("--show", default=None, metavar="FILE.png",
+                   help="plot the boxes, the anchors and the average IoU for k = 1..10 (matplotlib)")
+    p.set_defaults(func=cmd_detector_calc_anchors)
+
+
+def _write_json(target: str | None, obj: dict) -> None:
+    if target is None:
+        return
+    text = json.dumps(obj, indent=1) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write(target, lambda f: f.write(text.encode()))
+
+
+def _evaluation_network(args, key: str = "valid"):
+    """The network and a progress bar, the dataset checked (list, images) before the
+    network is loaded."""
+    from .evaluate import open_dataset
+    from .many import Progress
+
+    dataset = open_dataset(args.data, key)
+    net = _load(args)
+    print("\n".join(net.summary_lines()), file=sys.stderr)
+    net.require_detector()
+    return net, Progress(len(dataset.images))
+
+
+def cmd_detector_valid(args) -> int:
+    from .evaluate import valid
+
+    net, bar = _evaluation_network(args)
+    result = valid(args.data, net, out=args.out, batch=args.batch, loaders=args.loaders, decoder=args.decoder,
+                   progress=bar)
+    bar.summary()
+    where = os.path.dirname(result.files[0]) or "."
+    print(f"darknetpy: {result.detections} detections in {len(result.files)} files under {where}/", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_detector_recall(args) -> int:
+    from .evaluate import recall
+
+    net, bar = _evaluation_network(args)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    result = recall(args.data, net, loaders=args.loaders, decoder=args.decoder, progress=bar, echo=out)
+    bar.summary()
+    print(result.summary(), file=out)
+    _write_json(args.json, result.to_json())
+    return 1 if any(i.error for i in result.images) else 0
+
+
+def cmd_detector_map(args) -> int:
+    from .evaluate import map as mean_ap
+
+    if args.points == 101:
+        from .evaluate.coco import require_pycocotools
+
+        require_pycocotools()
+    net, bar = _evaluation_network(args)
+    result = mean_ap(args.data, net, iou=args.iou, points=args.points, thresh=args.thresh, batch=args.batch,
+                     loaders=args.loaders, decoder=args.decoder, progress=bar)
+    bar.summary()
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print("\n".join(result.lines()), file=out)
+    _write_json(args.json, result.to_json())
+    return 1 if result.failed else 0
+
+
+def cmd_detector_calc_anchors(args) -> int:
+    from .evaluate.anchors import anchors, plot_png, require_matplotlib
+
+    if args.show is not None:
+        require_matplotlib()
+    result = anchors(args.data, args.num_of_clusters, args.width, args.height, seed=args.seed)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print("\n".join(result.lines()), file=out)
+    _write_json(args.json, result.to_json())
+    if args.show is not None:
+        png = plot_png(result)
+        atomic_write(args.show, lambda f: f.write(png))
+        print(f"darknetpy: plot written to {args.show}", file=sys.stderr)
+    return 0
 
 
 def _numba_without_scipy_linalg() -> None:

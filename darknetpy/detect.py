@@ -1,12 +1,13 @@
 """Darknet's detection post-processing, bit for bit.
 
-From the float32 output of a `[region]` layer to the detections that `test_detector`
-prints, and the classifier's top-k lines:
+From the float32 output of a `[region]` or `[yolo]` layer to the detections that
+`test_detector` prints, and the classifier's top-k lines:
 
 * `get_region_detections`: boxes, objectness and class probabilities for every
   anchor of every cell (Darknet's detection array, `dets[n*w*h + cell]`), including
   the WordNet-tree path (`hierarchy_predictions` + `hierarchy_top_prediction`), then
-  `correct_region_boxes`.
+  `correct_region_boxes`; `get_yolo_detections`: YOLOv3's, only the boxes whose
+  objectness passes the threshold.
 * `do_nms_sort`: the swap loop, a stable (glibc merge sort) sort per class and the
   IoU suppression, in place.
 * `detection_lines` / `classifier_lines`: the exact `printf` lines.
@@ -32,7 +33,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numba
 import numpy as np
 
-from .tree import Tree, _hierarchy_predictions, _hierarchy_top_prediction, flush32
+from .tree import Tree, hierarchy_predictions_kernel, hierarchy_top_prediction_kernel, flush32
 
 __all__ = [
     "Box",
@@ -45,6 +46,7 @@ __all__ = [
     "do_nms_sort",
     "get_region_box",
     "get_region_detections",
+    "get_yolo_detections",
     "top_k",
 ]
 
@@ -270,13 +272,13 @@ def _region_kernel(out, lw, lh, num, classes, coords, biases, background, thresh
             bbox[index, 3] = h
             objectness[index] = scale if scale > thresh else np.float32(0.0)
             if use_tree:
-                _hierarchy_predictions(out, class_index, classes, parent, leaf, False, cells, ftz)
+                hierarchy_predictions_kernel(out, class_index, classes, parent, leaf, False, cells, ftz)
                 if use_map:
                     for j in range(cmap.shape[0]):
                         p = flush32(scale * flush32(out[class_index + cmap[j] * cells], ftz), ftz)
                         prob[index, j] = p if p > thresh else np.float32(0.0)
                 else:
-                    top_class[index] = _hierarchy_top_prediction(
+                    top_class[index] = hierarchy_top_prediction_kernel(
                         out, class_index, group_offset, group_size, child, parent,
                         hier_thresh, cells, ftz)
                     prob[index, 0] = scale if scale > thresh else np.float32(0.0)
@@ -584,6 +586,71 @@ def get_region_detections(output, *, classes: int, coords: int, num: int, biases
     return dets
 
 
+@numba.njit(cache=True, fastmath=False, error_model="numpy")
+def _yolo_kernel(out, lw, lh, num, classes, mask, biases, netw, neth, thresh, ftz, bbox, objectness, prob):
+    # Mirrors get_yolo_detections for batch 1: cells in order, then anchors; only the
+    # entries whose objectness passes thresh. Returns how many it filled.
+    cells = lw * lh
+    entries = classes + 5
+    count = 0
+    for i in range(cells):
+        row = i // lw
+        col = i % lw
+        for n in range(num):
+            base = n * cells * entries + i
+            scale = flush32(out[base + 4 * cells], ftz)
+            if scale <= thresh:
+                continue
+            m = mask[n]
+            bbox[count, 0] = flush32((np.float32(col) + flush32(out[base], ftz)) / np.float32(lw), ftz)
+            bbox[count, 1] = flush32((np.float32(row) + flush32(out[base + cells], ftz)) / np.float32(lh), ftz)
+            tw = np.float64(flush32(out[base + 2 * cells], ftz))
+            th = np.float64(flush32(out[base + 3 * cells], ftz))
+            bbox[count, 2] = flush32(np.float32(math.exp(tw) * np.float64(biases[2 * m]) / np.float64(netw)), ftz)
+            bbox[count, 3] = flush32(np.float32(math.exp(th) * np.float64(biases[2 * m + 1]) / np.float64(neth)),
+                                     ftz)
+            objectness[count] = scale
+            for j in range(classes):
+                p = flush32(scale * flush32(out[base + (5 + j) * cells], ftz), ftz)
+                prob[count, j] = p if p > thresh else np.float32(0.0)
+            count += 1
+    return count
+
+
+def get_yolo_detections(output, *, classes: int, mask, biases, w: int, h: int, netw: int, neth: int,
+                        thresh: float, relative: bool = True, factors=None, first: int = 0,
+                        ftz: bool = True) -> list[Detection]:
+    """Darknet's `get_yolo_detections` for one image (batch 1): the entries of one [yolo]
+    layer whose objectness is above `thresh`, cell by cell and anchor by anchor, boxes
+    corrected for the letterbox (`correct_yolo_boxes`, the same arithmetic as
+    `correct_region_boxes`; `factors`: the -Ofast build's, the manifest's
+    `ofast_correct_yolo_boxes`). `output`: the layer's float32 output (len(mask) *
+    (classes + 5), lh, lw); `biases`: every anchor (the `anchors=` list), `mask` the
+    layer's. Detection.index counts from `first` (the entries of earlier layers)."""
+    arr = np.asarray(output)
+    if arr.dtype != np.float32 or arr.ndim != 3:
+        raise ValueError(f"yolo output must be float32 (c, h, w), got {arr.dtype} {arr.shape}")
+    num = len(mask)
+    c, lh, lw = arr.shape
+    if c != num * (classes + 5):
+        raise ValueError(f"yolo output has {c} channels, expected len(mask)*(classes+5) = {num * (classes + 5)}")
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    most = lw * lh * num
+    bbox = np.zeros((most, 4), np.float32)
+    objectness = np.zeros(most, np.float32)
+    prob = np.zeros((most, classes), np.float32)
+    count = _yolo_kernel(flat, lw, lh, num, classes, np.asarray(mask, np.int64),
+                         np.ascontiguousarray(biases, np.float32), int(netw), int(neth), _F32(thresh), bool(ftz),
+                         bbox, objectness, prob)
+    bbox, objectness, prob = bbox[:count], objectness[:count], prob[:count]
+    _correct_array(bbox, w, h, netw, neth, relative, factors, ftz)
+    dets = [Detection(first + i, Box(*bbox[i]), objectness[i], classes) for i in range(count)]
+    rows, cols = np.nonzero(prob)
+    for r, k, v in zip(rows.tolist(), cols.tolist(), prob[rows, cols]):
+        dets[r].probs[k] = v
+    return dets
+
+
 def do_nms_sort(dets: list[Detection], classes: int, nms: float, *, ftz: bool = True) -> list[Detection]:
     """Darknet's `do_nms_sort`, in place on the list and on the detections' `probs`.
 
@@ -614,7 +681,7 @@ def do_nms_sort(dets: list[Detection], classes: int, nms: float, *, ftz: bool = 
     return dets
 
 
-def _pct(p) -> float:
+def percent(p) -> float:
     """`p*100` as Darknet computes it before printf: a float32 product, then double."""
     return float(_F32(p) * _F32(100.0))
 
@@ -628,7 +695,7 @@ def detection_lines(dets: Sequence[Detection], names: Sequence[str], thresh: flo
     lines = []
     for d in dets:
         for k in d.classes_above(thresh):
-            lines.append("%s: %.0f%%" % (names[k], _pct(d.prob(k))))
+            lines.append("%s: %.0f%%" % (names[k], percent(d.prob(k))))
     return lines
 
 
@@ -650,4 +717,4 @@ def top_k(probs, k: int, *, ftz: bool = True) -> list[int]:
 def classifier_lines(probs, names: Sequence[str], k: int = 5) -> list[str]:
     """`predict_classifier`'s `"%5.2f%%: %s"` lines for the `top_k` classes."""
     a = np.ascontiguousarray(probs, np.float32).reshape(-1)
-    return ["%5.2f%%: %s" % (_pct(a[i]), names[i]) for i in top_k(a, k)]
+    return ["%5.2f%%: %s" % (percent(a[i]), names[i]) for i in top_k(a, k)]

@@ -105,6 +105,14 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     _model("yolo9000", "combine9k.data", "9k.names", "9k.labels", "9k.tree", "coco9k.map", "inet9k.map"),
     _model("darknet19", *_IMAGENET),
     _model("darknet19_448", *_IMAGENET),
+    _model("yolov3", *_COCO),
+    _model("yolov3-tiny", *_COCO),
+    _model("yolov3-spp", *_COCO),
+    _model("yolov3-voc", *_VOC),
+    _model("darknet53", *_IMAGENET),
+    # the first 75 layers of darknet53.weights, the backbone `detector train` starts YOLOv3 from
+    Model("darknet53.conv.74", (FileSpec("cfg/darknet53.cfg"), FileSpec("weights/darknet53.conv.74"))),
+    _model("resnet50", *_IMAGENET),
 )}
 
 #: Fetched by every call, whatever the models.

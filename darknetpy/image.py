@@ -12,12 +12,14 @@ import os
 import numpy as np
 from numba import njit
 
+from .memory import available_memory
 from .errors import ImageError
 
 DECODERS = ("stb", "opencv")
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """An image file's bytes, or one ImageError line naming the path."""
     if os.path.isdir(path):
         raise ImageError(f"{path}: is a directory, not an image")
     try:
@@ -33,8 +35,6 @@ def _read_bytes(path: str) -> bytes:
 def _check_memory(w: int, h: int, path: str) -> None:
     """A small file can hold a huge image (a PNG of zeros: zlib packs 1000:1): refuse one
     whose RGB and float32 copies cannot fit, rather than fail in the allocator or be killed."""
-    from .network import available_memory
-
     need = h * w * 3 * 5
     if need > available_memory():
         raise ImageError(f"{path}: a {w}x{h} image needs {need / 2**20:.0f} MiB as RGB and float32, more than "
@@ -155,7 +155,7 @@ def to_float_chw(pixels: np.ndarray) -> np.ndarray:
 def load_image_color(path: str | os.PathLike, decoder: str = "stb") -> np.ndarray:
     """Darknet's `load_image_color(path, 0, 0)`: float32 (3, h, w)."""
     path = os.fspath(path)
-    return to_float_chw(decode_rgb(_read_bytes(path), path, decoder))
+    return to_float_chw(decode_rgb(read_bytes(path), path, decoder))
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

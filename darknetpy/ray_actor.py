@@ -25,9 +25,8 @@ through; `bytes` is dropped.
 
 CPU actors run the CPU (Numba) path with `threads` Numba threads each; give the actor as
 many CPUs (`num_cpus=`) so Ray does not put more actors on a machine than it has cores.
-There is no GPU backend yet. When the CuPy backend lands, a GPU actor will be the same
-class given `num_gpus=1` in map_batches (one GPU per actor, larger `batch_size`); today
-`num_gpus` would only reserve a GPU that the CPU path leaves idle.
+The actor runs the CPU backend: darknetpy's GPU backend (CuPy, `device="cuda:N"`) is not
+offered to actors yet, so `num_gpus` would only reserve a GPU that the actor leaves idle.
 """
 from __future__ import annotations
 
@@ -71,31 +70,30 @@ class Detector:
 
             numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
         self.net = Network(cfg, weights, numerics=numerics, compat=compat, warn=None)
-        self.net._region()
+        self.net.require_detector()
         self.names = _names(self.net, names, cfg)
         self.thresh, self.hier_thresh, self.nms, self.decoder = thresh, hier_thresh, nms, decoder
 
     def detect_one(self, path: str | None, data: bytes | None) -> dict:
         """One row: width, height, detections, error (see the class)."""
-        from .batch import _error_text, detection_dicts
+        from .many import error_text, detection_dicts
         from .errors import DarknetError
-        from .image import _read_bytes, decode_rgb, letterbox_image, to_float_chw
+        from .image import decode_rgb, read_bytes, to_float_chw
 
         where = path if path is not None else "<bytes>"
         try:
             if data is None:
                 if path is None:
                     raise DarknetError("the row has neither a path nor bytes")
-                data = _read_bytes(path)
+                data = read_bytes(path)
             im = to_float_chw(decode_rgb(bytes(data), where, self.decoder))
         except Exception as e:  # one bad row never stops the batch
-            return {"width": -1, "height": -1, "detections": [], "error": _error_text(e)}
+            return {"width": -1, "height": -1, "detections": [], "error": error_text(e)}
         h, w = im.shape[1], im.shape[2]
         try:
-            out = self.net.forward(letterbox_image(im, self.net.width, self.net.height))
-            dets = self.net.detections(out, w, h, self.thresh, self.hier_thresh, self.nms)
+            dets = self.net.detect(im, self.thresh, self.hier_thresh, self.nms)
         except (DarknetError, MemoryError) as e:
-            return {"width": w, "height": h, "detections": [], "error": _error_text(e)}
+            return {"width": w, "height": h, "detections": [], "error": error_text(e)}
         return {"width": w, "height": h, "detections": detection_dicts(dets, self.names, self.thresh, w, h),
                 "error": ""}
 
@@ -146,7 +144,7 @@ def _rows(sources, every: int, stdin=None):
     here (a video that cannot be opened) as rows with an error."""
     import cv2
 
-    from .batch import iter_items
+    from .many import iter_items
 
     for item in iter_items(sources, every, stdin):
         # no None in the columns (Arrow would carry a column of only None as NaN or null):
@@ -193,6 +191,16 @@ def _plain(v):
     return v
 
 
+def _record(row: dict) -> dict:
+    """A result row as the local pipeline's JSON Lines object (-1 and "" mean none)."""
+    from .many import make_record
+
+    frame, decoded = int(row["frame"]) >= 0, int(row["width"]) >= 0
+    return make_record(row["path"], int(row["frame"]) if frame else None, float(row["time"]) if frame else None,
+                       int(row["width"]) if decoded else None, int(row["height"]) if decoded else None,
+                       row["error"] or None, _plain(row["detections"]))
+
+
 def _threads_per_actor(workers: int) -> int:
     """CPUs (and Numba threads) per actor: the cluster's CPUs shared among the actors, but
     no more than the largest machine has (an actor asking for more is never scheduled)."""
@@ -210,7 +218,7 @@ def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, s
     import ray
     import ray.data
 
-    from .batch import InterruptGuard, JsonLines, Progress
+    from .many import InterruptGuard, JsonLines, Progress, emit
 
     import logging
 
@@ -254,20 +262,7 @@ def run_ray(args, sources, names: Sequence[str], data_path: str | None = None, s
                     while expected in pending:
                         r = pending.pop(expected)
                         expected += 1
-                        rec = {"path": r["path"]}
-                        if int(r["frame"]) >= 0:
-                            rec["frame"] = int(r["frame"])
-                            rec["time"] = float(r["time"])
-                        if int(r["width"]) >= 0:
-                            rec["width"], rec["height"] = int(r["width"]), int(r["height"])
-                        error = r["error"] or None
-                        if error is not None:
-                            rec["error"] = error
-                            bar.write(f"darknetpy: error: {error}")
-                        else:
-                            rec["detections"] = _plain(r["detections"])
-                        writer.write(rec)
-                        bar.update(failed=error is not None)
+                        emit(_record(r), writer, bar)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -120,7 +120,8 @@ def flush32(x, ftz):
 
 
 @numba.njit(cache=True, fastmath=False, error_model="numpy")
-def _hierarchy_predictions(pred, base, n, parent, leaf, only_leaves, stride, ftz):
+def hierarchy_predictions_kernel(pred, base, n, parent, leaf, only_leaves, stride, ftz):
+    """`hierarchy_predictions` on a flat array, callable from other Numba kernels."""
     # Parents precede their children in the file, so walking the classes in index
     # order multiplies each class by a parent that already holds its full path product.
     for j in range(n):
@@ -136,8 +137,9 @@ def _hierarchy_predictions(pred, base, n, parent, leaf, only_leaves, stride, ftz
 
 
 @numba.njit(cache=True, fastmath=False, error_model="numpy")
-def _hierarchy_top_prediction(pred, base, group_offset, group_size, child, parent,
-                              thresh, stride, ftz):
+def hierarchy_top_prediction_kernel(pred, base, group_offset, group_size, child, parent,
+                                    thresh, stride, ftz):
+    """`hierarchy_top_prediction` on a flat array, callable from other Numba kernels."""
     # Descend from the root group while the running path probability stays above
     # thresh; in each group the largest entry wins (strict '>', starting from 0 at
     # index 0, so the first of equal maxima is kept and NaN never wins).
@@ -191,8 +193,8 @@ def hierarchy_predictions(pred, n: int, tree: Tree, only_leaves: bool, stride: i
         raise ValueError(f"{n} classes but the tree has only {tree.n} entries")
     if n > 0 and offset + (n - 1) * stride >= flat.size:
         raise ValueError("predictions array too short for n classes at this stride")
-    _hierarchy_predictions(flat, int(offset), int(n), tree.parent, tree.leaf,
-                           bool(only_leaves), int(stride), bool(ftz))
+    hierarchy_predictions_kernel(flat, int(offset), int(n), tree.parent, tree.leaf,
+                                 bool(only_leaves), int(stride), bool(ftz))
 
 
 def hierarchy_top_prediction(pred, tree: Tree, thresh: float, stride: int = 1,
@@ -203,6 +205,6 @@ def hierarchy_top_prediction(pred, tree: Tree, thresh: float, stride: int = 1,
     last = offset + (tree.n - 1) * stride
     if last >= flat.size:
         raise ValueError("predictions array too short for the tree at this stride")
-    return int(_hierarchy_top_prediction(flat, int(offset), tree.group_offset, tree.group_size,
-                                         tree.child, tree.parent, np.float32(thresh),
-                                         int(stride), bool(ftz)))
+    return int(hierarchy_top_prediction_kernel(flat, int(offset), tree.group_offset, tree.group_size,
+                                               tree.child, tree.parent, np.float32(thresh),
+                                               int(stride), bool(ftz)))

@@ -1,4 +1,9 @@
-"""The reference kit (../shared/reference): where it is, its manifest, its weights."""
+"""The reference kits (../shared/reference, ../shared/reference-v3): where they are, their
+manifests, their weights, and one run per case.
+
+The module-level names are the YOLOv2 kit's (`kit.cases()`, `kit.run_case(...)`);
+`kit.V3` is the YOLOv3 kit, with the same methods.
+"""
 from __future__ import annotations
 
 import functools
@@ -16,30 +21,11 @@ from darknetpy.image import load_image_color
 from darknetpy.network import Network
 
 REPO = Path(__file__).resolve().parents[1]
-KIT = Path(os.environ.get("DARKNETPY_KIT", REPO.parent / "shared" / "reference"))
 CACHE = Path(os.environ.get("DARKNETPY_KIT_CACHE", REPO / ".cache" / "kit-weights"))
-MISSING = f"reference kit not found at {KIT} (set DARKNETPY_KIT)"
 
-
-def available() -> bool:
-    return (KIT / "manifest.json").is_file()
-
-
-@functools.lru_cache(maxsize=None)
-def manifest() -> dict:
-    return json.loads((KIT / "manifest.json").read_text())
-
-
-def cases() -> list[dict]:
-    return manifest()["cases"] if available() else []
-
-
-def case(case_id: str) -> dict:
-    return next(c for c in cases() if c["id"] == case_id)
-
-
-def model(name: str) -> dict:
-    return manifest()["models"][name]
+# flavor -> (numerics, compat for YOLO9000)
+FLAVOR_SETTINGS = {"stock": ("darknet", "darknet-cpu"), "O2": ("ieee", "darknet-cpu"),
+                   "fixed-tree": ("darknet", None)}
 
 
 def sha256_file(path: Path) -> str:
@@ -48,33 +34,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def weights(file_name: str) -> Path:
-    """Regenerate a kit weights file with the kit's make_weights.py (once), checking its SHA-256."""
-    spec = manifest()["make_weights"]["files"][file_name]
-    path = CACHE / file_name
-    if path.is_file() and path.stat().st_size == spec["size"] and sha256_file(path) == spec["sha256"]:
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    args = [sys.executable, str(KIT / "make_weights.py"), str(KIT / spec["cfg"]), str(tmp),
-            "--seed", str(spec["seed"]), "--version", spec["version"], "--head-gain", str(spec["head_gain"])]
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    digest = sha256_file(tmp)
-    if digest != spec["sha256"]:
-        tmp.unlink()
-        raise AssertionError(f"make_weights.py wrote {file_name} with SHA-256 {digest}, manifest says {spec['sha256']}")
-    tmp.replace(path)
-    return path
-
-
-def cfg_path(model_name: str) -> Path:
-    return KIT / model(model_name)["cfg"]
-
-
-def image_path(c: dict) -> Path:
-    return KIT / c["image"]
 
 
 def sha256_f32(a: np.ndarray) -> str:
@@ -108,48 +67,9 @@ def first_mismatch(records: list[dict], outputs: list[np.ndarray]) -> str | None
     return None
 
 
-# flavor -> (numerics, compat for YOLO9000)
-FLAVOR_SETTINGS = {"stock": ("darknet", "darknet-cpu"), "O2": ("ieee", "darknet-cpu"),
-                   "fixed-tree": ("darknet", None)}
-def expected_layers(c: dict, flavor: str) -> list[dict]:
-    if flavor == "fixed-tree":
-        return c["results"]["fixed-tree"]["layers"]
-    stock = c["results"]["stock"]["layers"]
-    if flavor == "stock":
-        return stock
-    differing = {d["index"]: d for d in manifest()["flavors"][flavor]["results"][c["id"]]["differing_layers"]}
-    records = []
-    for rec in stock:
-        if rec["index"] in differing:
-            d = differing[rec["index"]]
-            rec = {k: v for k, v in rec.items() if k not in ("sha256", "sha256_nan_canonical")}
-            rec["sha256"] = d["sha256"]
-            if "sha256_nan_canonical" in d:
-                rec["sha256_nan_canonical"] = d["sha256_nan_canonical"]
-        records.append(rec)
-    return records
-
-
 def reference_flavor(model_name: str) -> str:
     """The flavor whose lines the CLI prints: the GPU build's tree for YOLO9000."""
     return "fixed-tree" if "yolo9000" in model_name else "stock"
-
-
-_networks: dict = {}
-_runs: dict = {}  # (model, flavor, device, input hash) -> (first mismatch, output layer's output)
-
-
-def network(model_name: str, flavor: str, device: str = "cpu") -> Network:
-    """One network at a time, to bound memory (loading a network takes well under a second)."""
-    numerics, compat = FLAVOR_SETTINGS[flavor]
-    if "yolo9000" not in model_name:
-        compat = None
-    key = (model_name, numerics, compat, device)
-    if key not in _networks:
-        _networks.clear()
-        _networks[key] = Network(cfg_path(model_name), weights(model(model_name)["weights"]),
-                                 numerics=numerics, compat=compat, warn=None, device=device)
-    return _networks[key]
 
 
 @dataclass
@@ -158,22 +78,130 @@ class Run:
     mismatch: str | None   # None when every layer equals the kit's
     output: np.ndarray     # the output layer's output, (c, h, w)
     image_size: tuple[int, int]
+    detection_outputs: list  # each detection layer's output, (c, h, w), in network order
 
 
-def run_case(c: dict, flavor: str, device: str = "cpu") -> Run:
-    """Run a case in a flavor from the kit's darknet/ folder, once per distinct input."""
-    cwd = os.getcwd()
-    os.chdir(KIT / "darknet")
-    try:
-        net = network(c["model"], flavor, device)
-        im = load_image_color(image_path(c))
-        x = net.letterbox(im)
-        key = (c["model"], flavor, device, hashlib.sha256(x.tobytes()).hexdigest())
-        if key not in _runs:
-            outputs = net.forward_layers(x)
-            out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
-            _runs[key] = (first_mismatch(expected_layers(c, flavor), outputs), out)
-    finally:
-        os.chdir(cwd)
-    mismatch, out = _runs[key]
-    return Run(x, mismatch, out.copy(), (im.shape[2], im.shape[1]))
+_networks: dict = {}
+_runs: dict = {}  # (kit, model, flavor, device, input hash) -> (first mismatch, outputs)
+
+
+class Kit:
+    """One reference kit: `root` holds its manifest.json, make_weights.py and darknet/."""
+
+    def __init__(self, root: Path, env: str):
+        self.root = root
+        self.MISSING = f"reference kit not found at {root} (set {env})"
+
+    def available(self) -> bool:
+        return (self.root / "manifest.json").is_file()
+
+    @functools.cached_property
+    def _manifest(self) -> dict:
+        return json.loads((self.root / "manifest.json").read_text())
+
+    def manifest(self) -> dict:
+        return self._manifest
+
+    def cases(self) -> list[dict]:
+        return self.manifest()["cases"] if self.available() else []
+
+    def case(self, case_id: str) -> dict:
+        return next(c for c in self.cases() if c["id"] == case_id)
+
+    def model(self, name: str) -> dict:
+        return self.manifest()["models"][name]
+
+    def weights(self, file_name: str) -> Path:
+        """Regenerate a kit weights file with the kit's make_weights.py (once), checking its SHA-256."""
+        spec = self.manifest()["make_weights"]["files"][file_name]
+        path = CACHE / file_name
+        if path.is_file() and path.stat().st_size == spec["size"] and sha256_file(path) == spec["sha256"]:
+            return path
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        args = [sys.executable, str(self.root / "make_weights.py"), str(self.root / spec["cfg"]), str(tmp),
+                "--seed", str(spec["seed"]), "--version", spec["version"], "--head-gain", str(spec["head_gain"])]
+        for key in ("yolo_obj_bias", "yolo_cls_bias"):
+            if spec.get(key):
+                args += ["--" + key.replace("_", "-"), str(spec[key])]
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        digest = sha256_file(tmp)
+        if digest != spec["sha256"]:
+            tmp.unlink()
+            raise AssertionError(f"make_weights.py wrote {file_name} with SHA-256 {digest}, manifest says "
+                                 f"{spec['sha256']}")
+        tmp.replace(path)
+        return path
+
+    def cfg_path(self, model_name: str) -> Path:
+        return self.root / self.model(model_name)["cfg"]
+
+    def image_path(self, c: dict) -> Path:
+        return self.root / c["image"]
+
+    def expected_layers(self, c: dict, flavor: str) -> list[dict]:
+        if flavor == "fixed-tree":
+            return c["results"]["fixed-tree"]["layers"]
+        stock = c["results"]["stock"]["layers"]
+        if flavor == "stock":
+            return stock
+        differing = {d["index"]: d for d in self.manifest()["flavors"][flavor]["results"][c["id"]]["differing_layers"]}
+        records = []
+        for rec in stock:
+            if rec["index"] in differing:
+                d = differing[rec["index"]]
+                rec = {k: v for k, v in rec.items() if k not in ("sha256", "sha256_nan_canonical")}
+                rec["sha256"] = d["sha256"]
+                if "sha256_nan_canonical" in d:
+                    rec["sha256_nan_canonical"] = d["sha256_nan_canonical"]
+            records.append(rec)
+        return records
+
+    def network(self, model_name: str, flavor: str, device: str = "cpu") -> Network:
+        """One network at a time, to bound memory (loading a network takes well under a second)."""
+        numerics, compat = FLAVOR_SETTINGS[flavor]
+        if "yolo9000" not in model_name:
+            compat = None
+        key = (str(self.root), model_name, numerics, compat, device)
+        if key not in _networks:
+            _networks.clear()
+            _networks[key] = Network(self.cfg_path(model_name), self.weights(self.model(model_name)["weights"]),
+                                     numerics=numerics, compat=compat, warn=None, device=device)
+        return _networks[key]
+
+    def run_case(self, c: dict, flavor: str, device: str = "cpu") -> Run:
+        """Run a case in a flavor from the kit's darknet/ folder, once per distinct input."""
+        cwd = os.getcwd()
+        os.chdir(self.root / "darknet")
+        try:
+            net = self.network(c["model"], flavor, device)
+            im = load_image_color(self.image_path(c))
+            x = net.letterbox(im)
+            key = (str(self.root), c["model"], flavor, device, hashlib.sha256(x.tobytes()).hexdigest())
+            if key not in _runs:
+                outputs = net.forward_layers(x)
+                kept = [net.output_layer] + net.model.detection_layers
+                _runs[key] = (first_mismatch(self.expected_layers(c, flavor), outputs),
+                              [outputs[layer.index].reshape(layer.out_shape) for layer in kept])
+        finally:
+            os.chdir(cwd)
+        mismatch, kept = _runs[key]
+        return Run(x, mismatch, kept[0].copy(), (im.shape[2], im.shape[1]), [out.copy() for out in kept[1:]])
+
+
+V2 = Kit(Path(os.environ.get("DARKNETPY_KIT", REPO.parent / "shared" / "reference")), "DARKNETPY_KIT")
+V3 = Kit(Path(os.environ.get("DARKNETPY_KIT_V3", REPO.parent / "shared" / "reference-v3")), "DARKNETPY_KIT_V3")
+
+KIT = V2.root
+MISSING = V2.MISSING
+available = V2.available
+manifest = V2.manifest
+cases = V2.cases
+case = V2.case
+model = V2.model
+weights = V2.weights
+cfg_path = V2.cfg_path
+image_path = V2.image_path
+expected_layers = V2.expected_layers
+network = V2.network
+run_case = V2.run_case

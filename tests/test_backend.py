@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from darknetpy import DarknetError, Network
-from darknetpy.backend import parse_device, plan_arena
+from darknetpy.backend import parse_device
+from darknetpy.run.arena import plan_arena
 
 from test_layers import CONV_CFG
 
@@ -82,7 +83,7 @@ def test_arena_pass_equals_kept_pass_and_output_is_not_reused(tmp_path):
     second = net.forward(x2)
     assert first.tobytes() == kept[-1].tobytes(), "the first result was overwritten by the second pass"
     assert second.tobytes() == net.forward_layers(x2)[-1].tobytes()
-    plan = net.arena_plan()
+    plan = net.executor.arena_plan()
     assert net.output_layer.index not in plan and set(plan) == {0, 1, 2, 3}
 
 

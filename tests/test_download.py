@@ -27,10 +27,19 @@ from hypothesis import strategies as st
 from darknetpy import download as dl
 from darknetpy.errors import DarknetError
 
-KIT = Path(os.environ.get("DARKNETPY_KIT", Path(__file__).resolve().parents[1].parent / "shared" / "reference"))
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+KIT = Path(os.environ.get("DARKNETPY_KIT", SHARED / "reference"))
+KIT_V3 = Path(os.environ.get("DARKNETPY_KIT_V3", SHARED / "reference-v3"))
 TREE = KIT / "darknet"
-pytestmark = pytest.mark.skipif(not (TREE / "cfg").is_dir() or not (TREE / "data").is_dir(),
-                                reason=f"reference kit's Darknet tree not found at {TREE} (set DARKNETPY_KIT)")
+TREES = (TREE, KIT_V3 / "darknet")    # the YOLOv2 kit's Darknet files, then the YOLOv3 kit's
+pytestmark = pytest.mark.skipif(not all((t / "cfg").is_dir() and (t / "data").is_dir() for t in TREES),
+                                reason=f"the kits' Darknet trees not found at {TREES[0]} and {TREES[1]} "
+                                       f"(set DARKNETPY_KIT, DARKNETPY_KIT_V3)")
+
+
+def tree_file(rel: str) -> Path:
+    """A file of Darknet's tree as the kits hold it (the first kit that has it)."""
+    return next((t / rel for t in TREES if (t / rel).is_file()), TREE / rel)
 
 BIG = "yolov2"                 # its fake weights span several chunks
 BIG_SIZE = 300_001
@@ -56,7 +65,7 @@ def mirror(tmp_path_factory) -> Path:
         if spec.path.startswith("weights/"):
             target.write_bytes(fake_weights(Path(spec.path).stem))
         else:
-            shutil.copyfile(TREE / spec.path, target)
+            shutil.copyfile(tree_file(spec.path), target)
     return root
 
 
@@ -176,23 +185,27 @@ def _keys(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("name", sorted(dl.MODELS))
 def test_catalogue_brings_every_file_the_cfg_and_data_name(name):
     paths = [s.path for s in dl.MODELS[name].files]
+    if name == "darknet53.conv.74":   # a backbone for training: the cfg it goes with, no .data
+        assert paths == ["cfg/darknet53.cfg", "weights/darknet53.conv.74"]
+        return
     assert paths[0] == f"cfg/{name}.cfg" and paths[-1] == f"weights/{name}.weights"
     datas = [p for p in paths if p.endswith(".data")]
     assert len(datas) == 1 and datas[0].startswith("cfg/")
     named = []
-    for f in (TREE / paths[0], TREE / datas[0]):
+    for f in (tree_file(paths[0]), tree_file(datas[0])):
         keys = _keys(f)
         named += [v for k in ("names", "labels", "tree", "map") for v in keys.get(k, [])]
     assert named, name
     assert sorted(set(named)) == sorted(p for p in paths if p.startswith("data/"))
     for p in paths[:-1]:
-        assert (TREE / p).is_file(), p
+        assert tree_file(p).is_file(), p
     assert all(s.size is None and s.sha256 is None for s in dl.MODELS[name].files)   # none invented
 
 
 def test_catalogue_models_and_samples():
     assert sorted(dl.MODELS) == sorted(["yolov2", "yolov2-tiny", "yolov2-voc", "yolov2-tiny-voc", "yolo9000",
-                                        "darknet19", "darknet19_448"])
+                                        "darknet19", "darknet19_448", "yolov3", "yolov3-tiny", "yolov3-spp",
+                                        "yolov3-voc", "darknet53", "darknet53.conv.74", "resnet50"])
     assert [s.path for s in dl.SAMPLES] == ["data/dog.jpg", "data/horses.jpg"]
     assert dl.model_files(["yolo9000"])[-1].path == "weights/yolo9000.weights"   # weights come last
     assert {"cfg/combine9k.data", "data/9k.tree", "data/coco9k.map", "data/inet9k.map", "data/9k.names",
@@ -230,7 +243,7 @@ def test_plan_mirror_forms(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("models, words", [
-    (["yolov3"], ["unknown model 'yolov3'", "yolov2-tiny-voc", "darknet19_448"]),
+    (["yolov4"], ["unknown model 'yolov4'", "yolov2-tiny-voc", "darknet19_448", "yolov3-spp"]),
     (["yolov2", "nope"], ["unknown model 'nope'"]),
     ([], ["name a model", "yolo9000"]),
 ])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kit
-from darknetpy.detect import _pct, box_iou, classifier_lines
+from darknetpy.detect import percent, box_iou, classifier_lines
 from darknetpy.network import Network
 from test_gpu import DEVICE, gpu, in_kit_darknet
 
@@ -107,7 +107,7 @@ def differences(net, exact, fast, w: int, h: int, thresh: float, hier: float, nm
         where = f"detection {i} class {k} box {tuple(float(v) for v in pre_e[i].bbox)}: exact {a!r}, fast {b!r}"
         near = abs(a - b) <= tol
         if (i, k) in pe and (i, k) in pf:
-            if "%.0f" % _pct(pe[i, k]) != "%.0f" % _pct(pf[i, k]):
+            if "%.0f" % percent(pe[i, k]) != "%.0f" % percent(pf[i, k]):
                 (on if near else off).append(f"{where}: printed percent on a rounding boundary")
             elif not boxes_close(pre_e[i].bbox, pre_f[i].bbox, tol):
                 off.append(f"{where}: boxes differ, fast {tuple(float(v) for v in pre_f[i].bbox)}")

@@ -13,7 +13,7 @@ from hypothesis import given, settings, HealthCheck, strategies as st
 from hypothesis.extra.numpy import arrays
 from numba import njit
 
-from darknetpy.cpu import gemm
+from darknetpy.cpu import gemm, gemm_blocking, gemm_kernels
 from darknetpy.cpu.gemm import gemm_exact, gemm_fast
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,10 +97,10 @@ def test_whole_products_take_longer_k_chunks():
     take _chunk_whole's longer k chunks, still several of them (so the tests above
     check the bits of that path too); column blocks and wide B keep _chunk's."""
     for K, N in [(4608, 361), (12800, 19), (2304, 361)]:
-        assert gemm._chunk(K, N) < gemm._chunk_whole(K, N) < K
+        assert gemm_blocking.chunk(K, N) < gemm_blocking.chunk_whole(K, N) < K
     for K, N in [(3001, 20), (2049, 33), (1024, 361)]:
-        assert gemm._chunk(K, N) < K <= gemm._chunk_whole(K, N)
-    assert gemm._chunk_whole(1152, 5776) == gemm._chunk(1152, 5776)
+        assert gemm_blocking.chunk(K, N) < K <= gemm_blocking.chunk_whole(K, N)
+    assert gemm_blocking.chunk_whole(1152, 5776) == gemm_blocking.chunk(1152, 5776)
 
 
 @pytest.mark.parametrize("shape", REAL, ids=lambda s: "x".join(map(str, s)))
@@ -121,8 +121,8 @@ def test_tail_columns(M, K, N, packed, splits, threads):
     """Columns past whole vectors (1 to 8 of them) go to the column kernels, which
     must add in the same order: several k chunks (pack_a's chunk for wide B), more and
     fewer panels than a call takes, and sums continued from C (accumulate)."""
-    assert 0 < gemm._tail_width(N, False) == N % gemm.NR % gemm.VW
-    assert gemm._tail_width(N, True) == 0
+    assert 0 < gemm_blocking.tail_width(N, False) == N % gemm.NR % gemm_kernels.VW
+    assert gemm_blocking.tail_width(N, True) == 0
     rng = np.random.default_rng(M + K + N)
     a, b = rand(rng, (M, K)), rand(rng, (K, N))
     c = np.full((M, N), np.nan, np.float32)
@@ -279,11 +279,11 @@ def test_exact_writes_views_and_checks():
     # read-only inputs (weights from np.frombuffer) run the same compiled code
     ra, rb = a.copy(), b.copy()
     ra.flags.writeable = rb.flags.writeable = False
-    nsig = len(gemm._gemm_serial_entry.signatures)
+    nsig = len(gemm_blocking.gemm_serial_entry.signatures)
     c = np.empty((6, 40), np.float32)
     gemm_exact(ra, rb, c)
     assert_same_bits(c, reference(a, b))
-    assert len(gemm._gemm_serial_entry.signatures) == nsig
+    assert len(gemm_blocking.gemm_serial_entry.signatures) == nsig
     ro = np.empty((6, 40), np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError):
@@ -324,11 +324,11 @@ def test_fast_close_to_exact():
 def _kernel_driver(use_asm, fma=None):
     """A fresh (uncached) function around the micro-kernel variants
     (fma None: the exact kernels; True: gemm_fast's)."""
-    mr, nv = gemm.MR, gemm.NV
-    kf = gemm._make_kernel(mr, nv, True, use_asm)     # packs B while computing
-    kp = gemm._make_kernel(mr, nv, False, use_asm)    # packed B
-    k1 = gemm._make_kernel(mr, 1, False, use_asm)     # packed B, 16 columns
-    ka = gemm._make_kernel(mr, nv, False, use_asm, fused_a=True)   # packs A
+    mr, nv = gemm.MR, gemm_kernels.NV
+    kf = gemm_kernels.make_kernel(mr, nv, True, use_asm)     # packs B while computing
+    kp = gemm_kernels.make_kernel(mr, nv, False, use_asm)    # packed B
+    k1 = gemm_kernels.make_kernel(mr, 1, False, use_asm)     # packed B, 16 columns
+    ka = gemm_kernels.make_kernel(mr, nv, False, use_asm, fused_a=True)   # packs A
 
     @njit(cache=False)
     def drive(which, kc, ap, bp, b, c, ldc, first, a):
@@ -348,7 +348,7 @@ def _kernel_driver(use_asm, fma=None):
 
 @pytest.mark.parametrize("use_asm", [True, False], ids=["asm", "llvm-ir"])
 def test_micro_kernel_bits_and_no_fma(use_asm):
-    if use_asm and not gemm.USE_ASM:
+    if use_asm and not gemm_kernels.USE_ASM:
         pytest.skip("host without AVX-512: the asm kernel is not used")
     mr, nr = gemm.MR, gemm.NR
     kc = 300
@@ -394,18 +394,19 @@ def test_production_code_has_no_fma(tmp_path):
     subprocess and scan their machine code."""
     code = textwrap.dedent("""
         import re, sys, numpy as np, numba
-        from darknetpy.cpu import gemm
+        from darknetpy.cpu import gemm_blocking, gemm_kernels
         a = np.ones((9, 17), np.float32); b = np.ones((17, 50), np.float32)
         c = np.empty((9, 50), np.float32)
-        gemm._gemm_serial((None, a.reshape(-1), 17, b.reshape(-1), 50, c.reshape(-1), 50,
-                           9, 17, 50, False))
+        gemm_blocking.gemm_serial((None, a.reshape(-1), 17, b.reshape(-1), 50, c.reshape(-1), 50,
+                                   9, 17, 50, False))
         asm = ""
-        for f in (gemm._gemm_serial, gemm._gemm_block, gemm._kernel, gemm._pack_a_panels):
+        for f in (gemm_blocking.gemm_serial, gemm_blocking.gemm_block, gemm_kernels.kernel,
+                  gemm_blocking.pack_a_panels):
             for s in f.inspect_asm().values():
                 asm += s
         fma = re.findall(r"\\bv?f(?:n)?m(?:add|sub)[a-z0-9]*\\b", asm, re.I)
         print("FMA", len(fma), "ZMM", asm.count("%zmm"), "YMM", asm.count("%ymm"),
-              "MULPS", len(re.findall(r"\\bvmulps\\b", asm)), "USE_ASM", gemm.USE_ASM)
+              "MULPS", len(re.findall(r"\\bvmulps\\b", asm)), "USE_ASM", gemm_kernels.USE_ASM)
     """)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -434,7 +435,7 @@ def test_cached_in_second_process():
     code = textwrap.dedent("""
         import time, numpy as np, numba
         t = time.perf_counter()
-        from darknetpy.cpu import gemm
+        from darknetpy.cpu import gemm, gemm_blocking
         a = np.ones((200, 170), np.float32); b = np.ones((170, 500), np.float32)
         c = np.empty((200, 500), np.float32)
         for nt in (1, 2):
@@ -442,8 +443,9 @@ def test_cached_in_second_process():
                 numba.set_num_threads(nt)
                 gemm.gemm_exact(a, b, c)
                 gemm.gemm_fast(a, b, c)
-        misses = sum(len(f.stats.cache_misses) for f in (gemm._gemm_serial_entry, gemm._gemm_parallel))
-        hits = sum(len(f.stats.cache_hits) for f in (gemm._gemm_serial_entry, gemm._gemm_parallel))
+        entries = (gemm_blocking.gemm_serial_entry, gemm_blocking.gemm_parallel)
+        misses = sum(len(f.stats.cache_misses) for f in entries)
+        hits = sum(len(f.stats.cache_hits) for f in entries)
         print("MISSES", misses, "HITS", hits, "SECONDS", time.perf_counter() - t)
     """)
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -468,8 +470,8 @@ def test_portable_llvm_ir_path():
             feats[name] = False
     code = textwrap.dedent("""
         import re, numpy as np, numba
-        from darknetpy.cpu import gemm
-        assert not gemm.USE_ASM
+        from darknetpy.cpu import gemm, gemm_blocking, gemm_kernels
+        assert not gemm_kernels.USE_ASM
         rng = np.random.default_rng(4)
         for M, K, N in [(13, 37, 101), (16, 600, 97), (9, 20, 800), (24, 300, 385)]:
             a = rng.standard_normal((M, K), np.float32)
@@ -483,7 +485,7 @@ def test_portable_llvm_ir_path():
                 r = gemm.gemm_reference(a, b)
                 same = (c.view(np.uint32) == r.view(np.uint32)) | (np.isnan(c) & np.isnan(r))
                 assert same.all(), (M, K, N, nt)
-        asm = "".join(gemm._gemm_block.inspect_asm().values())
+        asm = "".join(gemm_blocking.gemm_block.inspect_asm().values())
         if asm:     # compiled in this run (not loaded from the cache)
             assert "vmulps" in asm and "%ymm" in asm and "%zmm" not in asm
             assert not re.search(r"\\bv?f(n)?m(add|sub)", asm)

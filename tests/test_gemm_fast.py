@@ -6,7 +6,7 @@ import numpy as np
 import numba
 import pytest
 
-from darknetpy.cpu import gemm
+from darknetpy.cpu import gemm, gemm_kernels
 from darknetpy.cpu.gemm import gemm_exact, gemm_fast
 
 from test_gemm import SHAPES, _kernel_driver, rand, reference
@@ -46,7 +46,7 @@ def test_fast_differs_from_exact():
 
 @pytest.mark.parametrize("use_asm", [True, False], ids=["asm", "llvm-ir"])
 def test_fast_micro_kernel_uses_fma(use_asm):
-    if use_asm and not gemm.USE_ASM:
+    if use_asm and not gemm_kernels.USE_ASM:
         pytest.skip("host without AVX-512: the asm kernel is not used")
     mr, nr, kc = gemm.MR, gemm.NR, 200
     rng = np.random.default_rng(3)

@@ -45,7 +45,7 @@ def test_packed_column_blocks_from_numba():
     def blocks(ap, kcs, bf, cf):
         for j0 in range(0, N, nb):
             w = min(nb, N - j0)
-            gemm._gemm_serial_packed((None, ap, K, bf[j0:], N, cf[j0:], N, M, K, w, False), ap, kcs)
+            gemm.gemm_serial_packed((None, ap, K, bf[j0:], N, cf[j0:], N, M, K, w, False), ap, kcs)
 
     c = np.full((M, N), np.nan, np.float32)
     blocks(packed.ap, packed.kcs, b.reshape(-1), c.reshape(-1))

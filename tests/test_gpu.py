@@ -84,7 +84,7 @@ def test_gpu_graph_replay_equals_kernel_launches(model_name):
     with in_kit_darknet():
         eager = [net.backend.download(net.forward_layers(x, keep=False)[net.output_layer.index]) for x in xs]
         replayed = [net.forward(x) for x in xs + xs]
-    assert net._graph not in (None, False), "the CUDA graph was not captured"
+    assert net.executor._graph not in (None, False), "the CUDA graph was not captured"
     for got, want in zip(replayed, eager + eager):
         assert got.reshape(-1).tobytes() == want.reshape(-1).tobytes()
 

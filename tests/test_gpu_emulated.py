@@ -70,6 +70,33 @@ def test_forward_batch_runs_lanes_with_the_bits_of_forward():
         batched = net.forward_batch(xs + xs[:1])
     finally:
         os.chdir(cwd)
-    assert len(net._lanes) == 4
+    assert len(net.executor._lanes) == 4
     for got, want in zip(batched, one_by_one + one_by_one[:1]):
         assert got.tobytes() == want.tobytes()
+
+
+# YOLOv3's kit: yolov3-tiny in both flavors, yolov3 at 128 and the two classifiers by default
+# (shortcut, upsample, multi-input route, yolo, SPP-free 416 models cost minutes emulated).
+V3_DEFAULT = {("yolov3-tiny", "stock"), ("yolov3-tiny", "O2"), ("yolov3-128", "stock"), ("darknet53", "stock"),
+              ("resnet50", "stock")}
+
+
+def _params_v3():
+    params, seen = [], set()
+    for c in kit.V3.cases():
+        for flavor in c["flavors"]:
+            key = (c["model"], flavor)
+            chosen = key not in seen and key in V3_DEFAULT
+            seen.add(key)
+            marks = [] if chosen else [pytest.mark.slow, pytest.mark.skipif(
+                not ALL, reason="one case per model by default (DARKNETPY_EMULATE_ALL=1 runs all)")]
+            params.append(pytest.param(c["id"], flavor, id=f"{c['id']}-{flavor}", marks=marks))
+    return params
+
+
+@pytest.mark.skipif(not kit.V3.available(), reason=kit.V3.MISSING)
+@pytest.mark.parametrize("case_id,flavor", _params_v3())
+def test_v3_case_bit_identical_on_emulated_gpu(case_id, flavor):
+    c = kit.V3.case(case_id)
+    run = kit.V3.run_case(c, flavor, device="cuda:0")
+    assert run.mismatch is None, run.mismatch

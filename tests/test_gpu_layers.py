@@ -75,7 +75,7 @@ def on_gpu(fn, *arrays):
 
 @pytest.mark.parametrize("c,h,w,size,stride,pad", [
     (3, 13, 13, 2, 1, 1), (4, 8, 8, 2, 2, 1), (2, 7, 5, 3, 2, 2), (2, 6, 6, 3, 1, 0), (3, 5, 9, 1, 1, 0),
-    (2, 6, 7, 3, 3, -3)])
+    (2, 6, 7, 3, 3, -3), (2, 31, 5, 2**31 - 1, 3, 2**31 - 2), (3, 6, 7, 100000, 1, 99999)])
 @pytest.mark.parametrize("ftz", TOGGLE)
 def test_maxpool_matches_cpu(backend, c, h, w, size, stride, pad, ftz):
     rng = np.random.default_rng(c * h + w)
@@ -247,9 +247,9 @@ REGIONS = {  # anchors, (h, w), classes, coords, background, softmax
 
 
 def run_region(x, *args):
-    want = cpu_region.region(x, *args)
+    want = cpu_region.region(x, *args, np.empty_like(x))
     dev = runtime.upload(x)
-    got = runtime.download(region.region(dev, *args))
+    got = runtime.download(region.region(dev, *args, runtime.empty(x.shape)))
     assert_same(got, want)
     return got
 
@@ -288,9 +288,9 @@ def test_region_stock_tree_rejects_a_short_input(backend, tree):
     x = np.zeros(60, F32)
     args = (1, 1, tree.n, 4, False, False, (tree.group_offset, tree.group_size), True, True, True)
     with pytest.raises(ValueError):
-        cpu_region.region(x, *args)
+        cpu_region.region(x, *args, np.empty_like(x))
     with pytest.raises(ValueError):
-        region.region(runtime.upload(x), *args)
+        region.region(runtime.upload(x), *args, runtime.empty(x.shape))
 
 
 # ------------------------------------------------------------------------------ real sizes

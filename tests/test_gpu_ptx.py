@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from darknetpy.gpu import runtime
+from darknetpy.gpu import cuda_source, runtime
 
 GPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "darknetpy", "gpu")
 SOURCES = sorted(glob.glob(os.path.join(GPU_DIR, "*.cu")))
@@ -89,7 +89,7 @@ def nvrtc_view(path: str) -> str:
     """The source as NVRTC preprocesses it (approximately): no system headers, its macros."""
     run = subprocess.run(["g++", "-E", "-P", "-x", "c++", "-std=c++17", "-nostdinc", "-undef", "-D__CUDACC__",
                           "-D__CUDACC_RTC__", "-D__CUDA_ARCH__=900", "-", "-o", "-"],
-                         input=runtime.expand_source(path), capture_output=True, text=True)
+                         input=cuda_source.expand_source(path), capture_output=True, text=True)
     assert run.returncode == 0, f"{ids(path)} under NVRTC's macros:\n{run.stderr}"
     return run.stdout
 
@@ -97,7 +97,7 @@ def nvrtc_view(path: str) -> str:
 def nvcc_ptx(path: str, options: tuple[str, ...], folder: str) -> str:
     source = os.path.join(folder, os.path.basename(path))
     with open(source, "w", encoding="utf-8") as f:
-        f.write(runtime.expand_source(path))   # what NVRTC is given: the includes inlined
+        f.write(cuda_source.expand_source(path))   # what NVRTC is given: the includes inlined
     ptx = source[:-3] + ".ptx"
     run = subprocess.run([NVCC, "-ptx", "-arch=sm_90", *options, "-o", ptx, source], capture_output=True, text=True)
     assert run.returncode == 0, f"nvcc {' '.join(options)} {os.path.basename(path)}:\n{run.stderr}"
@@ -116,7 +116,7 @@ def test_there_are_kernel_sources():
 @pytest.mark.parametrize("path", SOURCES, ids=ids)
 def test_markers_name_kernels_of_the_file(path):
     _, allowed = declarations(path)
-    kernels = runtime.parse_kernels(runtime.expand_source(path))
+    kernels = cuda_source.parse_kernels(cuda_source.expand_source(path))
     assert kernels, f"{ids(path)} defines no extern \"C\" __global__ kernel"
     assert allowed <= set(kernels), f"allow-fma names no kernel of {ids(path)}: {sorted(allowed - set(kernels))}"
 
@@ -126,7 +126,7 @@ def test_nvcc_ptx_has_no_fma_in_exact_kernels(path, tmp_path):
     if NVCC is None:
         pytest.skip("nvcc is not installed")
     _, allowed = declarations(path)
-    kernels = set(runtime.parse_kernels(runtime.expand_source(path)))
+    kernels = set(cuda_source.parse_kernels(cuda_source.expand_source(path)))
     for options in variants(path):
         ptx = nvcc_ptx(path, options, str(tmp_path))
         fmas = fma_lines(ptx)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from darknetpy.errors import DarknetError
-from darknetpy.gpu import emulator, runtime
+from darknetpy.gpu import cuda_source, emulator, runtime
 
 TOY = r"""
 // Kernels exercising the emulated subset.
@@ -374,7 +374,7 @@ def test_second_load_uses_the_disk_cache(sources, tmp_path, monkeypatch):
     runtime.load_module(str(source)).function("one")((1,), (3,), (x,))
     assert x.tolist() == [1, 1, 1]
     assert [p.name for p in (tmp_path / "darknetpy" / "emu").iterdir()] == [
-        os.path.basename(emulator.build(str(source), runtime.expand_source(str(source)),
+        os.path.basename(emulator.build(str(source), cuda_source.expand_source(str(source)),
                                         {"one": module.kernels["one"]}, module.options))]
 
 
@@ -398,7 +398,7 @@ def test_kernel_not_extern_c_is_refused(tmp_path):
 
 
 def test_parse_kernels_reads_types_and_skips_comments():
-    kernels = runtime.parse_kernels(
+    kernels = cuda_source.parse_kernels(
         '// extern "C" __global__ void commented(int a)\n'
         'extern "C" __global__ void k(const float* __restrict__ x, size_t n,\n'
         '                             unsigned int u, /* float f, */ double d) {}\n')
@@ -413,10 +413,10 @@ def test_block_kernels_follow_calls():
               "namespace dm { __device__ float id(float v) { return v; } }\n"
               'extern "C" __global__ void a(float* x) { mid(); }\n'
               'extern "C" __global__ void b(float* x) { x[0] = dm::id(x[0]); }\n')
-    assert emulator.block_kernels(source, runtime.parse_kernels(source)) == {"a"}
+    assert emulator.block_kernels(source, cuda_source.parse_kernels(source)) == {"a"}
     members = ("struct Tile { float v; __device__ void wait() const { __syncthreads(); } };\n"
                'extern "C" __global__ void c(float* x) { Tile t{x[0]}; t.wait(); }\n')
-    assert emulator.block_kernels(members, runtime.parse_kernels(members)) == {"c"}
+    assert emulator.block_kernels(members, cuda_source.parse_kernels(members)) == {"c"}
 
 
 def test_compile_options_defaults_give_way():

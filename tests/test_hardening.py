@@ -273,8 +273,8 @@ def test_jpeg_frame_far_too_large_for_its_bytes_is_corrupt_for_both_decoders(tmp
 
 
 def test_image_too_large_for_memory_is_refused(tmp_path, monkeypatch):
-    import darknetpy.network
-    monkeypatch.setattr(darknetpy.network, "available_memory", lambda: 1000)
+    import darknetpy.image
+    monkeypatch.setattr(darknetpy.image, "available_memory", lambda: 1000)
     for name, data in (("x.png", SEEDS[0]), ("x.jpg", SEEDS[2])):
         p = tmp_path / name
         p.write_bytes(data)

@@ -20,8 +20,10 @@ def model(x, size, stride, pad, ftz):
     def flush(a):
         return np.where(np.abs(a) < TINY, np.float32(0), a) if ftz else a
 
-    for n in range(size):
-        for m in range(size):
+    # the window rows and columns that reach the image in some window (the others are
+    # all skipped taps: a window can be far larger than the image)
+    for n in range(max(0, -offset - (out_h - 1) * stride), min(size, h - offset)):
+        for m in range(max(0, -offset - (out_w - 1) * stride), min(size, w - offset)):
             ys = offset + np.arange(out_h) * stride + n
             xs = offset + np.arange(out_w) * stride + m
             valid = ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < w))[None, :]
@@ -50,6 +52,20 @@ def sample(shape, seed):
 def test_maxpool_matches_the_model(ftz, shape, size, stride, pad):
     """The last two are over SERIAL_MAX taps: their channels run in parallel."""
     x = sample(shape, seed=size * 10 + stride)
+    expected = model(x, size, stride, pad, ftz)
+    out = np.empty(expected.shape, np.float32)
+    pool.maxpool(x, size, stride, pad, out, ftz)
+    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("ftz", [False, True])
+@pytest.mark.parametrize("shape,size,stride,pad", [
+    ((2, 31, 5), 2**31 - 1, 3, 2**31 - 2), ((3, 6, 7), 100000, 1, 99999), ((1, 4, 4), 2**31 - 1, 2**31 - 1, 2**31 - 2)])
+def test_a_window_far_larger_than_the_image_takes_no_time(ftz, shape, size, stride, pad):
+    """Regression (bench/fuzz.py, seed 20261207): a [maxpool] of size=2147483647 (and
+    Darknet's default padding, size-1) visited each of the window's 2**62 taps, skipping
+    them one by one; now only the taps in the image. Same bits as the model."""
+    x = sample(shape, seed=7)
     expected = model(x, size, stride, pad, ftz)
     out = np.empty(expected.shape, np.float32)
     pool.maxpool(x, size, stride, pad, out, ftz)

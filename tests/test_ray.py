@@ -39,13 +39,13 @@ def local_ray():
 
 def single_process(cfg, weights, paths):
     """The local pipeline's records (identical to Network.detect: test_batch checks that)."""
-    from darknetpy import batch
+    from darknetpy import many
     from darknetpy.network import Network
 
     net = Network(cfg, weights, warn=None)
-    items = [batch.Item(i, str(p), p.name) for i, p in enumerate(paths)]
-    return {r.item.path: (r.error is not None, batch.record(r, ["0", "1"], 0.2).get("detections"))
-            for r in batch.detect_many(net, items, thresh=0.2)}
+    items = [many.Item(i, str(p), p.name) for i, p in enumerate(paths)]
+    return {r.item.path: (r.error is not None, many.record(r, ["0", "1"], 0.2).get("detections"))
+            for r in many.detect_many(net, items, thresh=0.2)}
 
 
 def normalised(rows):

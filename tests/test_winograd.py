@@ -88,7 +88,7 @@ def test_weights_transform_and_packed_view():
     m, c = 10, 3
     weights = rng.standard_normal((m, 9 * c)).astype(np.float32)
     u = winograd.transform_weights(weights)
-    G = winograd._G
+    G = winograd.G
     g = weights.astype(np.float64).reshape(m, c, 3, 3)
     b = rng.standard_normal((c, 50)).astype(np.float32)
     for xi in (0, 5, 15):
@@ -99,7 +99,7 @@ def test_weights_transform_and_packed_view():
 
 
 def unpacked(u, xi):
-    """U[xi] (m, c) read back from the packed layout (gemm._pack_a_panels)."""
+    """U[xi] (m, c) read back from the packed layout (gemm_blocking.pack_a_panels)."""
     m, c, mr = u.m, u.c, gemm.MR
     mp = -(-m // mr) * mr
     ap = u.ap[xi * u.stride:]

@@ -97,23 +97,43 @@ def activate_array(x, a, ftz):
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def _span(x, start, stop, m, d, s, b, use_bn, a):
-    # a view indexed from 0: an index Numba cannot prove non-negative gets a wraparound
+def _span(x, start, stop, m, d, s, b, use_bn, a, split):
+    # views indexed from 0: an index Numba cannot prove non-negative gets a wraparound
     # test, and the loop no longer vectorises (3-4x slower)
     y = x[start:stop]
     if use_bn:
-        for i in range(y.size):
-            y[i] = activate(F32(F64(y[i] - m) / d) * s + b, a)
+        r = 1.0 / d
+        v = y[:split]
+        for i in range(v.size):
+            v[i] = activate(F32(F64(v[i] - m) * r) * s + b, a)
+        w = y[split:]
+        for i in range(w.size):
+            w[i] = activate(F32(F64(w[i] - m) / d) * s + b, a)
     else:
         for i in range(y.size):
             y[i] = activate(y[i] + b, a)
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def epilogue_span(x, start, stop, f, mean, variance, scales, biases, use_bn, a):
-    """Filter f's outputs x[start:stop]: batch norm `(x - mean) / (sqrt(var) + 1e-6f)`
-    in double then `*scale`, `+bias` (or only `+bias`), then the activation, each step
-    rounded to float as in C. The common activations get loops of their own (vectorised)."""
+def reciprocal_end(spatial, ftz):
+    """Where the stock -Ofast build stops multiplying a channel by the batch norm's double
+    reciprocal: its normalize_cpu runs 4 elements at a time as `t * (1.0/d)` and divides only
+    the last spatial % 4 (kit v3's README). The build without fast-math (not ftz) divides all."""
+    return spatial - spatial % 4 if ftz else 0
+
+
+@njit(inline="always", fastmath=False, error_model="numpy")
+def reciprocal_count(first, count, vector_end):
+    """How many of `count` consecutive positions from `first` lie below `vector_end`."""
+    return min(max(vector_end - first, 0), count)
+
+
+@njit(inline="always", fastmath=False, error_model="numpy")
+def epilogue_span(x, start, stop, f, mean, variance, scales, biases, use_bn, a, split):
+    """Filter f's outputs x[start:stop]: batch norm `(x - mean) / (sqrt(var) + 1e-6f)` in
+    double (the first `split` times the double reciprocal instead, see `reciprocal_end`)
+    then `*scale`, `+bias` (or only `+bias`), then the activation, each step rounded to
+    float as in C. The common activations get loops of their own (vectorised)."""
     m = s = F32(0.0)
     d = F64(1.0)
     if use_bn:
@@ -122,26 +142,29 @@ def epilogue_span(x, start, stop, f, mean, variance, scales, biases, use_bn, a):
         s = scales[f]
     b = biases[f]
     if a == LEAKY:
-        _span(x, start, stop, m, d, s, b, use_bn, LEAKY)
+        _span(x, start, stop, m, d, s, b, use_bn, LEAKY, split)
     elif a == LINEAR:
-        _span(x, start, stop, m, d, s, b, use_bn, LINEAR)
+        _span(x, start, stop, m, d, s, b, use_bn, LINEAR, split)
     else:
-        _span(x, start, stop, m, d, s, b, use_bn, a)
+        _span(x, start, stop, m, d, s, b, use_bn, a, split)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
 def batchnorm_bias_activate(out, mean, variance, scales, biases, use_bn, a, ftz):
-    """The convolution's epilogue on out (filters, spatial), in Darknet's order. A small
+    """The convolution's epilogue on out (filters, spatial), in Darknet's order (ftz: the
+    stock -Ofast build's FTZ/DAZ and batch-norm reciprocal, see `reciprocal_end`). A small
     layer stays on the calling thread: a parallel region would cost more than it saves."""
     filters, spatial = out.shape
     flat = out.reshape(-1)
     if flat.size < SERIAL_MAX:
         old = fpenv.enter(ftz)
         for f in range(filters):
-            epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a)
+            epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a,
+                          reciprocal_end(spatial, ftz))
         fpenv.leave(old)
         return
     for f in prange(filters):
         old = fpenv.enter(ftz)
-        epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a)
+        epilogue_span(flat, f * spatial, (f + 1) * spatial, f, mean, variance, scales, biases, use_bn, a,
+                      reciprocal_end(spatial, ftz))
         fpenv.leave(old)

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import activations, fpenv, gemm, pool, winograd
+from . import activations, fpenv, gemm, parallel, pool, winograd
 from .im2col import im2col, im2col_block
 
 BLOCK_FLOATS = 1 << 17      # aim for im2col blocks of about this many floats (512 KB) ...
@@ -73,7 +73,7 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Tru
 @njit(inline="always")
 def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     """C = A @ B on this thread; A, B, C flat with row strides lda, ldb, ldc."""
-    gemm._gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
+    gemm.gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
 
 
 @njit(inline="always")
@@ -89,11 +89,13 @@ def _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, n, j0, j1, 
 
 
 @njit(inline="always")
-def _block_epilogue(cf, ldc, width, mean, variance, scales, biases, mode, a):
-    """The epilogue on the first `width` columns of each of cf's rows (ldc apart)."""
+def _block_epilogue(cf, ldc, width, first, spatial, mean, variance, scales, biases, mode, a, ftz):
+    """The epilogue on the first `width` columns of each of cf's rows (ldc apart), which
+    are positions first.. of channels of `spatial` outputs."""
+    split = activations.reciprocal_count(first, width, activations.reciprocal_end(spatial, ftz))
     for f in range(biases.size):
         activations.epilogue_span(cf, f * ldc, f * ldc + width, f, mean, variance, scales,
-                                  biases, mode == BATCHNORM, a)
+                                  biases, mode == BATCHNORM, a, split)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
@@ -110,14 +112,14 @@ def _column_worker(x, weights, size, stride, pad, out_w, out, b, nb, counter, fm
     of = out.reshape(-1)
     old = fpenv.enter(ftz)
     while True:
-        u = gemm._atomic_next(counter)
+        u = parallel.atomic_next(counter)
         if u >= nblocks:
             break
         j0 = u * nb
         j1 = min(n, j0 + nb)
         _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, n, j0, j1, b, of[j0:], n)
         if mode != COPY:
-            _block_epilogue(of[j0:], n, j1 - j0, mean, variance, scales, biases, mode, a)
+            _block_epilogue(of[j0:], n, j1 - j0, j0, n, mean, variance, scales, biases, mode, a, ftz)
     fpenv.leave(old)
 
 
@@ -191,7 +193,7 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
     units = (ph + bands - 1) // bands
     old = fpenv.enter(ftz)
     while True:
-        u = gemm._atomic_next(counter)
+        u = parallel.atomic_next(counter)
         if u >= units:
             break
         i0 = u * bands
@@ -202,7 +204,8 @@ def _pooled_worker(x, weights, size, stride, pad, out_h, out_w, pooled, pool_siz
         _block_product(fma, x, wf, k, filters, size, stride, pad, out_w, out_h * out_w, y0 * out_w, y1 * out_w,
                        b, cf, width)
         if mode != COPY:
-            _block_epilogue(cf, width, width, mean, variance, scales, biases, mode, a)
+            _block_epilogue(cf, width, width, y0 * out_w, out_h * out_w, mean, variance, scales, biases, mode, a,
+                            ftz)
         for f in range(filters):
             for i in range(i0, i1):
                 orow = pooled[f, i]

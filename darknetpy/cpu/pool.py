@@ -13,7 +13,7 @@ SERIAL_MAX = 1 << 20      # taps (about a millisecond) below which a pool runs o
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
-def _take(v, r, ftz):
+def take_tap(v, r, ftz):
     """The running maximum r after the tap v: v only if strictly greater. With ftz the
     comparison is on copies with subnormals as zero (what DAZ does to it) and the tap's
     own bits are kept: a vector max instruction would flush them too."""
@@ -44,24 +44,23 @@ def window_row(xrow, orow, size, stride, first, ftz):
     out = orow[jlo:jhi]
     if size == 2 and stride == 2:
         for t in range(out.size):
-            out[t] = _take(seg[2 * t + 1], _take(seg[2 * t], out[t], ftz), ftz)
+            out[t] = take_tap(seg[2 * t + 1], take_tap(seg[2 * t], out[t], ftz), ftz)
     elif size == 2 and stride == 1:
         for t in range(out.size):
-            out[t] = _take(seg[t + 1], _take(seg[t], out[t], ftz), ftz)
+            out[t] = take_tap(seg[t + 1], take_tap(seg[t], out[t], ftz), ftz)
     else:
         for t in range(out.size):
             r = out[t]
             for m in range(size):
-                r = _take(seg[t * stride + m], r, ftz)
+                r = take_tap(seg[t * stride + m], r, ftz)
             out[t] = r
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
 def _edge(xrow, orow, j, size, x0, ftz):
     r = orow[j]
-    for m in range(size):
-        if 0 <= x0 + m < xrow.size:
-            r = _take(xrow[x0 + m], r, ftz)
+    for m in range(max(0, -x0), min(size, xrow.size - x0)):  # the taps in the image, in order
+        r = take_tap(xrow[x0 + m], r, ftz)
     orow[j] = r
 
 
@@ -69,17 +68,17 @@ def _edge(xrow, orow, j, size, x0, ftz):
 def _maxpool_channel(x, k, size, stride, offset, out, ftz):
     """Channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
     -FLT_MAX and takes its taps in window order (rows, then columns), each only if
-    strictly greater; a window row's taps go in one pass over the output row."""
+    strictly greater; a window row's taps go in one pass over the output row. Only the
+    window rows in the image are visited: a window can be far larger than the image."""
     _, h, w = x.shape
     _, out_h, out_w = out.shape
     for i in range(out_h):
         orow = out[k, i]
         for j in range(out_w):
             orow[j] = -FLT_MAX
-        for n in range(size):
-            y = offset + i * stride + n
-            if 0 <= y < h:
-                window_row(x[k, y], orow, size, stride, offset, ftz)
+        y0 = offset + i * stride
+        for n in range(max(0, -y0), min(size, h - y0)):
+            window_row(x[k, y0 + n], orow, size, stride, offset, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")

@@ -6,13 +6,13 @@ from .softmax import softmax_groups, softmax_groups_serial, softmax_tree
 
 
 def region(x, anchors, spatial, classes, coords, background, use_softmax, tree, tree_compat,
-           vector, ftz):
-    """x: the flat input; returns the flat output, Darknet's `forward_region_layer`.
+           vector, ftz, out):
+    """x: the flat input -> out (the same size), Darknet's `forward_region_layer`.
 
     `tree` is (group_offset, group_size) or None. `tree_compat` selects the stock CPU
     code path for the tree (see layers/region.py for what it gets wrong).
     """
-    out = x.copy()
+    out[:] = x
     entries = classes + coords + 1
     for a in range(anchors):
         base = a * entries * spatial

@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from . import activations, fpenv, gemm, pool
+from . import activations, fpenv, gemm, llvm_ir, parallel, pool
 
 NR = gemm.NR                  # block widths are whole micro-panels of the GEMM
 THREAD_BLOCK_FLOATS = 1 << 19  # many-blocks schedule: a block's V + Y, at most 2 MB
@@ -39,7 +39,8 @@ SHARED_BLOCK_FLOATS = 1 << 21  # few-blocks schedule: a block's V + Y, at most 8
 MAX_BLOCK = 8 * NR             # one packed column block of the GEMM
 BLOCKS_PER_THREAD = 4          # many-blocks schedule only with this many blocks a thread
 
-# the end of gemm.py's product descriptor g, which _product builds: accumulate = False
+# the end of the GEMM's product descriptor g (see gemm_blocking), which _product builds:
+# accumulate = False
 _G_TAIL = (np.bool_(False),)
 
 # measured (bench/winograd.py): below these Winograd loses to the direct fast GEMM
@@ -65,7 +66,8 @@ class WinogradWeights:
                             (self.m, self.c))
 
 
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+# Winograd's G, with which U = G g G^T (the tests check the transform against it)
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
 
 def transform_weights(weights):
@@ -83,8 +85,8 @@ def transform_weights(weights):
     # written together (_transform_panels) then fall in different cache sets, where a
     # power-of-two stride (1024 x 1024 filters) would put them all in one
     stride = (-(-(-(-m // gemm.MR) * gemm.MR * c) // 16) | 1) * 16
-    ap = gemm._aligned_empty(16 * stride)
-    kcs = gemm._chunk(c, MAX_BLOCK)     # gemm's k chunk for a column block of MAX_BLOCK
+    ap = gemm.aligned_empty(16 * stride)
+    kcs = gemm.chunk(c, MAX_BLOCK)      # gemm's k chunk for a column block of MAX_BLOCK
     _transform_panels(weights.reshape(-1), m, c, kcs, ap, stride)
     return WinogradWeights(ap, stride, kcs, m, c)
 
@@ -92,7 +94,7 @@ def transform_weights(weights):
 @njit(cache=True, fastmath=False)
 def _transform_panels(wf, m, c, kcs, u, us):
     """U = G g G^T of the weights wf (m filters of c*9 floats, flat), packed as gemm's
-    A (see gemm._pack_a_panels): U[xi] at u[xi * us]; for each k chunk of kcs, each
+    A (see gemm_blocking.pack_a_panels): U[xi] at u[xi * us]; for each k chunk of kcs, each
     panel of MR rows k-major; rows past m are zeros. Whole panels go 8 channels at a
     time through _tile_weights_8x8 (10x faster than one kernel at a time), the rest
     through _tile_weights: the same float32 operations, so the same bits."""
@@ -154,7 +156,7 @@ _f32x8 = ir.VectorType(ir.FloatType(), 8)
 
 
 def _shuffle(builder, a, b, mask):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(gemm._i32, 8), mask))
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(llvm_ir.I32, 8), mask))
 
 
 def _transpose8(builder, rows):
@@ -192,13 +194,13 @@ def _tile_weights_8x8(typingctx, wf, g, k, u, o, us):
     def codegen(context, builder, signature, args):
         wf_v, g_v, k_v, u_v, o_v, us_v = args
         vptr = _f32x8.as_pointer()
-        src = gemm._data_ptr(context, builder, signature.args[0], wf_v, g_v)
-        dst = gemm._data_ptr(context, builder, signature.args[3], u_v, o_v)
+        src = llvm_ir.data_ptr(context, builder, signature.args[0], wf_v, g_v)
+        dst = llvm_ir.data_ptr(context, builder, signature.args[3], u_v, o_v)
         blocks = [[] for _ in range(9)]
         for r in range(8):
-            row = builder.gep(src, [builder.mul(k_v, gemm._c64(r))])
+            row = builder.gep(src, [builder.mul(k_v, llvm_ir.c64(r))])
             for q in range(9):
-                p = builder.gep(row, [gemm._c64(8 * q)])
+                p = builder.gep(row, [llvm_ir.c64(8 * q)])
                 blocks[q].append(builder.load(builder.bitcast(p, vptr), align=4))
         cols = [v for q in range(9) for v in _transpose8(builder, blocks[q])]
         for ch in range(8):
@@ -207,8 +209,8 @@ def _tile_weights_8x8(typingctx, wf, g, k, u, o, us):
             for i in range(4):
                 row = _half_sums_ir(builder, c[0][i], c[1][i], c[2][i])
                 for j in range(4):
-                    off = builder.add(builder.mul(us_v, gemm._c64(4 * i + j)),
-                                      gemm._c64(8 * ch))
+                    off = builder.add(builder.mul(us_v, llvm_ir.c64(4 * i + j)),
+                                      llvm_ir.c64(8 * ch))
                     builder.store(row[j], builder.bitcast(builder.gep(dst, [off]), vptr), align=4)
         return context.get_dummy_value()
 
@@ -345,28 +347,39 @@ def _input_transform(x, c0, c1, t0, t1, tw, v, ldv, vstride, rows):
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
-def _epilogue_rows(r, tw, nt, f, ep):
+def _epilogue_rows(r, tw, nt, f, ep, ty, txa, h, w, ftz):
     """The convolution's epilogue (batch norm or bias, activation; see
-    activations.epilogue_span) on a tile row's four output streams of nt values, tw
-    apart: compiled apart from the fast-math transform, so it has the bits of the
-    epilogue pass it replaces."""
+    activations.epilogue_span) on tile row ty's four output streams of nt values, tw
+    apart (output rows 2ty and 2ty+1, even and odd columns from 2txa): compiled apart
+    from the fast-math transform, so it has the bits of the epilogue pass it replaces,
+    the stock build's batch-norm reciprocal included."""
     use_bn, mean, variance, scales, biases, a = ep
-    # one span over the four (the values between them are stale, and never read): a
-    # short span's scalar remainder costs more than the values past nt
-    activations.epilogue_span(r, 0, 3 * tw + nt, f, mean, variance, scales, biases, use_bn, a)
+    vector_end = activations.reciprocal_end(h * w, ftz)
+    last = (2 * ty + 1) * w + 2 * (txa + nt - 1) + 1
+    if vector_end == 0 or last < vector_end:
+        # one span over the four (the values between them are stale, and never read): a
+        # short span's scalar remainder costs more than the values past nt
+        split = 0 if vector_end == 0 else 3 * tw + nt
+        activations.epilogue_span(r, 0, 3 * tw + nt, f, mean, variance, scales, biases, use_bn, a, split)
+        return
+    for k in range(4):
+        # stream k's positions (2ty + k//2) * w + 2(txa + t) + k%2 rise by 2
+        first = (2 * ty + k // 2) * w + 2 * txa + k % 2
+        split = min(max((vector_end - first + 1) // 2, 0), nt)
+        activations.epilogue_span(r, k * tw, k * tw + nt, f, mean, variance, scales, biases, use_bn, a, split)
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def _pool_row(r, tw, nt, prow, ftz):
     """A 2x2, stride-2 maxpool over a tile row's 2x2 output tiles (the windows are the
     tiles): prow[j] takes tile j's four outputs as Darknet's maxpool takes taps, row by
-    row from -FLT_MAX (pool._take)."""
+    row from -FLT_MAX (pool.take_tap)."""
     e0, o0, e1, o1 = r[:nt], r[tw:tw + nt], r[2 * tw:2 * tw + nt], r[3 * tw:3 * tw + nt]
     for j in range(nt):
-        m = pool._take(e0[j], -pool.FLT_MAX, ftz)
-        m = pool._take(o0[j], m, ftz)
-        m = pool._take(e1[j], m, ftz)
-        prow[j] = pool._take(o1[j], m, ftz)
+        m = pool.take_tap(e0[j], -pool.FLT_MAX, ftz)
+        m = pool.take_tap(o0[j], m, ftz)
+        m = pool.take_tap(e1[j], m, ftz)
+        prow[j] = pool.take_tap(o1[j], m, ftz)
 
 
 @njit(cache=True, fastmath=True)
@@ -396,7 +409,7 @@ def _output_transform(y, f0, f1, t0, t1, tw, ldy, ystride, out, h, w, rows, ep, 
                 _add3(si, si[tw:], si[2 * tw:], r[2 * i * tw:], nt)
                 _sub3(si[tw:], si[2 * tw:], si[3 * tw:], r[(2 * i + 1) * tw:], nt)
             if apply:
-                _epilogue_rows(r, tw, nt, f, ep)
+                _epilogue_rows(r, tw, nt, f, ep, ty, txa, h, w, ftz)
             if pooled.size:
                 _pool_row(r, tw, nt, pooled[f, ty, txa:], ftz)
                 continue
@@ -425,7 +438,7 @@ def _row_floats(tw):
 def _product(ap, astride, kcs, xi, v, vstride, ldv, y, ystride, ldy, m, c, n, tail):
     """Y[xi] (m, n) = U[xi] @ V[xi] (c, n) on this thread, U packed; tail: _G_TAIL."""
     g = (True, ap, c, v[xi * vstride:], ldv, y[xi * ystride:], ldy, m, c, n) + tail
-    gemm._gemm_serial_packed(g, ap[xi * astride:], kcs)
+    gemm.gemm_serial_packed(g, ap[xi * astride:], kcs)
 
 
 @njit(inline="always")
@@ -449,7 +462,7 @@ def _block_worker(x, ap, astride, kcs, m, dst, t, counter, work, rows, tail):
     v = work[:16 * vstride]
     y = work[16 * vstride:16 * (vstride + ystride)]
     while True:
-        b = gemm._atomic_next(counter)
+        b = parallel.atomic_next(counter)
         if b >= nblocks:
             break
         t0 = b * t
@@ -538,11 +551,11 @@ def convolution3x3(x, U, out, workspace=None, epilogue=None, pooled=None):
         return result
     ep = _NO_EPILOGUE if epilogue is None else epilogue
     use_bn, mean, variance, scales, biases, a, ftz = ep
-    threads = gemm._num_threads()
+    threads = parallel.num_threads()
     shared, t, workers = plan(c, h, w, U.m, threads)
     need = workers * 16 * (c + U.m) * t
     if workspace is None or workspace.size < need:
-        workspace = gemm._aligned_empty(need)
+        workspace = gemm.aligned_empty(need)
     tw = (w + 1) // 2
     nrow = _row_floats(tw)
     rows = np.empty(max(workers, threads) * nrow, np.float32)

@@ -4,7 +4,7 @@ from . import activations, gemm, runtime
 from .im2col import im2col
 
 
-def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=False, filters=0):
+def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=True, filters=0):
     """Floats of workspace `convolution` needs: only fast mode's im2col matrix (exact
     mode reads the image itself)."""
     if size == 1 or exact:

@@ -39,7 +39,7 @@ import tempfile
 import numpy as np
 
 from ..errors import DarknetError
-from .runtime import Param, strip_comments
+from .cuda_source import Param, strip_comments
 
 EMULATOR_VERSION = "1"
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda_shim.h")

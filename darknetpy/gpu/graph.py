@@ -18,7 +18,8 @@ import numpy as np
 
 
 class GraphForward:
-    """`net`'s forward pass on its GPU, captured; call it with a host input."""
+    """A forward pass (`run_pass`: device input -> list of device outputs) on the GPU,
+    captured; call it with a host input, get the list of host outputs."""
 
     def __init__(self, run_pass, inputs: int):
         import cupy
@@ -40,6 +41,6 @@ class GraphForward:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.input.set(np.ascontiguousarray(x, np.float32).reshape(-1), stream=self.stream)
         self.graph.launch(self.stream)
-        out = self.output.get(stream=self.stream)
+        out = [o.get(stream=self.stream) for o in self.output]
         self.stream.synchronize()
         return out

@@ -6,9 +6,10 @@
 #define DN_FLT_MAX 3.40282346638528859811704183484516925e+38f
 
 // One thread per output (k, i, j) of x (c, h, w) -> out (c, out_h, out_w), window origin
-// `offset`. Taps outside the image are skipped; a tap replaces the running maximum (which
-// starts at -FLT_MAX) only when strictly greater, so NaN taps are passed over; under DAZ a
-// subnormal compares as zero but is stored as it is.
+// `offset`. Taps outside the image are skipped (not visited: a window can be far larger than
+// the image); a tap replaces the running maximum (which starts at -FLT_MAX) only when
+// strictly greater, so NaN taps are passed over; under DAZ a subnormal compares as zero but
+// is stored as it is.
 extern "C" __global__ void maxpool(const float* x, int c, int h, int w, int size, int stride, int offset,
                                    float* out, int out_h, int out_w, int ftz)
 {
@@ -19,14 +20,10 @@ extern "C" __global__ void maxpool(const float* x, int c, int h, int w, int size
     int i = (int)(t / out_w % out_h);
     long long k = t / out_w / out_h;
     float best = -DN_FLT_MAX;
-    for (int n = 0; n < size; n++) {
-        int y = offset + i * stride + n;
-        if (y < 0 || y >= h)
-            continue;
-        for (int m = 0; m < size; m++) {
-            int xx = offset + j * stride + m;
-            if (xx < 0 || xx >= w)
-                continue;
+    long long y0 = (long long)offset + (long long)i * stride, x0 = (long long)offset + (long long)j * stride;
+    long long y1 = y0 + size < h ? y0 + size : h, x1 = x0 + size < w ? x0 + size : w;
+    for (long long y = y0 > 0 ? y0 : 0; y < y1; y++) {
+        for (long long xx = x0 > 0 ? x0 : 0; xx < x1; xx++) {
             float v = x[(k * h + y) * w + xx];
             if (dn_gt(v, best, ftz != 0))
                 best = v;

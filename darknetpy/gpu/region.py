@@ -11,11 +11,10 @@ THREADS = 256
 
 
 def region(x, anchors, spatial, classes, coords, background, use_softmax, tree, tree_compat,
-           vector, ftz):
-    """x: the flat input (a device array); returns the flat output, Darknet's
+           vector, ftz, out):
+    """x: the flat input (a device array) -> out (the same size), Darknet's
     `forward_region_layer`. `tree` is (group_offset, group_size) or None; `tree_compat`
     selects the stock CPU build's tree code (see layers/region.py)."""
-    out = runtime.empty(x.shape, np.float32)
     entries = classes + coords + 1
     if x.size:
         class_logistic = not use_softmax and tree is None

@@ -7,7 +7,10 @@ from .maxpool import Maxpool
 from .region import Region
 from .reorg import Reorg
 from .route import Route
+from .shortcut import Shortcut
 from .softmax import Softmax
+from .upsample import Upsample
+from .yolo import Yolo
 
 LAYER_TYPES = {cls.type: cls for cls in (Convolutional, Maxpool, Avgpool, Route, Reorg, Region, Softmax,
-                                         Cost, Dropout)}
+                                         Cost, Dropout, Shortcut, Upsample, Yolo)}

@@ -1,48 +1,118 @@
-"""What every layer has: its place in the graph, its shapes, its (possibly no) weights."""
+"""The layer contract: what every layer declares and does.
+
+A layer is built from its cfg section and what the layers before it made (a `Build`):
+it declares its `sources` (the layers whose outputs it reads; -1 is the network input),
+its output shape, and its parameters; it never sees the network. At run time an
+executor hands it a `Step` (its inputs, its output buffer, the backend's kernels, the
+numerics) and calls `forward`. Training adds `backward` and `update` here, on the same
+objects, not a second engine.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..cfg import Section
-from ..errors import CfgError
+from ..errors import CfgError, DarknetError
+from ..numerics import Numerics
+
+NETWORK_INPUT = -1   # the source index of the network's input
 
 
-@dataclass(frozen=True)
-class Numerics:
-    """How arithmetic is done; see `darknetpy.network.NUMERICS`."""
+@dataclass
+class Build:
+    """What a layer may know while it is built: the output shapes of the layers before it
+    (`shape(-1)` is the network input's), where to print warnings, the compat switch."""
 
-    name: str
-    exact: bool      # GEMM summed in Darknet's order, no FMA
-    ftz: bool        # flush-to-zero / denormals-are-zero (the -Ofast build)
-    vector: bool     # -Ofast softmax (libmvec expf, 4-lane sums, reciprocal)
-    reciprocal: bool  # -Ofast avgpool (multiply by 1/(h*w))
+    input_shape: tuple[int, int, int]
+    shapes: list = field(default_factory=list)
+    warn: object = sys.stderr
+    compat: str | None = None
+
+    def shape(self, index: int) -> tuple[int, int, int]:
+        return self.input_shape if index == NETWORK_INPUT else self.shapes[index]
+
+
+@dataclass
+class Parameter:
+    """A parameter array: its value, as the weights file holds it, and Darknet's
+    `*_updates` buffer (the gradient summed over a batch, then kept scaled by the momentum
+    between steps), None until training allocates it. `learned`: changed by the update
+    step (the rolling statistics of batch norm are not)."""
+
+    value: np.ndarray | None = None
+    updates: np.ndarray | None = None
+    learned: bool = True
+
+
+class ParameterValue:
+    """`layer.weights` reads and sets `layer.params["weights"].value`."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        return layer.params[self.name].value
+
+    def __set__(self, layer, value):
+        layer.params[self.name].value = value
+
+
+@dataclass
+class Step:
+    """One call of a layer's forward pass: `inputs` are its sources' outputs in order, each
+    (n, c, h, w); `out` is the buffer to write, (n, *out_shape), None for a layer whose
+    output is its source's buffer; `state` is what `prepare` made for this executor."""
+
+    inputs: list
+    out: object
+    kernels: object
+    numerics: Numerics
+    workspace: object = None
+    state: object = None
+
+    @property
+    def x(self):
+        return self.inputs[0]
 
 
 class Layer:
-    """A Darknet layer built from its cfg section and the shape of its input.
+    """A Darknet layer: sources, shapes, parameters, forward (backward and update to come).
 
-    `backend` (set by the network) holds the kernels and the arrays' device; a layer
-    whose forward writes a new buffer takes it from `backend.output(self)`.
+    Class attributes a layer type sets:
+    `aliases`: the output is the first source's buffer (dropout; a one-source route);
+    `writes_output`: forward writes a buffer the executor gives it (`step.out`); a layer
+    with neither returns an array of its own.
     """
 
     type = "layer"
-    backend = None
-    # The layer's output is the buffer of the layer before it (dropout).
-    aliases_input = False
-    # The layer writes its output into `backend.output(self)` (an arena place).
-    arena_output = False
+    aliases = False
+    writes_output = False
 
-    def __init__(self, index: int, section: Section, in_shape: tuple[int, int, int], net):
+    def __init__(self, index: int, section: Section, build: Build):
         self.index = index
         self.section = section
-        self.in_shape = in_shape
-        self.out_shape = in_shape
-        self.outputs = math.prod(in_shape)
+        self.params: dict[str, Parameter] = {}
+        self.sources = self.read_sources(section, build)
+        self.in_shape = build.shape(self.sources[0])
+        self.out_shape = self.in_shape
+
+    def read_sources(self, section: Section, build: Build) -> list[int]:
+        """The layers this one reads (NETWORK_INPUT for the input): the one before it."""
+        return [self.index - 1]
 
     @property
     def inputs(self) -> int:
         return math.prod(self.in_shape)
+
+    @property
+    def outputs(self) -> int:
+        return math.prod(self.out_shape)
 
     def error(self, message: str, key: str | None = None) -> CfgError:
         return CfgError(f"{self.section.where(key)}: layer {self.index} ({self.type}): {message}")
@@ -60,38 +130,52 @@ class Layer:
             raise self.error(f"{key}={value} must be at least 1", key)
         return value
 
+    # -- parameters and the weights file
+
     def weight_arrays(self, header) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, shape) of each array the weights file holds for this layer, in file order."""
         return []
 
     def set_weights(self, arrays: dict, header) -> None:
-        pass
-
-    def upload(self) -> None:
-        """Copy the parameters to the backend's device (once, after loading)."""
+        """Take the arrays read from a weights file (see `weight_arrays`)."""
 
     def init_weights(self) -> None:
         """Parameters for a network built without a weights file."""
 
+    def saved_weights(self) -> dict:
+        """name -> array as `save_weights` writes it (Darknet's layout)."""
+        return {name: p.value for name, p in self.params.items()}
+
     def parameter_floats(self) -> int:
         return 0
 
-    def saved_weights(self) -> dict:
-        return {}
+    # -- execution
 
-    def workspace(self, backend, exact: bool = True) -> int:
-        """Floats of scratch memory the layer's forward needs on `backend` (shared by all)."""
+    def prepare(self, kernels, place, exact: bool):
+        """What `forward` needs made once per executor: parameters on the device (`place`
+        copies a host array there) in the form the kernels take. None for most layers."""
+        return None
+
+    def workspace(self, kernels, exact: bool) -> int:
+        """Floats of scratch memory the layer's forward needs (shared by all layers)."""
         return 0
+
+    def forward(self, step: Step):
+        """Compute the output from `step.inputs` into `step.out`; return the output."""
+        raise NotImplementedError
+
+    def backward(self, step: Step):
+        """Darknet's backward_*_layer: deltas to the sources and to the parameters."""
+        raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
+
+    def update(self, learning_rate: float, momentum: float, decay: float, batch: int) -> None:
+        """Darknet's update_*_layer: SGD with momentum and weight decay on `params`."""
+        raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
+
+    # -- description
 
     def bflops(self) -> float:
         return 0.0
 
     def summary(self) -> str:
-        raise NotImplementedError
-
-    def alias(self) -> int | None:
-        """The index of the earlier layer whose buffer this layer's output is, if any."""
-        return self.index - 1 if self.aliases_input else None
-
-    def forward(self, outputs: list, x, numerics: Numerics):
-        """x: the previous output (flat float32); outputs: every earlier layer's output."""
         raise NotImplementedError

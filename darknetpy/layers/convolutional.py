@@ -1,19 +1,25 @@
 """[convolutional]: im2col + GEMM, batch norm or bias, activation (Darknet's forward)."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..cpu import activations
-from .base import Layer
+from .base import Layer, Parameter, ParameterValue, Step
+
+PARAMETERS = ("biases", "scales", "rolling_mean", "rolling_variance", "weights")
 
 
 class Convolutional(Layer):
     type = "convolutional"
-    arena_output = True
+    writes_output = True
+    biases = ParameterValue()
+    scales = ParameterValue()
+    rolling_mean = ParameterValue()
+    rolling_variance = ParameterValue()
+    weights = ParameterValue()
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         c, h, w = self.image_input()
         s = section
         self.filters = self.positive("filters", 1)
@@ -26,9 +32,9 @@ class Convolutional(Layer):
             self.padding = self.size // 2
         name = s.get_str("activation", "logistic")
         if name not in activations.CODES:
-            if net.warn is not None:
+            if build.warn is not None:
                 print(f"{s.where('activation')}: Couldn't find activation function {name}, going with ReLU",
-                      file=net.warn)
+                      file=build.warn)
         self.activation_name = name if name in activations.CODES else "relu"
         self.activation = activations.CODES[self.activation_name]
         self.batch_normalize = s.get_int("batch_normalize", 0) != 0
@@ -45,15 +51,11 @@ class Convolutional(Layer):
         if out_h < 1 or out_w < 1:
             raise self.error(f"a {self.size}x{self.size} kernel does not fit a {w}x{h} input")
         self.out_shape = (self.filters, out_h, out_w)
-        self.outputs = self.filters * out_h * out_w
         k = c // self.groups * self.size * self.size
         if self.size == 1 and k * out_h * out_w > c // self.groups * h * w:
             raise self.error("a 1x1 kernel with padding reads past its input in Darknet", "padding")
         self.weights_shape = (self.filters, k)
-        self.weights = self.biases = self.rolling_mean = self.rolling_variance = None
-        self.scales = None
-        self.params = None
-        self._prepared = {}     # numerics.exact -> the weights as the backend takes them
+        self.params = {name: Parameter(learned=not name.startswith("rolling")) for name in PARAMETERS}
         self.dontloadscales = s.get_int("dontloadscales", 0) != 0
 
     def weight_arrays(self, header):
@@ -77,7 +79,6 @@ class Convolutional(Layer):
                 setattr(self, name, np.full(shape, 1.0 if name == "scales" else 0.0, np.float32))
 
     def set_weights(self, arrays, header):
-        self._prepared = {}
         self.init_weights(given=arrays)
         for name, value in arrays.items():
             setattr(self, name, value)
@@ -85,47 +86,54 @@ class Convolutional(Layer):
             k = self.weights.shape[1]
             self.weights = np.ascontiguousarray(self.weights.reshape(k, self.filters).T)
 
-    def forward_maxpool(self, x, numerics, workspace, pool):
-        """This layer and the maxpool `pool` after it as one kernel (see `fuses`): returns
-        the pool's output; this layer's own is never in memory."""
-        weights, biases, bn = self.params or self._parameters(lambda a: a)
-        weights = self._prepared_weights(weights, numerics.exact)
-        out = self.backend.output(pool)
-        self.backend.convolution.convolution_epilogue_maxpool(
-            x.reshape(self.in_shape), weights, self.size, self.stride, self.padding, self.out_shape[1:],
-            workspace, numerics.exact, bn, biases, self.activation, numerics.ftz, pool.size,
-            out.reshape(pool.out_shape))
-        return out
-
-    def fuses(self, pool, exact: bool = True) -> bool:
-        """Whether `forward_maxpool` can run this layer with `pool` (the next layer)."""
-        return pool.type == "maxpool" and self.backend.convolution.maxpool_fusable(
-            self.in_shape, self.filters, self.size, self.stride, self.padding, self.groups,
-            self.out_shape[1:], pool.size, pool.stride, pool.padding, exact)
-
-    def workspace_maxpool(self, pool, exact: bool = True) -> int:
-        """Workspace floats of `forward_maxpool`: the fused kernel's, or (a fast-mode
-        Winograd layer) the layer's own."""
-        return max(self.backend.convolution.maxpool_workspace_floats(
-            self.in_shape[0], self.filters, self.size, self.out_shape[1:], pool.size),
-            self.workspace(self.backend, exact))
-
-    def upload(self):
-        """Device copies of the parameters; on the CPU the layer's own arrays serve."""
-        self.params = None if self.backend.is_cpu else self._parameters(self.backend.upload)
-
-    def _parameters(self, place):
-        bn = None
-        if self.batch_normalize:
-            bn = (place(self.rolling_mean), place(self.rolling_variance), place(self.scales))
-        return place(self.weights), place(self.biases), bn
-
     def saved_weights(self):
         weights = self.weights
         if self.flipped:
             weights = weights.T.reshape(self.filters, -1)
         return {"biases": self.biases, "scales": self.scales, "rolling_mean": self.rolling_mean,
                 "rolling_variance": self.rolling_variance, "weights": weights}
+
+    def prepare(self, kernels, place, exact):
+        """(weights as `kernels.convolution` takes them, biases, batch norm or None) on the device."""
+        bn = None
+        if self.batch_normalize:
+            bn = (place(self.rolling_mean), place(self.rolling_variance), place(self.scales))
+        weights = kernels.prepare_weights(place(self.weights), self.in_shape, self.size, self.stride,
+                                          self.padding, self.groups, exact)
+        return weights, place(self.biases), bn
+
+    def workspace(self, kernels, exact):
+        c, h, w = self.in_shape
+        _, out_h, out_w = self.out_shape
+        return kernels.workspace_floats(c, h, w, self.size, self.stride, self.padding, self.groups,
+                                        out_h, out_w, exact, self.filters)
+
+    def forward(self, step: Step):
+        weights, biases, bn = step.state
+        return step.kernels.convolution(step.x, weights, self.groups, self.size, self.stride, self.padding,
+                                        step.workspace, step.numerics.exact, bn, biases, self.activation,
+                                        step.numerics.ftz, step.out)
+
+    def fuses(self, pool, kernels, exact) -> bool:
+        """Whether `forward_maxpool` can run this layer with `pool` (the next layer)."""
+        return pool.type == "maxpool" and kernels.maxpool_fusable(
+            self.in_shape, self.filters, self.size, self.stride, self.padding, self.groups,
+            self.out_shape[1:], pool.size, pool.stride, pool.padding, exact)
+
+    def workspace_maxpool(self, pool, kernels, exact) -> int:
+        """Workspace floats of `forward_maxpool`: the fused kernel's, or (a fast-mode
+        Winograd layer) the layer's own."""
+        return max(kernels.maxpool_workspace_floats(self.in_shape[0], self.filters, self.size,
+                                                    self.out_shape[1:], pool.size),
+                   self.workspace(kernels, exact))
+
+    def forward_maxpool(self, step: Step, pool):
+        """This layer and the maxpool `pool` after it as one kernel (see `fuses`): writes
+        the pool's output into `step.out`; this layer's own is never in memory."""
+        weights, biases, bn = step.state
+        return step.kernels.convolution_maxpool(step.x, weights, self.size, self.stride, self.padding,
+                                                self.out_shape[1:], step.workspace, step.numerics.exact, bn,
+                                                biases, self.activation, step.numerics.ftz, pool.size, step.out)
 
     def bflops(self):
         c = self.in_shape[0]
@@ -137,26 +145,3 @@ class Convolutional(Layer):
         oc, oh, ow = self.out_shape
         return (f"conv  {self.filters:5d} {self.size:2d} x{self.size:2d} /{self.stride:2d}  "
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
-
-    def workspace(self, backend, exact: bool = True) -> int:
-        c, h, w = self.in_shape
-        _, out_h, out_w = self.out_shape
-        return backend.convolution.workspace_floats(c, h, w, self.size, self.stride, self.padding, self.groups,
-                                                    out_h, out_w, exact, self.filters)
-
-    def _prepared_weights(self, weights, exact: bool):
-        """The weights as the backend's convolution takes them in these numerics (for
-        the CPU's fast mode, Winograd's transformed matrices), made on first use."""
-        if exact not in self._prepared:
-            self._prepared[exact] = self.backend.convolution.prepare_weights(
-                weights, self.in_shape, self.size, self.stride, self.padding, self.groups, exact)
-        return self._prepared[exact]
-
-    def forward(self, outputs, x, numerics, workspace=None):
-        weights, biases, bn = self.params or self._parameters(lambda a: a)
-        weights = self._prepared_weights(weights, numerics.exact)
-        out = self.backend.convolution.convolution_epilogue(
-            x.reshape(self.in_shape), weights, self.groups, self.size, self.stride, self.padding,
-            self.out_shape[1:], workspace, numerics.exact, bn, biases, self.activation, numerics.ftz,
-            self.backend.output(self))
-        return out.reshape(-1)

@@ -7,13 +7,15 @@ COST_TYPES = ("seg", "sse", "masked", "smooth", "L1", "wgan")
 
 class Cost(Layer):
     type = "cost"
+    writes_output = True
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         kind = section.get_str("type", "sse")
         if kind not in COST_TYPES:
-            if net.warn is not None:
-                print(f"{section.where('type')}: Couldn't find cost type {kind}, going with SSE", file=net.warn)
+            if build.warn is not None:
+                print(f"{section.where('type')}: Couldn't find cost type {kind}, going with SSE",
+                      file=build.warn)
         for key, default in (("scale", 1), ("ratio", 0), ("noobj", 1), ("thresh", 0)):
             section.get_float(key, default)
         self.out_shape = (self.inputs, 1, 1)
@@ -21,5 +23,6 @@ class Cost(Layer):
     def summary(self):
         return f"cost                                           {self.inputs:4d}"
 
-    def forward(self, outputs, x, numerics):
-        return self.backend.zeros(self.outputs)
+    def forward(self, step):
+        step.out.fill(0)
+        return step.out

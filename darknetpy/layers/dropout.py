@@ -4,14 +4,14 @@ from .base import Layer
 
 class Dropout(Layer):
     type = "dropout"
-    aliases_input = True
+    aliases = True
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         self.probability = section.get_float("probability", 0.5)
 
     def summary(self):
         return f"dropout       p = {self.probability:.2f}               {self.inputs:4d}  ->  {self.inputs:4d}"
 
-    def forward(self, outputs, x, numerics):
-        return x
+    def forward(self, step):
+        return step.x

@@ -4,10 +4,10 @@ from .base import Layer
 
 class Maxpool(Layer):
     type = "maxpool"
-    arena_output = True
+    writes_output = True
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         c, h, w = self.image_input()
         self.stride = self.positive("stride", 1)
         self.size = self.positive("size", self.stride)
@@ -17,7 +17,6 @@ class Maxpool(Layer):
         if out_h < 1 or out_w < 1:
             raise self.error(f"a {self.size}x{self.size} window does not fit a {w}x{h} input")
         self.out_shape = (c, out_h, out_w)
-        self.outputs = c * out_h * out_w
 
     def summary(self):
         c, h, w = self.in_shape
@@ -25,8 +24,5 @@ class Maxpool(Layer):
         return (f"max          {self.size} x {self.size} / {self.stride}  {w:4d} x{h:4d} x{c:4d}   ->  "
                 f"{ow:4d} x{oh:4d} x{oc:4d}")
 
-    def forward(self, outputs, x, numerics):
-        out = self.backend.output(self)
-        self.backend.pool.maxpool(x.reshape(self.in_shape), self.size, self.stride, self.padding,
-                                  out.reshape(self.out_shape), numerics.ftz)
-        return out
+    def forward(self, step):
+        return step.kernels.maxpool(step.x, self.size, self.stride, self.padding, step.out, step.numerics.ftz)

@@ -11,7 +11,7 @@ and first ~460 classes, raw logits in every other class entry.
 """
 import numpy as np
 
-from .. import cfg
+from ..cfg import atof
 from ..tree import read_tree
 from .base import Layer
 from .paths import read_map, resolve
@@ -21,11 +21,12 @@ COMPAT = (None, "darknet-cpu")
 
 class Region(Layer):
     type = "region"
+    writes_output = True
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         s = section
-        c, h, w = in_shape
+        c, h, w = self.in_shape
         self.coords = s.get_int("coords", 4)
         self.classes = s.get_int("classes", 20)
         self.num = self.positive("num", 1)
@@ -49,21 +50,18 @@ class Region(Layer):
         map_path = resolve(s, "map")
         self.map = read_map(map_path) if map_path else None
         self.biases = np.full(2 * self.num, 0.5, np.float32)
-        anchors = s.get_list("anchors", cfg.atof)
+        anchors = s.get_list("anchors", atof)
         if anchors is not None:
             if len(anchors) > 2 * self.num:
                 raise self.error(f"{len(anchors)} anchor values for num={self.num} (at most {2 * self.num})",
                                  "anchors")
             self.biases[:len(anchors)] = anchors
-        self.out_shape = in_shape
-        self.outputs = self.inputs
-        self.compat = None
+        self.compat = build.compat
 
     def summary(self):
         return "detection"
 
-    def forward(self, outputs, x, numerics):
-        c, h, w = self.in_shape
+    def forward(self, step):
         tree = (self.tree.group_offset, self.tree.group_size) if self.tree is not None else None
-        return self.backend.region.region(x, self.num, h * w, self.classes, self.coords, self.background, self.softmax, tree,
-                      self.compat == "darknet-cpu", numerics.vector, numerics.ftz)
+        return step.kernels.region(step.x, self.num, self.classes, self.coords, self.background, self.softmax, tree,
+                                   self.compat == "darknet-cpu", step.numerics.vector, step.numerics.ftz, step.out)

@@ -8,10 +8,10 @@ from .paths import resolve
 
 class Softmax(Layer):
     type = "softmax"
-    arena_output = True
+    writes_output = True
 
-    def __init__(self, index, section, in_shape, net):
-        super().__init__(index, section, in_shape, net)
+    def __init__(self, index, section, build):
+        super().__init__(index, section, build)
         s = section
         self.groups = self.positive("groups", 1)
         if self.inputs % self.groups:
@@ -23,21 +23,16 @@ class Softmax(Layer):
             raise self.error(f"tree {tree_path} has {self.tree.n} classes, the input only {self.inputs}", "tree")
         s.get_float("spatial", 0)
         s.get_int("noloss", 0)
-        self.out_shape = in_shape
-        self.outputs = self.inputs
 
     def summary(self):
         return f"softmax                                        {self.inputs:4d}"
 
-    def forward(self, outputs, x, numerics):
-        out = self.backend.output(self)
-        kernels = self.backend.softmax
+    def forward(self, step):
+        x, out = step.x.reshape(step.x.shape[0], -1), step.out.reshape(step.out.shape[0], -1)
+        vector, ftz = step.numerics.vector, step.numerics.ftz
         if self.tree is not None:
-            out[:] = 0
-            kernels.softmax_tree(x, 0, 1, 1, self.inputs, self.tree.group_offset, self.tree.group_size,
-                                 self.temperature, out, numerics.vector, numerics.ftz)
+            step.kernels.softmax_tree(x, self.tree.group_offset, self.tree.group_size, self.temperature, out,
+                                      vector, ftz)
         else:
-            n = self.inputs // self.groups
-            kernels.softmax_groups(x, n, 1, self.inputs, self.groups, n, 1, self.temperature, out,
-                                   numerics.vector, numerics.ftz)
-        return out
+            step.kernels.softmax(x, self.groups, self.temperature, out, vector, ftz)
+        return step.out

@@ -312,14 +312,14 @@ class Prepared:
 def prepare(item: Item, net_w: int, net_h: int, decoder: str = "stb", keep_pixels: bool = False) -> Prepared:
     """What `Network.detect` does before the forward pass: the image as Darknet's
     `load_image_color` gives it (an RGB frame as `Network.image` converts it), letterboxed."""
-    from .image import _read_bytes, decode_rgb, letterbox_image, to_float_chw
+    from .image import read_bytes, decode_rgb, letterbox_image, to_float_chw
 
     if item.error is not None:
         raise ImageError(item.error)
     if item.pixels is not None:
         pixels = item.pixels
     else:
-        pixels = decode_rgb(_read_bytes(item.path), item.path, decoder)
+        pixels = decode_rgb(read_bytes(item.path), item.path, decoder)
     im = to_float_chw(pixels)
     x = letterbox_image(im, net_w, net_h)
     return Prepared(im.shape[2], im.shape[1], x, pixels if keep_pixels else None)
@@ -442,7 +442,8 @@ def _chunks(iterable, n: int):
         yield chunk
 
 
-def _error_text(e: BaseException) -> str:
+def error_text(e: BaseException) -> str:
+    """An error as one line: the project's and the OS's as they read, others with their type."""
     if isinstance(e, (DarknetError, OSError)):
         return str(e)
     return f"{type(e).__name__}: {e}"
@@ -450,14 +451,16 @@ def _error_text(e: BaseException) -> str:
 
 def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
                 decoder: str = "stb", workers: int = 2, batch: int = 1, ahead: int | None = None,
-                kind: str = "thread", keep_pixels: bool = False, prefetcher: list | None = None) -> Iterator[Result]:
+                kind: str = "thread", keep_pixels: bool = False, prefetcher: list | None = None,
+                map=None) -> Iterator[Result]:
     """`Network.detect` over many items, in order, with decoding and letterboxing done
     ahead on a pool (see Prefetcher): the same detections as one `detect` call per image.
     A failing item gives a Result with `error`; the others go on. `prefetcher`: a list
-    that receives the Prefetcher (for its `high_water`)."""
+    that receives the Prefetcher (for its `high_water`). `map`: a class map for a tree
+    network (see `Network.detect`)."""
     from functools import partial
 
-    net._region()
+    net.require_detector()
     batch = max(1, int(batch))
     fn = partial(prepare, net_w=net.width, net_h=net.height, decoder=decoder, keep_pixels=keep_pixels)
     pf = Prefetcher(fn, items, workers=workers, ahead=ahead or max(batch, workers), kind=kind)
@@ -465,35 +468,29 @@ def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh:
         prefetcher.append(pf)
     with pf:
         for group in _chunks(pf, batch):
-            yield from _detect_group(net, group, thresh, hier_thresh, nms)
+            yield from _detect_group(net, group, thresh, hier_thresh, nms, map)
 
 
-def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float) -> Iterator[Result]:
-    """One `Network.forward_batch` over a group's prepared inputs (on a GPU they run side
-    by side), then each item's detections, in order."""
+def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float, map=None) -> Iterator[Result]:
+    """One `Network.detect_inputs` over a group's prepared inputs (on a GPU they run side
+    by side), then each item's result, in order."""
     ready = [prepared for _, prepared in group if not isinstance(prepared, BaseException)]
     start = time.time()
     try:
-        outs: list | BaseException = net.forward_batch([p.x for p in ready])
+        found: list | BaseException = net.detect_inputs([p.x for p in ready], [(p.width, p.height) for p in ready],
+                                                        thresh, hier_thresh, nms, map)
     except (DarknetError, MemoryError) as e:
-        outs = e
+        found = e
     share = (time.time() - start) / max(len(ready), 1)
     done = 0
     for item, prepared in group:
         if isinstance(prepared, BaseException):
-            yield Result(item, error=_error_text(prepared))
-            continue
-        out, done = (outs if isinstance(outs, BaseException) else outs[done]), done + 1
-        start = time.time()
-        try:
-            if isinstance(out, BaseException):
-                raise out
-            dets = net.detections(out, prepared.width, prepared.height, thresh, hier_thresh, nms)
-        except (DarknetError, MemoryError) as e:
-            yield Result(item, prepared.width, prepared.height, error=_error_text(e))
-            continue
-        yield Result(item, prepared.width, prepared.height, dets, seconds=share + time.time() - start,
-                     pixels=prepared.pixels)
+            yield Result(item, error=error_text(prepared))
+        elif isinstance(found, BaseException):
+            yield Result(item, prepared.width, prepared.height, error=error_text(found))
+        else:
+            yield Result(item, prepared.width, prepared.height, found[done], seconds=share, pixels=prepared.pixels)
+            done += 1
 
 
 # ---------------------------------------------------------------------------
@@ -517,20 +514,38 @@ def detection_dicts(dets, names: Sequence[str], thresh: float, w: int, h: int) -
 
 
 def record(result: Result, names: Sequence[str], thresh: float) -> dict:
-    """One JSON Lines object: path, frame and time (video), width, height, and
-    detections, or error."""
+    """One JSON Lines object of a local result (see `make_record`)."""
     item = result.item
-    r: dict = {"path": item.path}
-    if item.frame is not None:
-        r["frame"] = item.frame
-        r["time"] = item.time
-    if result.width is not None:
-        r["width"], r["height"] = result.width, result.height
-    if result.error is not None:
-        r["error"] = result.error
+    dets = None if result.error is not None else detection_dicts(result.dets, names, thresh, result.width,
+                                                                 result.height)
+    return make_record(item.path, item.frame, item.time, result.width, result.height, result.error, dets)
+
+
+def make_record(path: str, frame: int | None, time: float | None, width: int | None, height: int | None,
+                error: str | None, detections: list | None) -> dict:
+    """One JSON Lines object, the same from the local pipeline and from Ray: path, frame
+    and time (video), width and height (when decoded), and detections, or error."""
+    r: dict = {"path": path}
+    if frame is not None:
+        r["frame"] = frame
+        r["time"] = time
+    if width is not None:
+        r["width"], r["height"] = width, height
+    if error is not None:
+        r["error"] = error
     else:
-        r["detections"] = detection_dicts(result.dets, names, thresh, result.width, result.height)
+        r["detections"] = detections
     return r
+
+
+def emit(rec: dict, writer: "JsonLines | None", bar: "Progress") -> None:
+    """A record's error line on the progress bar's stream, its JSON line, its count."""
+    error = rec.get("error")
+    if error is not None:
+        bar.write(f"darknetpy: error: {error}")
+    if writer is not None:
+        writer.write(rec)
+    bar.update(failed=error is not None)
 
 
 class InterruptGuard:
@@ -753,17 +768,13 @@ def run_many(net, names: Sequence[str], sources: Sequence[Source], *, thresh: fl
                         save_drawing(result.pixels, result.dets, names, thresh, output_path(outdir, result.item.rel))
                     except DarknetError as e:
                         error = result.error = str(e)
-                if error is not None:
-                    bar.write(f"darknetpy: error: {error}")
-                elif print_lines:
+                if error is None and print_lines:
                     text = "\n".join(_print_lines(result, names, thresh))
                     if bar.enabled:
                         bar.write(text, sys.stdout)
                     else:
                         guard.run(sys.stdout.write, text + "\n")
-                if writer is not None:
-                    writer.write(record(result, names, thresh))
-                bar.update(failed=error is not None)
+                emit(record(result, names, thresh), writer, bar)
     except KeyboardInterrupt:
         interrupted = True
     finally:

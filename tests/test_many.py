@@ -1,4 +1,4 @@
-"""Many inputs on one machine (darknetpy/batch.py and `darknetpy detect PATH...`).
+"""Many inputs on one machine (darknetpy/many.py and `darknetpy detect PATH...`).
 
 Most tests use a tiny synthetic detector (two convolutions and a [region] on a 32x32
 input, weights written here with numpy) so that they run in seconds; the identity with the
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import kit
-from darknetpy import batch
+from darknetpy import many
 from darknetpy.network import Network
 
 ENV = dict(os.environ, NUMBA_NUM_THREADS="1")
@@ -106,7 +106,7 @@ def expected_records(cfg, weights, paths, thresh=float(THRESH)):
     for p in paths:
         im = net.image(str(p))
         dets = net.detect(im, thresh=thresh)
-        out.append(batch.detection_dicts(dets, names, thresh, im.shape[2], im.shape[1]))
+        out.append(many.detection_dicts(dets, names, thresh, im.shape[2], im.shape[1]))
     return out
 
 
@@ -115,18 +115,18 @@ def expected_records(cfg, weights, paths, thresh=float(THRESH)):
 # ---------------------------------------------------------------------------
 
 def test_directory_walk_is_recursive_sorted_and_by_extension(folder):
-    sources = batch.plan_inputs([str(folder)])
-    items = list(batch.iter_items(sources))
+    sources = many.plan_inputs([str(folder)])
+    items = list(many.iter_items(sources))
     assert [it.rel for it in items] == ["a-z.png", "a.JPG", "b.png", os.path.join("sub", "c.png"),
                                         os.path.join("sub", "deeper", "d.bmp")]
     assert [it.index for it in items] == list(range(5))
     assert all(os.path.isfile(it.path) for it in items)
-    assert batch.planned_total(sources) == 5
+    assert many.planned_total(sources) == 5
 
 
 def test_globs_are_expanded_here_relative_to_their_fixed_folder(folder):
-    sources = batch.plan_inputs([str(folder / "*" / "*.png"), str(folder / "**" / "*.bmp"), str(folder / "b.png")])
-    rels = [it.rel for it in batch.iter_items(sources)]
+    sources = many.plan_inputs([str(folder / "*" / "*.png"), str(folder / "**" / "*.bmp"), str(folder / "b.png")])
+    rels = [it.rel for it in many.iter_items(sources)]
     assert rels == [os.path.join("sub", "c.png"), os.path.join("sub", "deeper", "d.bmp"), "b.png"]
 
 
@@ -135,8 +135,8 @@ def test_globs_are_expanded_here_relative_to_their_fixed_folder(folder):
 def test_usage_errors(tmp_path, arg, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "x.gif").write_bytes(b"GIF89a")
-    with pytest.raises(batch.UsageError, match=message):
-        batch.plan_inputs([str(tmp_path / arg)])
+    with pytest.raises(many.UsageError, match=message):
+        many.plan_inputs([str(tmp_path / arg)])
 
 
 def test_stdin_paths_are_read_lazily(folder):
@@ -148,7 +148,7 @@ def test_stdin_paths_are_read_lazily(folder):
                 Lines.read += 1
                 yield f"{p}\n"
 
-    items = batch.iter_items(batch.plan_inputs(["-"]), stdin=Lines())
+    items = many.iter_items(many.plan_inputs(["-"]), stdin=Lines())
     first = next(items)
     assert first.path == str(folder / "b.png") and Lines.read == 1
     assert [it.path for it in items] == [str(folder / "a.JPG"), str(folder / "none.png")]
@@ -183,7 +183,7 @@ def read_frames(path):
 
 def test_video_frames_every_k(tmp_path):
     video = write_video(tmp_path / "clip.avi")
-    items = list(batch.iter_items(batch.plan_inputs([str(video)]), every=3))
+    items = list(many.iter_items(many.plan_inputs([str(video)]), every=3))
     assert [it.frame for it in items] == [0, 3, 6]
     assert [it.time for it in items] == [0.0, 0.3, 0.6]
     assert [it.rel for it in items] == [os.path.join("clip", f"frame_{n:06d}.jpg") for n in (0, 3, 6)]
@@ -207,7 +207,7 @@ def test_prefetch_never_holds_more_than_its_bound():
     def slow_square(i):
         return i * i
 
-    pf = batch.Prefetcher(slow_square, items(), workers=3, ahead=4)
+    pf = many.Prefetcher(slow_square, items(), workers=3, ahead=4)
     got = []
     with pf:
         for taken, (i, r) in enumerate(pf):
@@ -226,7 +226,7 @@ def test_prefetch_passes_errors_with_their_item_and_keeps_order():
             raise ValueError("three")
         return i
 
-    with batch.Prefetcher(fn, range(10), workers=4, ahead=3) as pf:
+    with many.Prefetcher(fn, range(10), workers=4, ahead=3) as pf:
         out = list(pf)
     assert [i for i, _ in out] == list(range(10))
     assert isinstance(out[3][1], ValueError)
@@ -242,12 +242,12 @@ def test_detect_many_equals_detect(tiny, folder, batch_size, kind):
     cfg, weights = tiny
     net = Network(cfg, weights, warn=None)
     names = [str(i) for i in range(net.classes)]
-    sources = batch.plan_inputs([str(folder)])
-    paths = [it.path for it in batch.iter_items(sources)]
-    results = list(batch.detect_many(net, batch.iter_items(sources), thresh=0.2, batch=batch_size, kind=kind,
+    sources = many.plan_inputs([str(folder)])
+    paths = [it.path for it in many.iter_items(sources)]
+    results = list(many.detect_many(net, many.iter_items(sources), thresh=0.2, batch=batch_size, kind=kind,
                                      workers=2))
     assert [r.item.path for r in results] == paths
-    got = [batch.detection_dicts(r.dets, names, 0.2, r.width, r.height) for r in results]
+    got = [many.detection_dicts(r.dets, names, 0.2, r.width, r.height) for r in results]
     assert got == expected_records(cfg, weights, paths)
     assert any(got)  # the tiny detector does detect something
 
@@ -256,8 +256,8 @@ def test_detect_many_equals_detect(tiny, folder, batch_size, kind):
 def test_detect_many_equals_detect_on_the_kits_yolov2_tiny():
     net = Network(kit.cfg_path("yolov2-tiny"), kit.weights("yolov2-tiny.weights"), warn=None)
     images = [kit.KIT / "images" / n for n in ("dog.png", "gray_50x40.png", "rgba_41x29.png")]
-    items = [batch.Item(i, str(p), p.name) for i, p in enumerate(images)]
-    results = list(batch.detect_many(net, items, thresh=0.25, batch=2))
+    items = [many.Item(i, str(p), p.name) for i, p in enumerate(images)]
+    results = list(many.detect_many(net, items, thresh=0.25, batch=2))
     for r, p in zip(results, images):
         want = net.detect(str(p), thresh=0.25)
         assert [(d.index, tuple(d.bbox), d.objectness, d.probs) for d in r.dets] == \
@@ -361,7 +361,7 @@ def test_cli_video_every_k_and_outdir(tiny, tmp_path):
     frames = read_frames(video)
     for rec in records:
         im = net.image(frames[rec["frame"]])
-        want = batch.detection_dicts(net.detect(im, thresh=0.2), ["0", "1"], 0.2, im.shape[2], im.shape[1])
+        want = many.detection_dicts(net.detect(im, thresh=0.2), ["0", "1"], 0.2, im.shape[2], im.shape[1])
         assert rec["detections"] == want and rec["path"] == str(video)
         assert (rec["width"], rec["height"]) == (48, 36)
     assert sorted(os.listdir(tmp_path / "drawn" / "clip")) == ["frame_000000.jpg", "frame_000002.jpg",
@@ -427,7 +427,7 @@ def test_cli_sigint_leaves_complete_lines_and_a_summary(tiny, folder, tmp_path):
 
 def test_write_is_not_cut_by_ctrl_c():
     """The guard defers a Ctrl-C that arrives during a line's write to the line's end."""
-    guard = batch.InterruptGuard()
+    guard = many.InterruptGuard()
     written = []
 
     def write():
@@ -451,7 +451,7 @@ def test_progress_summary_and_fallback_bar():
             return True
 
     stream = Tty()
-    bar = batch.Progress(3, stream=stream, enabled=True)
+    bar = many.Progress(3, stream=stream, enabled=True)
     bar._tqdm = None  # the self-written bar, whether or not tqdm is installed
     for failed in (False, True, False):
         bar.update(failed)
@@ -459,13 +459,13 @@ def test_progress_summary_and_fallback_bar():
     assert line.startswith("darknetpy: 3 images, 1 failed, ") and "images/s" in line
     assert "3/3 images" in stream.getvalue()
     quiet = io.StringIO()
-    bar = batch.Progress(None, stream=quiet)
+    bar = many.Progress(None, stream=quiet)
     bar.update()
     bar.summary()
     assert quiet.getvalue().startswith("darknetpy: 1 images, 0 failed")
 
 
 def test_outdir_names():
-    assert batch.output_path("o", os.path.join("a", "x.PNG")) == os.path.join("o", "a", "x.PNG")
-    assert batch.output_path("o", "x.pgm") == os.path.join("o", "x.pgm.jpg")
-    assert batch.output_path("o", "noext") == os.path.join("o", "noext.jpg")
+    assert many.output_path("o", os.path.join("a", "x.PNG")) == os.path.join("o", "a", "x.PNG")
+    assert many.output_path("o", "x.pgm") == os.path.join("o", "x.pgm.jpg")
+    assert many.output_path("o", "noext") == os.path.join("o", "noext.jpg")

@@ -1,0 +1,1 @@
+"""Executors: what runs a model's layers on a backend (inference now; training to come)."""
