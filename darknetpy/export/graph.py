@@ -29,6 +29,8 @@ from ..errors import DarknetError
 
 ACTIVATIONS = ("logistic", "relu", "relie", "linear", "ramp", "tanh", "plse", "leaky", "elu", "loggy",
                "stair", "hardtan", "lhtan", "selu")
+# Darknet's ACTIVATION enum order (darknetpy.cpu.activations.CODES): code -> name
+ACTIVATION_NAMES = dict(enumerate(ACTIVATIONS))
 
 # Letterboxed input, as darknetpy.network.Network.letterbox and Darknet's letterbox_image make it.
 LETTERBOX = ("darknet letterbox_image: RGB float32 in [0, 1], (3, height, width); the image resized "
@@ -109,20 +111,33 @@ def tree_tables(tree) -> TreeTables:
     return tables
 
 
+NETWORK_INPUT = -1               # a source index: the network's input (darknetpy.layers.base)
+DETECTION_TYPES = ("region", "yolo")
+
+
 @dataclass
 class Graph:
-    """A network as ops, in layer order, up to the layer `output` (see `walk`)."""
+    """A network as ops, in layer order, up to the last of `outputs` (see `walk`). Each op
+    reads the outputs of its `sources` (layer indices; NETWORK_INPUT is the input)."""
 
     input_shape: tuple            # (c, h, w) of the cfg
     ops: list = field(default_factory=list)
-    output: int = -1              # the layer whose output the graph returns
-    out_shape: tuple = ()         # its (c, h, w) at the cfg's size
+    outputs: list = field(default_factory=list)   # the layers whose outputs the graph returns
 
     @property
-    def region(self) -> dict | None:
-        """The output op when it is a [region] (what --decode decodes), else None."""
-        last = self.ops[-1]
-        return last if last["type"] == "region" else None
+    def output(self) -> int:
+        """The last layer the graph returns (the only one, but for YOLOv3's)."""
+        return self.outputs[-1]
+
+    @property
+    def out_shape(self) -> tuple:
+        """The output's (c, h, w) at the cfg's size."""
+        return next(op["out_shape"] for op in self.ops if op["index"] == self.output)
+
+    @property
+    def detections(self) -> list[dict]:
+        """The [region] and [yolo] ops, in the order Darknet decodes them."""
+        return [op for op in self.ops if op["type"] in DETECTION_TYPES]
 
 
 def fold_batchnorm(layer) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +178,23 @@ def _maxpool(layer, op):
     op.update(size=layer.size, stride=layer.stride, pads=(before, before, after, after))
 
 
-def _route(layer, op):
-    op.update(sources=list(layer.sources))
+def _shortcut(layer, op):
+    c, h, w = layer.in_shape
+    c1, h1, w1 = layer.add_shape
+    if w1 < w or h1 < h:
+        raise _unsupported(layer, f"a sum with the smaller {w1}x{h1} output of layer {layer.sources[1]}")
+    op.update(activation=ACTIVATION_NAMES.get(layer.activation), alpha=float(layer.alpha), beta=float(layer.beta),
+              stride=max(w1 // w, 1), channels=min(c, c1), add_channels=c1)
+
+
+def _upsample(layer, op):
+    op.update(stride=layer.stride, scale=float(layer.scale))
+
+
+def _yolo(layer, op):
+    anchors = np.array([layer.biases[2 * m:2 * m + 2] for m in layer.mask], np.float32).reshape(-1)
+    op.update(num=layer.num, classes=layer.classes, coords=4, softmax=False, background=False, anchors=anchors,
+              tree=None)
 
 
 def _reorg(layer, op):
@@ -188,7 +218,7 @@ def _region(layer, op):
 
 
 def _nothing(layer, op):
-    """No options (avgpool; dropout, whose output is its input at inference)."""
+    """Nothing besides the sources (avgpool, route; dropout, whose output is its input at inference)."""
 
 
 # layer type -> (op type, fills the op from the layer)
@@ -196,12 +226,28 @@ OPS = {
     "convolutional": ("conv", _convolutional),
     "maxpool": ("maxpool", _maxpool),
     "avgpool": ("avgpool", _nothing),
-    "route": ("route", _route),
+    "route": ("route", _nothing),
     "reorg": ("reorg", _reorg),
     "softmax": ("softmax", _softmax),
     "region": ("region", _region),
     "dropout": ("identity", _nothing),
+    "shortcut": ("shortcut", _shortcut),
+    "upsample": ("upsample", _upsample),
+    "yolo": ("yolo", _yolo),
 }
+
+
+def check_decodable(graph: Graph) -> None:
+    """Raise the project's error unless decoding `graph` makes sense: detection layers of
+    one type ([region] or [yolo]) with one class count."""
+    layers = graph.detections
+    if not layers:
+        last = graph.ops[-1]
+        raise DarknetError(f"--decode: the output layer {last['index']} is [{last['type']}] and no layer is "
+                           f"[region] or [yolo]: nothing to decode")
+    kinds = {op["type"] for op in layers}
+    if len(kinds) > 1 or len({op["classes"] for op in layers}) > 1:
+        raise DarknetError("--decode: the detection layers mix [region] and [yolo] or class counts")
 
 
 def _unsupported(layer, what: str) -> Unsupported:
@@ -211,19 +257,23 @@ def _unsupported(layer, what: str) -> Unsupported:
 
 
 def walk(net, last: int | None = None) -> Graph:
-    """The ops of `net` from its first layer to `last` (default: the output layer, the
-    last that is not [cost], whose output is what `net.forward` returns)."""
+    """The ops of `net` up to its outputs: the detection layers ([region], [yolo]) if it
+    has any, else the output layer (the last that is not [cost], what `net.forward`
+    returns); with `last`, that layer's output alone."""
     if not (net.width and net.height and net.options.channels):
         raise Unsupported(f"{net.cfg_path}: the network's input is not an image (set width, height and "
                           f"channels in [net])")
-    last = net.output_layer.index if last is None else last
-    graph = Graph(input_shape=tuple(net.layers[0].in_shape), output=last, out_shape=tuple(net.layers[last].out_shape))
-    for layer in net.layers[:last + 1]:
+    if last is not None:
+        outputs = [last]
+    else:
+        outputs = [layer.index for layer in net.layers if layer.type in DETECTION_TYPES] or [net.output_layer.index]
+    graph = Graph(input_shape=(net.options.channels, net.height, net.width), outputs=outputs)
+    for layer in net.layers[:max(outputs) + 1]:
         kind = OPS.get(layer.type)
         if kind is None:
             raise _unsupported(layer, f"a [{layer.type}] layer")
-        op = {"type": kind[0], "index": layer.index, "in_shape": tuple(layer.in_shape),
-              "out_shape": tuple(layer.out_shape)}
+        op = {"type": kind[0], "index": layer.index, "sources": list(layer.sources),
+              "in_shape": tuple(layer.in_shape), "out_shape": tuple(layer.out_shape)}
         kind[1](layer, op)
         graph.ops.append(op)
     return graph
@@ -232,12 +282,10 @@ def walk(net, last: int | None = None) -> Graph:
 def shapes(graph: Graph, h: int, w: int) -> dict[int, tuple[int, int, int]]:
     """Each op's output (c, h, w) for an h x w input, by Darknet's formulas; an input
     size the network cannot take raises a DarknetError naming the layer."""
-    c = graph.input_shape[0]
     size = f"{w}x{h}"
-    out: dict[int, tuple[int, int, int]] = {}
-    shape = (c, h, w)
+    out: dict[int, tuple[int, int, int]] = {NETWORK_INPUT: (graph.input_shape[0], h, w)}
     for op in graph.ops:
-        c, h, w = shape
+        shape = c, h, w = out[op["sources"][0]]
         t, i = op["type"], op["index"]
         if t == "conv":
             p, k, s = op["padding"], op["size"], op["stride"]
@@ -262,6 +310,13 @@ def shapes(graph: Graph, h: int, w: int) -> dict[int, tuple[int, int, int]]:
                                    f"its {w}x{h} input")
             else:
                 shape = (c * s * s, h // s, w // s)
+        elif t == "upsample":
+            shape = (c, h * op["stride"], w * op["stride"])
+        elif t == "shortcut":
+            c1, h1, w1 = out[op["sources"][1]]
+            if (max(w1 // w, 1), max(h1 // h, 1)) != (op["stride"],) * 2 or h1 < h or w1 < w:
+                raise DarknetError(f"layer {i} (shortcut): with a {size} input, layer {op['sources'][1]}'s "
+                                   f"{w1}x{h1} grid does not scale to its {w}x{h} input as at the cfg's size")
         elif t == "softmax":
             if (c * h * w) % op["groups"]:
                 raise DarknetError(f"layer {i} (softmax): with a {size} input, groups={op['groups']} does "
@@ -281,15 +336,16 @@ def model_info(net, graph: Graph, names: list[str] | None, size: tuple[int, int]
 
     info = {"darknet.cfg": str(net.cfg_path), "darknet.cfg_input": f"{net.width}x{net.height}",
             "darknet.input": f"{size[0]}x{size[1]}" if size else "dynamic",
-            "darknet.letterbox": LETTERBOX, "darknet.output_layer": str(graph.output),
+            "darknet.letterbox": LETTERBOX, "darknet.outputs": ",".join(map(str, graph.outputs)),
             "darknet.decode": "1" if decode else "0"}
-    region = graph.region
-    if region is not None:
-        info.update({"darknet.classes": str(region["classes"]), "darknet.num": str(region["num"]),
-                     "darknet.coords": str(region["coords"]),
-                     "darknet.anchors": ",".join(f"{float(a):g}" for a in region["anchors"]),
-                     "darknet.tree": "1" if region["tree"] is not None else "0"})
-        if region["tree"] is not None and decode:
+    layers = graph.detections
+    if layers:
+        info.update({"darknet.detection": ",".join(f"{op['type']} {op['index']}" for op in layers),
+                     "darknet.classes": str(layers[-1]["classes"]),
+                     "darknet.num": ",".join(str(op["num"]) for op in layers),
+                     "darknet.anchors": ";".join(",".join(f"{float(a):g}" for a in op["anchors"]) for op in layers),
+                     "darknet.tree": "1" if any(op["tree"] is not None for op in layers) else "0"})
+        if decode and any(op["tree"] is not None for op in layers):
             info["darknet.hier_thresh"] = f"{hier_thresh:g}"
     if names is not None:
         info["darknet.names"] = json.dumps(list(names))

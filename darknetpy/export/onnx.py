@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DarknetError
-from .graph import Graph, shapes
+from .graph import NETWORK_INPUT, Graph, check_decodable, shapes
 
 MIN_OPSET = 13           # Softmax over one axis (earlier opsets flatten the trailing axes)
 
@@ -228,25 +228,9 @@ def _region(b, op, x, out):
     return b.node("Reshape", [y, b.node("Shape", [x])], out)
 
 
-def _decode(b, op, y, image, image_size):
-    """Darknet's get_region_detections + correct_region_boxes on the region output y."""
-    coords, num, classes = op["coords"], op["num"], op["classes"]
-    bg = 1 if op["background"] else 0
-    f = b.scalar
-    r = b.reshape(y, 0, num, classes + coords + 1, -1)        # (n, anchors, entries, cells)
-    lh, lw = b.dim(y, 2), b.dim(y, 3)
-    cells = b.node("Range", [b.const(0), b.node("Mul", [lh, lw]), b.const(1)])
-    col = b.node("Cast", [b.node("Mod", [cells, lw])], to=1)
-    row = b.node("Cast", [b.node("Div", [cells, lw])], to=1)
-    lwf, lhf = b.node("Cast", [lw], to=1), b.node("Cast", [lh], to=1)
-    anchors = op["anchors"].reshape(num, 2)
-    x = b.node("Div", [b.node("Add", [col, b.slice(r, 2, 0, 1)]), lwf])
-    yy = b.node("Div", [b.node("Add", [row, b.slice(r, 2, 1, 2)]), lhf])
-    w = b.node("Div", [b.node("Mul", [b.node("Exp", [b.slice(r, 2, 2, 3)]),
-                                      b.const(anchors[:, 0].reshape(1, num, 1, 1), np.float32)]), lwf])
-    h = b.node("Div", [b.node("Mul", [b.node("Exp", [b.slice(r, 2, 3, 4)]),
-                                      b.const(anchors[:, 1].reshape(1, num, 1, 1), np.float32)]), lhf])
-    # correct_region_boxes (relative): the letterboxed size new_w x new_h of each image
+def _letterbox(b, image, image_size):
+    """correct_region_boxes' (and correct_yolo_boxes') sizes: the network input's width and
+    height, and each image's letterboxed new_w, new_h (n, 1, 1, 1), as float32."""
     netw, neth = b.dim(image, 3), b.dim(image, 2)
     netwf, nethf = b.node("Cast", [netw], to=1), b.node("Cast", [neth], to=1)
     iw = b.node("Squeeze", [b.slice(image_size, 1, 0, 1), b.ints(1)])
@@ -259,28 +243,52 @@ def _decode(b, op, y, image, image_size):
                              b.node("Expand", [neth, b.node("Shape", [ih])])])
     new_wf = b.reshape(b.node("Cast", [new_w], to=1), -1, 1, 1, 1)
     new_hf = b.reshape(b.node("Cast", [new_h], to=1), -1, 1, 1, 1)
+    return netwf, nethf, new_wf, new_hf
+
+
+def _decode(b, op, y, sizes, hier_thresh):
+    """One detection layer's boxes, scores and objectness from its output y: Darknet's
+    get_region_detections (anchor-major) or get_yolo_detections (cell-major, every entry:
+    Darknet keeps those whose objectness > thresh), then the letterbox undone."""
+    coords, num, classes = op["coords"], op["num"], op["classes"]
+    bg = 1 if op["background"] else 0
+    f = b.scalar
+    netwf, nethf, new_wf, new_hf = sizes
+    r = b.reshape(y, 0, num, classes + coords + 1, -1)        # (n, anchors, entries, cells)
+    lh, lw = b.dim(y, 2), b.dim(y, 3)
+    cells = b.node("Range", [b.const(0), b.node("Mul", [lh, lw]), b.const(1)])
+    col = b.node("Cast", [b.node("Mod", [cells, lw])], to=1)
+    row = b.node("Cast", [b.node("Div", [cells, lw])], to=1)
+    lwf, lhf = b.node("Cast", [lw], to=1), b.node("Cast", [lh], to=1)
+    anchors = op["anchors"].reshape(num, 2)
+    across, down = (netwf, nethf) if op["type"] == "yolo" else (lwf, lhf)   # what w and h are relative to
+    x = b.node("Div", [b.node("Add", [col, b.slice(r, 2, 0, 1)]), lwf])
+    yy = b.node("Div", [b.node("Add", [row, b.slice(r, 2, 1, 2)]), lhf])
+    w = b.node("Div", [b.node("Mul", [b.node("Exp", [b.slice(r, 2, 2, 3)]),
+                                      b.const(anchors[:, 0].reshape(1, num, 1, 1), np.float32)]), across])
+    h = b.node("Div", [b.node("Mul", [b.node("Exp", [b.slice(r, 2, 3, 4)]),
+                                      b.const(anchors[:, 1].reshape(1, num, 1, 1), np.float32)]), down])
     x = b.node("Div", [b.node("Sub", [x, b.node("Div", [b.node("Div", [b.node("Sub", [netwf, new_wf]), f(2.0)]),
                                                          netwf])]), b.node("Div", [new_wf, netwf])])
     yy = b.node("Div", [b.node("Sub", [yy, b.node("Div", [b.node("Div", [b.node("Sub", [nethf, new_hf]), f(2.0)]),
                                                            nethf])]), b.node("Div", [new_hf, nethf])])
     w = b.node("Mul", [w, b.node("Div", [netwf, new_wf])])
     h = b.node("Mul", [h, b.node("Div", [nethf, new_hf])])
-    boxes = b.node("Transpose", [b.node("Concat", [x, yy, w, h], axis=2)], perm=[0, 1, 3, 2])
-    b.reshape(boxes, 0, -1, 4, out="boxes")
+    order = [0, 3, 1, 2] if op["type"] == "yolo" else [0, 1, 3, 2]     # -> (n, cells, anchors, .) or (n, a, cells, .)
+    boxes = b.reshape(b.node("Transpose", [b.node("Concat", [x, yy, w, h], axis=2)], perm=order), 0, -1, 4)
     obj = b.slice(r, 2, coords, coords + 1)                  # (n, anchors, 1, cells)
     if bg:
         obj = b.node("Expand", [b.scalar(1.0), b.node("Shape", [obj])])
-    b.reshape(obj, 0, -1, out="objectness")
+    obj = b.node("Transpose", [obj], perm=order)
     start = coords + 1 - bg
     probs = b.node("Transpose", [b.slice(r, 2, start, start + classes)], perm=[0, 1, 3, 2])  # (n, a, cells, k)
     if op["tree"] is not None:
-        top = _tree_top(b, op["tree"], probs, op["hier_thresh"])
-        scores = b.node("OneHot", [top, b.const(classes), b.const([0.0, 1.0], np.float32)], axis=-1)
-    else:
-        scores = probs
-    if not bg:
-        scores = b.node("Mul", [scores, b.node("Transpose", [obj], perm=[0, 1, 3, 2])])
-    b.reshape(scores, 0, -1, classes, out="scores")
+        top = _tree_top(b, op["tree"], probs, hier_thresh)
+        probs = b.node("OneHot", [top, b.const(classes), b.const([0.0, 1.0], np.float32)], axis=-1)
+    if op["type"] == "yolo":
+        probs = b.node("Transpose", [probs], perm=[0, 2, 1, 3])
+    scores = probs if bg else b.node("Mul", [probs, obj])
+    return boxes, b.reshape(scores, 0, -1, classes), b.reshape(obj, 0, -1)
 
 
 def _tree_top(b, t, probs, hier_thresh: float) -> str:
@@ -332,7 +340,48 @@ def _tensor(array):
     return numpy_helper.from_array(array)
 
 
-BUILD = {"conv": _conv, "maxpool": _maxpool, "reorg": _reorg, "softmax": _softmax, "region": _region}
+def _shortcut(b, op, x, add, out):
+    """shortcut_cpu: alpha * x + beta * add over the channels both have (add read every
+    `stride` rows and columns), x's own past them; then the activation."""
+    c = op["in_shape"][0]
+    if op["stride"] > 1:
+        s = op["stride"]
+        add = b.node("Slice", [add, b.ints(0, 0), b.ints(np.iinfo(np.int64).max, np.iinfo(np.int64).max),
+                               b.ints(2, 3), b.ints(s, s)])
+        add = b.node("Slice", [add, b.ints(0, 0), b.dims(x, [2, 3]), b.ints(2, 3)])
+    k = op["channels"]
+    if op["add_channels"] > k:
+        add = b.slice(add, 1, 0, k)
+    kept = b.slice(x, 1, 0, k)
+    if op["alpha"] != 1.0:
+        kept = b.node("Mul", [kept, b.scalar(op["alpha"])])
+    if op["beta"] != 1.0:
+        add = b.node("Mul", [add, b.scalar(op["beta"])])
+    y = b.node("Add", [kept, add])
+    if k < c:
+        y = b.node("Concat", [y, b.slice(x, 1, k, c)], axis=1)
+    return _activation(b, y, op["activation"], out)
+
+
+def _upsample(b, op, x, out):
+    """upsample_cpu: each value repeated stride x stride times, times scale."""
+    s = op["stride"]
+    y = b.node("Expand", [b.node("Unsqueeze", [x, b.ints(3, 5)]), b.ints(1, 1, 1, s, 1, s)])
+    hw = b.node("Mul", [b.dims(x, [2, 3]), b.ints(s)])
+    if op["scale"] == 1.0:
+        return b.reshape(y, 0, 0, hw, out=out)
+    return b.node("Mul", [b.reshape(y, 0, 0, hw), b.scalar(op["scale"])], out)
+
+
+BUILD = {"conv": _conv, "maxpool": _maxpool, "reorg": _reorg, "softmax": _softmax, "region": _region,
+         "yolo": _region, "upsample": _upsample}
+
+
+def output_names(graph: Graph) -> dict[int, str]:
+    """The graph outputs' names: `output` when there is one, else `output_<layer index>`."""
+    if len(graph.outputs) == 1:
+        return {graph.outputs[0]: "output"}
+    return {i: f"output_{i}" for i in graph.outputs}
 
 
 def build(graph: Graph, *, opset: int = 17, batch: int | None = 1, size: tuple[int, int] | None = None,
@@ -340,8 +389,8 @@ def build(graph: Graph, *, opset: int = 17, batch: int | None = 1, size: tuple[i
     """The ONNX ModelProto of `graph`.
 
     batch: a fixed batch size, or None for a dynamic one. size: (width, height) of the
-    input, or None for a dynamic one. decode: boxes and scores (see the
-    module's doc) instead of the output layer's output; hier_thresh: YOLO9000's tree
+    input, or None for a dynamic one. decode: boxes, scores and objectness (see the
+    module's doc) instead of the detection layers' outputs; hier_thresh: YOLO9000's tree
     threshold for that. metadata: metadata_props (graph.model_info).
     """
     import onnx
@@ -350,47 +399,58 @@ def build(graph: Graph, *, opset: int = 17, batch: int | None = 1, size: tuple[i
     if not MIN_OPSET <= opset <= max_opset():
         raise DarknetError(f"opset {opset}: choose {MIN_OPSET} to {max_opset()}")
     c = graph.input_shape[0]
-    region = graph.region
-    if decode and region is None:
-        raise DarknetError(f"--decode: the output layer {graph.output} is [{graph.ops[-1]['type']}], not "
-                           f"[region]: nothing to decode")
+    layers = graph.detections
+    if decode:
+        check_decodable(graph)
     n_dim = batch if batch is not None else "batch"
     h_dim, w_dim = (size[1], size[0]) if size is not None else ("height", "width")
-    out_dims = shapes(graph, size[1], size[0])[graph.output] if size is not None else None
+    out_dims = shapes(graph, size[1], size[0]) if size is not None else None
+    returned = {} if decode else output_names(graph)
 
     b = _Builder()
-    names: dict[int, str] = {}
-    current = "input"
-    last = graph.ops[-1]["index"]
+    names: dict[int, str] = {NETWORK_INPUT: "input"}
     for op in graph.ops:
         i, t = op["index"], op["type"]
         b.prefix = f"l{i}"
-        out = f"l{i}" if not (i == last and not decode) else "output"
+        out = returned.get(i, f"l{i}")
+        x = names[op["sources"][0]]
         if t == "route":
             sources = [names[s] for s in op["sources"]]
             y = sources[0] if len(sources) == 1 else b.node("Concat", sources, out, axis=1)
         elif t == "identity":
-            y = current
+            y = x
         elif t == "avgpool":
-            y = b.node("GlobalAveragePool", [current], out)
+            y = b.node("GlobalAveragePool", [x], out)
+        elif t == "shortcut":
+            y = _shortcut(b, op, x, names[op["sources"][1]], out)
         else:
-            y = BUILD[t](b, op, current, out)
-        if i == last and not decode and y != "output":
-            y = b.node("Identity", [y], "output")
-        names[i] = current = y
+            y = BUILD[t](b, op, x, out)
+        if i in returned and y != returned[i]:
+            y = b.node("Identity", [y], returned[i])
+        names[i] = y
 
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [n_dim, c, h_dim, w_dim])]
     if decode:
         b.prefix = "decode"
-        _decode(b, dict(region, hier_thresh=hier_thresh), current, "input", "image_size")
+        sizes = _letterbox(b, "input", "image_size")
+        parts = [_decode(b, op, names[op["index"]], sizes, hier_thresh) for op in layers]
+        for k, out in enumerate(("boxes", "scores", "objectness")):
+            if len(parts) == 1:
+                b.node("Identity", [parts[0][k]], out)
+            else:
+                b.node("Concat", [p[k] for p in parts], out, axis=1)
         inputs.append(helper.make_tensor_value_info("image_size", TensorProto.INT64, [n_dim, 2]))
-        count = region["num"] * out_dims[1] * out_dims[2] if out_dims else "boxes"
+        count = sum(op["num"] * out_dims[op["index"]][1] * out_dims[op["index"]][2] for op in layers) \
+            if out_dims else "boxes"
         outputs = [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [n_dim, count, 4]),
-                   helper.make_tensor_value_info("scores", TensorProto.FLOAT, [n_dim, count, region["classes"]]),
+                   helper.make_tensor_value_info("scores", TensorProto.FLOAT, [n_dim, count, layers[0]["classes"]]),
                    helper.make_tensor_value_info("objectness", TensorProto.FLOAT, [n_dim, count])]
     else:
-        dims = list(out_dims) if out_dims else [graph.out_shape[0], "out_height", "out_width"]
-        outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [n_dim] + dims)]
+        outputs = []
+        for i, out in returned.items():
+            channels = next(op["out_shape"][0] for op in graph.ops if op["index"] == i)
+            dims = list(out_dims[i]) if out_dims else [channels, f"{out}_height", f"{out}_width"]
+            outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, [n_dim] + dims))
     g = helper.make_graph(b.nodes, name, inputs, outputs, b.inits)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(g, opset_imports=opsets, producer_name="darknetpy",

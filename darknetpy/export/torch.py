@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import Graph
+from .graph import NETWORK_INPUT, Graph, check_decodable
 
 
 def activate(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -160,6 +160,7 @@ class Region(nn.Module):
 
     def __init__(self, op, hier_thresh: float = 0.5):
         super().__init__()
+        self.yolo = op["type"] == "yolo"
         self.num, self.classes, self.coords = op["num"], op["classes"], op["coords"]
         self.softmax, self.background = op["softmax"], op["background"]
         _buffer(self, "anchors", op["anchors"].reshape(self.num, 2), persistent=True)
@@ -193,7 +194,8 @@ class Region(nn.Module):
         return torch.cat(parts, 2).reshape(x.shape)
 
     def detections(self, y, netw: int, neth: int, image_size):
-        """get_region_detections + correct_region_boxes on this layer's output y."""
+        """get_region_detections (anchor-major) or get_yolo_detections (cell-major, every
+        entry) on this layer's output y, then the letterbox undone."""
         n, _, lh, lw = y.shape
         r = y.reshape(n, self.num, self.classes + self.coords + 1, lh * lw)
         cells = torch.arange(lh * lw, device=y.device)
@@ -201,8 +203,9 @@ class Region(nn.Module):
         aw, ah = self.anchors[:, 0].reshape(1, -1, 1, 1), self.anchors[:, 1].reshape(1, -1, 1, 1)
         x = (col + r[:, :, 0:1]) / lw
         yy = (row + r[:, :, 1:2]) / lh
-        w = torch.exp(r[:, :, 2:3]) * aw / lw
-        h = torch.exp(r[:, :, 3:4]) * ah / lh
+        across, down = (netw, neth) if self.yolo else (lw, lh)      # what w and h are relative to
+        w = torch.exp(r[:, :, 2:3]) * aw / across
+        h = torch.exp(r[:, :, 3:4]) * ah / down
         iw, ih = image_size[:, 0].long(), image_size[:, 1].long()
         wide = torch.tensor(float(netw)) / iw.float() < torch.tensor(float(neth)) / ih.float()    # float32
         new_w = torch.where(wide, torch.full_like(iw, netw), torch.div(iw * neth, ih, rounding_mode="floor"))
@@ -212,18 +215,19 @@ class Region(nn.Module):
         yy = (yy - (neth - new_h) / 2 / neth) / (new_h / neth)
         w = w * (netw / new_w)
         h = h * (neth / new_h)
-        boxes = torch.cat([x, yy, w, h], 2).permute(0, 1, 3, 2).reshape(n, -1, 4)
+        order = (0, 3, 1, 2) if self.yolo else (0, 1, 3, 2)     # -> (n, cells, anchors, .) or (n, a, cells, .)
+        boxes = torch.cat([x, yy, w, h], 2).permute(*order).reshape(n, -1, 4)
         start = self.coords + 1 - int(self.background)
         probs = r[:, :, start:start + self.classes].permute(0, 1, 3, 2)
         if self.tree is not None:
-            scores = F.one_hot(self._top(probs), self.classes).to(y.dtype)
-        else:
-            scores = probs
+            probs = F.one_hot(self._top(probs), self.classes).to(y.dtype)
+        if self.yolo:
+            probs = probs.permute(0, 2, 1, 3)
         obj = r[:, :, self.coords:self.coords + 1]
         if self.background:
             obj = torch.ones_like(obj)
-        else:
-            scores = scores * obj.permute(0, 1, 3, 2)
+        obj = obj.permute(*order)
+        scores = probs if self.background else probs * obj
         return boxes, scores.reshape(n, -1, self.classes), obj.reshape(n, -1)
 
     def _top(self, probs):
@@ -255,9 +259,37 @@ class Region(nn.Module):
         return result[..., 0]
 
 
-class Identity(nn.Module):
+class Shortcut(nn.Module):
+    """[shortcut]: alpha * x + beta * add over the channels both have (add read every
+    `stride` rows and columns), x's own past them; then the activation."""
+
+    def __init__(self, op):
+        super().__init__()
+        self.activation, self.alpha, self.beta = op["activation"], op["alpha"], op["beta"]
+        self.stride, self.channels = op["stride"], op["channels"]
+
+    def forward(self, x, add):
+        k, s = self.channels, self.stride
+        add = add[:, :k, ::s, ::s][:, :, :x.shape[2], :x.shape[3]]
+        kept = x[:, :k]
+        y = (kept if self.alpha == 1.0 else self.alpha * kept) + (add if self.beta == 1.0 else self.beta * add)
+        if k < x.shape[1]:
+            y = torch.cat([y, x[:, k:]], 1)
+        return activate(y, self.activation)
+
+
+class Upsample(nn.Module):
+    """[upsample]: each value repeated stride x stride times, times scale."""
+
+    def __init__(self, op):
+        super().__init__()
+        self.stride, self.scale = op["stride"], op["scale"]
+
     def forward(self, x):
-        return x
+        n, c, h, w = x.shape
+        s = self.stride
+        y = x[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
+        return y if self.scale == 1.0 else y * self.scale
 
 
 def _layer(op, hier_thresh):
@@ -272,48 +304,56 @@ def _layer(op, hier_thresh):
         return Reorg(op)
     if t == "softmax":
         return Softmax(op)
-    if t == "region":
+    if t in ("region", "yolo"):
         return Region(op, hier_thresh)
+    if t == "shortcut":
+        return Shortcut(op)
+    if t == "upsample":
+        return Upsample(op)
     return None
 
 
 class DarknetModule(nn.Module):
     """The network: `layers` maps each Darknet layer index (as a string) to its module;
-    routes and dropouts have none."""
+    routes and dropouts have none. `forward` returns the graph's output, a tuple of them
+    (YOLOv3's detection layers, in network order), or with decode (boxes, scores,
+    objectness) of every detection layer, laid end to end as Darknet's array is."""
 
     def __init__(self, graph: Graph, decode: bool = False, hier_thresh: float = 0.5, info: dict | None = None):
         super().__init__()
-        self.steps = [(op["index"], op["type"], op.get("sources")) for op in graph.ops]
+        if decode:
+            check_decodable(graph)
+        self.steps = [(op["index"], op["type"], op["sources"]) for op in graph.ops]
         self.layers = nn.ModuleDict()
         for op in graph.ops:
             module = _layer(op, hier_thresh)
             if module is not None:
                 self.layers[str(op["index"])] = module
-        if decode and graph.region is None:
-            raise ValueError(f"decode: the output layer {graph.output} is not [region]")
         self.decode = decode
+        self.returned = [op["index"] for op in graph.detections] if decode else list(graph.outputs)
         self.darknet = dict(info or {})
-        # outputs read by a later route, kept while the pass runs
-        self.kept = {s for _, _, sources in self.steps for s in (sources or ())}
         self.eval()
 
     def forward(self, x, image_size=None):
         neth, netw = int(x.shape[2]), int(x.shape[3])
-        outputs = {}
+        outputs = {NETWORK_INPUT: x}
         for index, kind, sources in self.steps:
+            inputs = [outputs[s] for s in sources]
             if kind == "route":
-                parts = [outputs[s] for s in sources]
-                x = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-            elif kind != "identity":
-                x = self.layers[str(index)](x)
-            if index in self.kept:
-                outputs[index] = x
+                y = inputs[0] if len(inputs) == 1 else torch.cat(inputs, 1)
+            elif kind == "identity":
+                y = inputs[0]
+            else:
+                y = self.layers[str(index)](*inputs)
+            outputs[index] = y
         if not self.decode:
-            return x
-        region = self.layers[str(self.steps[-1][0])]
+            results = [outputs[i] for i in self.returned]
+            return results[0] if len(results) == 1 else tuple(results)
         if image_size is None:
             image_size = torch.tensor([[netw, neth]] * x.shape[0])
-        return region.detections(x, netw, neth, torch.as_tensor(image_size))
+        parts = [self.layers[str(i)].detections(outputs[i], netw, neth, torch.as_tensor(image_size))
+                 for i in self.returned]
+        return tuple(torch.cat([p[k] for p in parts], 1) for k in range(3))
 
 
 def build(graph: Graph, decode: bool = False, hier_thresh: float = 0.5, info: dict | None = None) -> nn.Module:
