@@ -50,9 +50,10 @@ class Spec:
 
 
 def graph_spec(net, name: str = "") -> Spec:
-    """The ops of `net` up to (not including) its [region] layer, with folded weights."""
+    """The ops of `net` up to (not including) its [region] layer, with folded weights; a
+    network without one up to its output layer (YOLOv3's last [yolo])."""
     region = next((layer.index for layer in net.layers if layer.type == "region"), None)
-    graph = export_graph.walk(net, last=None if region is None else region - 1)
+    graph = export_graph.walk(net, last=net.output_layer.index if region is None else region - 1)
     return Spec(name=name, graph=graph, scope="full" if region is None else "backbone",
                 gflop=sum(layer.bflops() for layer in net.layers))
 

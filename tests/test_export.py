@@ -93,10 +93,12 @@ def exported(net, engine: str, **options):
     return lambda x, image_size=None: run_torch(module, x, image_size)
 
 
-def reference_decode(net, out, w, h, hier_thresh=0.5):
-    """Darknet's detection array (no threshold, no NMS) for one image: boxes, scores, objectness."""
-    dets = net.detections(np.array(out, np.float32), w, h, thresh=0, hier_thresh=hier_thresh, nms=0,
-                          printed_only=False)
+def reference_decode(net, outs, w, h, hier_thresh=0.5):
+    """Darknet's detection array for one image (the detection layers' outputs `outs`), with
+    every entry (a threshold of -1: [yolo] layers keep all) and no NMS: boxes, scores,
+    objectness."""
+    outs = [np.array(out, np.float32) for out in (outs if isinstance(outs, list) else [outs])]
+    dets = net.detections(outs, w, h, thresh=-1, hier_thresh=hier_thresh, nms=0, printed_only=False)
     return (np.array([d.bbox for d in dets], np.float32), np.array([d.prob_array() for d in dets]),
             np.array([d.objectness for d in dets], np.float32))
 
@@ -136,16 +138,28 @@ def random_input(net, batch=None, seed=1):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
 
+def raw_reference(net, x) -> list:
+    """What the export returns without decoding: each detection layer's output, else the
+    output layer's (net.forward)."""
+    return net.forward_detection(x) or [net.forward(x)]
+
+
+def check_raw(got, want, what):
+    assert len(got) == len(want), f"{what}: {len(got)} outputs, darknetpy has {len(want)}"
+    for k, (g, wnt) in enumerate(zip(got, want)):
+        err = rel(g[0], wnt)
+        assert err < TOLERANCE, f"{what}: output {k} differs by {err:.1e}"
+
+
 def assert_exports_match(net, x, engine, *, decode_sizes=(), hier_thresh=0.5, opset=17):
     """The export for `engine` equals net.forward(x) raw, and net.detections when decoding."""
-    ref = net.forward(x)
-    err = rel(exported(net, engine, opset=opset)(x[None])[0][0], ref)
-    assert err < TOLERANCE, f"{engine}: the output differs by {err:.1e}"
+    refs = raw_reference(net, x)
+    check_raw(exported(net, engine, opset=opset)(x[None]), refs, engine)
     if not decode_sizes:
         return
     run = exported(net, engine, decode=True, batch=None, hier_thresh=hier_thresh, opset=opset)
     for w, h in decode_sizes:
-        want = reference_decode(net, ref, w, h, hier_thresh)
+        want = reference_decode(net, refs, w, h, hier_thresh)
         check_decode([a[0] for a in run(x[None], [[w, h]])], want, f"{engine}, {w}x{h} image")
 
 
@@ -336,6 +350,102 @@ def test_tree_decode_at_every_level(tmp_path, engine):
     assert len(picked) >= 10 and {10, 11} <= picked
 
 
+YOLOV3_CFG = """[net]
+width=16
+height=16
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+filters=8
+size=1
+activation=linear
+
+[shortcut]
+from=-2
+alpha=0.5
+beta=2
+activation=leaky
+
+[shortcut]
+from=0
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=1
+activation=mish
+
+[shortcut]
+from=-3
+activation=logistic
+
+[convolutional]
+filters=27
+size=1
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=1,2, 3,4, 5,6, 7,8, 9,10, 11,12
+classes=4
+num=6
+
+[route]
+layers=-4
+
+[upsample]
+stride=2
+scale=1.5
+
+[route]
+layers=-1,0
+
+[convolutional]
+filters=27
+size=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=1,2, 3,4, 5,6, 7,8, 9,10, 11,12
+classes=4
+num=6
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_yolov3_layers_raw_and_decoded(tmp_path, engine):
+    """[shortcut] (alpha and beta, from a grid twice as large, from fewer channels),
+    [upsample] (with a scale), two [yolo] layers: both outputs, and the detection array
+    over both, letterbox undone."""
+    net = random_network(tmp_path, YOLOV3_CFG.replace("activation=mish", "activation=relu"))
+    assert [layer.out_shape for layer in net.layers if layer.type == "yolo"] == [(27, 8, 8), (27, 16, 16)]
+    assert net.layers[4].add_shape == (8, 16, 16) and net.layers[6].add_shape == (8, 8, 8)
+    assert_exports_match(net, random_input(net), engine, decode_sizes=[(40, 30), (16, 16)])
+
+
+def test_activation_names_follow_darknets_enum():
+    from darknetpy.cpu.activations import CODES
+    from darknetpy.export.graph import ACTIVATION_NAMES
+
+    assert {name: code for code, name in ACTIVATION_NAMES.items()} == CODES
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_tree_softmax_layer_and_opset_13(tmp_path, engine):
     """[softmax] with a tree over 14 inputs: the tree's 12 softmaxed, the last two 0 (Darknet's);
@@ -390,16 +500,23 @@ def test_unsupported_is_one_error_naming_the_layer(tmp_path):
 
 # ------------------------------------------------------------------ the reference kit's models
 
-KIT_MODELS = ["yolov2-tiny", "yolov2-tiny-voc", "yolov2-128", "yolo9000-128", "darknet19", "yolov2-voc", "yolov2",
-              "yolo9000"]
+KIT_MODELS = [("V2", m) for m in ("yolov2-tiny", "yolov2-tiny-voc", "yolov2-128", "yolo9000-128", "darknet19",
+                                   "yolov2-voc", "yolov2", "yolo9000")]
+KIT_MODELS += [("V3", m) for m in ("yolov3-tiny", "yolov3-128", "yolov3-416", "yolov3-spp-320", "yolov3-voc",
+                                   "darknet53", "resnet50")]
+DEFAULT_RUN = {"yolov2-tiny", "yolov3-tiny"}
 
 
-def kit_run(model):
-    c = next(c for c in kit.cases() if c["model"] == model)
+def kit_run(model, which="V2"):
+    """The first case of a kit's model: (case, kit.Run, the network)."""
+    k = getattr(kit, which)
+    if not k.available():
+        pytest.skip(k.MISSING)
+    c = next(c for c in k.cases() if c["model"] == model)
     flavor = kit.reference_flavor(model)
-    run = kit.run_case(c, flavor)
+    run = k.run_case(c, flavor)
     assert run.mismatch is None, run.mismatch
-    return c, run, kit.network(model, flavor)
+    return c, run, k.network(model, flavor)
 
 
 # yolov2 (608) on the kit's random weights has boxes up to 5.8e18 wide (exp of a raw 43):
@@ -409,19 +526,17 @@ def kit_run(model):
 BOX_TOLERANCE = {"yolov2": 3e-4}
 
 
-@needs_kit
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("model", [pytest.param(m, marks=[pytest.mark.slow] if m != "yolov2-tiny" else [])
-                                   for m in KIT_MODELS])
-def test_kit_model_raw_and_decoded(model, engine):
+@pytest.mark.parametrize("which,model", [pytest.param(k, m, marks=[] if m in DEFAULT_RUN else [pytest.mark.slow])
+                                         for k, m in KIT_MODELS])
+def test_kit_model_raw_and_decoded(which, model, engine):
     """The export against the kit's exact output of the model's first case, raw and decoded."""
-    c, run, net = kit_run(model)
-    err = rel(exported(net, engine)(run.input[None])[0][0], run.output)
-    assert err < TOLERANCE, f"{engine}: {err:.1e}"
-    if net.output_layer.type != "region":
+    c, run, net = kit_run(model, which)
+    check_raw(exported(net, engine)(run.input[None]), run.detection_outputs or [run.output], engine)
+    if not run.detection_outputs:
         return
     w, h = run.image_size
-    want = reference_decode(net, run.output, w, h)
+    want = reference_decode(net, run.detection_outputs, w, h)
     got = exported(net, engine, decode=True)(run.input[None], [[w, h]])
     check_decode([a[0] for a in got], want, engine, BOX_TOLERANCE.get(model, TOLERANCE))
 
@@ -455,7 +570,7 @@ def test_kit_dynamic_batch_1_and_4_and_size(tmp_path, engine):
         assert rel(run_onnx(fixed, x[None])[0][0], ref) < TOLERANCE
 
 
-def readme_lines(onnx_path, image, size, thresh):
+def readme_lines(onnx_path, image, size, thresh, yolo=False):
     """The README's three lines (see 'Export to ONNX and PyTorch'), for a size x size model."""
     import onnxruntime
 
@@ -465,27 +580,31 @@ def readme_lines(onnx_path, image, size, thresh):
     boxes, scores, objectness = onnxruntime.InferenceSession(onnx_path).run(None, {
         "input": darknetpy.image.letterbox_image(im, size, size)[None],
         "image_size": np.array([[im.shape[2], im.shape[1]]])})
-    return darknetpy.export.detections(boxes[0], scores[0], objectness[0], thresh=thresh, nms=.45)
+    return darknetpy.export.detections(boxes[0], scores[0], objectness[0], thresh=thresh, nms=.45, yolo=yolo)
 
 
-@needs_kit
-@pytest.mark.parametrize("model", ["yolov2-tiny", pytest.param("yolov2", marks=pytest.mark.slow)])
-def test_readme_lines_give_detects_detections(tmp_path, model):
+@pytest.mark.parametrize("which,model", [("V2", "yolov2-tiny"), pytest.param("V2", "yolov2", marks=pytest.mark.slow),
+                                         ("V3", "yolov3-tiny")])
+def test_readme_lines_give_detects_detections(tmp_path, which, model):
     """The README's lines on the exported model give the detections `darknetpy detect`
     gives (each image of the model's cases, both of the kit's thresholds): the same lines
     and boxes, probabilities within 1e-4. (Two detections whose probabilities differ in
     the last bits may trade places in Darknet's order: the order is not compared.)"""
-    net = kit.network(model, "stock")
+    k = getattr(kit, which)
+    if not k.available():
+        pytest.skip(k.MISSING)
+    net = k.network(model, "stock")
     path = tmp_path / "model.onnx"
     export.save_onnx(net, str(path), decode=True)
+    yolo = net.output_layer.type == "yolo"
     names = [str(k) for k in range(net.classes)]
-    images = sorted({kit.image_path(c) for c in kit.cases() if c["model"] == model and c["image"].endswith(".jpg")})
+    images = sorted({k.image_path(c) for c in k.cases() if c["model"] == model and c["image"].endswith(".jpg")})
     for image in images:
         im = net.image(image)
-        out = net.forward(net.letterbox(im))
+        outs = net.forward_detection(net.letterbox(im))
         for thresh in (0.5, 0.25):
-            want = net.detections(out.copy(), im.shape[2], im.shape[1], thresh=thresh)
-            got = readme_lines(str(path), image, net.width, thresh)
+            want = net.detections([out.copy() for out in outs], im.shape[2], im.shape[1], thresh=thresh)
+            got = readme_lines(str(path), image, net.width, thresh, yolo)
             assert sorted(detection_lines(got, names, thresh)) == sorted(detection_lines(want, names, thresh))
             got = {d.index: d for d in got}
             want = {d.index: d for d in want}
