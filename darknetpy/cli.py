@@ -389,11 +389,11 @@ def cmd_export(args) -> int:
     net = Network(args.cfg, args.weights, warn=sys.stderr)
     size = (net.width, net.height) if args.size == "cfg" else args.size
     names = _export_names(net, args)
-    save_onnx(net, args.out, opset=args.opset, batch=args.batch, size=size, decode=args.decode,
-              hier_thresh=args.hier, names=names)
+    outputs = save_onnx(net, args.out, opset=args.opset, batch=args.batch, size=size, decode=args.decode,
+                        hier_thresh=args.hier, names=names)
     batch = "dynamic" if args.batch is None else args.batch
     shape = "dynamic" if size is None else f"{size[0]}x{size[1]}"
-    outputs = "boxes, scores, objectness" if args.decode else "output"
+    outputs = ", ".join(outputs)
     kept = f"{len(names)} class names" if names else "no class names (--data DATA names them)"
     print(f"darknetpy: wrote {args.out}: opset {args.opset}, batch {batch}, input {shape}, outputs {outputs}, "
           f"{kept}", file=sys.stderr)

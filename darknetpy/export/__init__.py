@@ -49,11 +49,13 @@ def to_onnx(net, *, opset: int = 17, batch: int | None = 1, size: tuple[int, int
                          metadata=info, name=f"darknet {net.cfg_path}")
 
 
-def save_onnx(net, path: str, **options) -> None:
+def save_onnx(net, path: str, **options) -> list[str]:
     """to_onnx(net, **options) written to `path` atomically (nothing is left under that
-    name if building or writing fails)."""
-    data = to_onnx(net, **options).SerializeToString()
+    name if building or writing fails); returns the model's output names."""
+    model = to_onnx(net, **options)
+    data = model.SerializeToString()
     atomic_write(path, lambda f: f.write(data))
+    return [o.name for o in model.graph.output]
 
 
 def to_torch(net, decode: bool = False, hier_thresh: float = 0.5, names: list[str] | None = None):
