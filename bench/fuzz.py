@@ -142,7 +142,8 @@ PATHS = ["data/9k.tree", "data/coco9k.map", "data/coco.names", "data/9k.names", 
 ACTIVATIONS = ["leaky", "linear", "relu", "logistic", "elu", "ramp", "tanh", "plse", "stair", "hardtan", "lhtan",
                "loggy", "relie", "selu", "bogus"]
 HEADERS = ["[net]", "[convolutional]", "[conv]", "[maxpool]", "[avgpool]", "[route]", "[reorg]", "[region]",
-           "[softmax]", "[cost]", "[dropout]", "[shortcut]", "[yolo]", "[connected]", "[bogus]", "[", "[]"]
+           "[softmax]", "[cost]", "[dropout]", "[shortcut]", "[upsample]", "[yolo]", "[connected]", "[bogus]", "[",
+           "[]"]
 
 
 def _value_for(r: random.Random, key: str) -> str:
@@ -161,7 +162,8 @@ def generate_cfg(r: random.Random) -> str:
     lines = ["[net]", f"width={w}", f"height={h}", f"channels={c}"]
     for _ in range(r.randint(1, 8)):
         kind = r.choice(["convolutional"] * 4 + ["maxpool"] * 2 + ["avgpool", "route", "reorg", "softmax",
-                                                                   "dropout", "cost", "region"])
+                                                                   "dropout", "cost", "region", "shortcut",
+                                                                   "upsample", "yolo"])
         lines.append(f"[{kind}]")
         if kind == "convolutional":
             lines += [f"filters={r.randint(1, 16)}", f"size={r.choice([1, 1, 3, 3, 5, 2])}",
@@ -193,6 +195,18 @@ def generate_cfg(r: random.Random) -> str:
                               "[region]"]
             lines += [f"num={num}", f"classes={classes}", "coords=4", f"softmax={r.randint(0, 1)}",
                       "anchors=" + ",".join(f"{r.uniform(0.1, 5):.3f}" for _ in range(2 * num))]
+        elif kind == "shortcut":
+            lines += [f"from={-r.randint(1, 4)}", f"activation={r.choice(ACTIVATIONS)}"]
+        elif kind == "upsample":
+            lines.append(f"stride={r.choice([1, 2, 2, 3, 0, -2])}")
+        elif kind == "yolo":
+            total, classes = r.randint(1, 6), r.randint(0, 5)
+            mask = r.sample(range(total), r.randint(1, total))
+            if r.random() < 0.8:   # a matching 1x1 conv just before, most of the time
+                lines[-1:] = ["[convolutional]", f"filters={len(mask) * (classes + 5)}", "size=1",
+                              "activation=linear", "[yolo]"]
+            lines += [f"mask={','.join(map(str, mask))}", f"num={total}", f"classes={classes}",
+                      "anchors=" + ",".join(str(r.randint(1, 60)) for _ in range(2 * total))]
     return "\n".join(lines) + "\n"
 
 
@@ -614,9 +628,10 @@ class Worker:
                 return False
             x = self.np.random.default_rng(0).random(size, dtype=self.np.float32)
             outputs = net.forward_layers(x)
-            if net.output_layer.type == "region" and net.width and net.height:
-                out = outputs[net.output_layer.index].reshape(net.output_layer.out_shape)
-                net.detections(out.copy(), 100, 80, thresh=0.2)
+            found = net.model.detection_layers
+            if found and net.width and net.height:
+                net.detections([outputs[layer.index].reshape(layer.out_shape).copy() for layer in found], 100, 80,
+                               thresh=0.2)
             return True
         return False
 

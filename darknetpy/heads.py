@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .detect import do_nms_sort, get_region_detections, get_yolo_detections, top_k
-from .errors import DarknetError
+from .errors import CfgError, DarknetError
 from .layers.paths import read_map
 from .tree import hierarchy_predictions
 
@@ -22,6 +22,12 @@ def detection_layers(model) -> list:
     if not layers:
         raise DarknetError(f"{model.cfg_path}: the last layer is [{model.output_layer.type}] and no layer is "
                            f"[region] or [yolo]: not a detector")
+    for layer in layers[:-1]:
+        if layer.classes != layers[-1].classes:
+            # Darknet sizes every detection's probabilities by the last layer's class count
+            raise CfgError(f"{layer.section.where('classes')}: layer {layer.index} ({layer.type}) has "
+                           f"classes={layer.classes}, the last detection layer {layers[-1].index} has "
+                           f"{layers[-1].classes}: the detection layers of a detector must agree")
     return layers
 
 

@@ -85,3 +85,13 @@ def test_summary_of_yolov3_spp():
     assert lines[1 + 83] == "   83 route  82 80 78 77"
     assert lines[1 + 80] == "   80 max          9 x 9 / 1    10 x  10 x 512   ->    10 x  10 x 512"
     assert sum(line.endswith(" yolo") for line in lines) == 3
+
+
+def test_detection_layers_that_disagree_on_classes_are_one_clear_error(tmp_path):
+    text = (CONV.format(f=14, s=1) + "[yolo]\nmask=1,0\nclasses=2\nnum=3\n"
+            + "[route]\nlayers=-2\n" + CONV.format(f=16, s=1) + "[yolo]\nmask=0,1\nclasses=3\nnum=3\n")
+    cfg = write(tmp_path, text)
+    assert run("summary", cfg).returncode == 0          # a forward pass is fine; decoding is not
+    net = load(str(cfg))
+    with pytest.raises(CfgError, match=r"n.cfg:\d+: layer 1 \(yolo\) has classes=2, the last detection layer 4"):
+        net.detections(net.forward_detection(np.zeros((3, 16, 16), np.float32)), 16, 16)
