@@ -50,7 +50,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CACHE = REPO / ".cache" / "bench"
 VENV = REPO / ".cache" / "bench-venv-opencv4"
-MODELS = ["yolov2", "yolov2-voc", "yolov2-tiny", "yolo9000", "darknet19"]
+MODELS = ["yolov2", "yolov2-voc", "yolov2-tiny", "yolo9000", "darknet19", "yolov3-416", "yolov3-tiny", "darknet53"]
+V3_MODELS = {"yolov3-416", "yolov3-tiny", "darknet53"}     # from the YOLOv3 kit
 QUICK_MODELS = ["yolov2-tiny", "darknet19"]
 ENGINES = ["exact", "fast", "ort", "torch", "opencv", "floor"]
 TOLERANCE = 1e-3
@@ -444,8 +445,9 @@ def bench_model(model, args, skipped):
     import kit
     from darknetpy.network import Network
 
-    cfg = str(kit.cfg_path(model))
-    weights = kit.weights(kit.model(model)["weights"])
+    k = kit.V3 if model in V3_MODELS else kit.V2
+    cfg = str(k.cfg_path(model))
+    weights = k.weights(k.model(model)["weights"])
     log(f"== {model}: loading")
     nets = {key: Network(cfg, weights, numerics=numerics, warn=None)
             for key, numerics in (("exact", "darknet"), ("fast", "fast")) if key in args.engines}
