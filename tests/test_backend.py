@@ -109,7 +109,7 @@ def test_gpu_flag_validation(tmp_path):
 
 
 def test_detect_takes_a_list_of_images(tmp_path):
-    from test_batch import write_tiny_model
+    from test_many import write_tiny_model
 
     cfg, weights = write_tiny_model(tmp_path)
     net = Network(cfg, weights, warn=None)

@@ -179,7 +179,7 @@ def test_fast_detections_and_lines_equal_exact(case_id, device):
 def test_differences_tell_a_threshold_from_a_real_difference(tmp_path):
     """The fast-mode comparison on the CPU with made-up 'fast' outputs: noise that moves a
     probability across thresh is on a threshold; a changed class logit is a real difference."""
-    from test_batch import write_tiny_model
+    from test_many import write_tiny_model
 
     net = Network(*write_tiny_model(tmp_path), warn=None)
     exact = net.forward(np.random.default_rng(5).random((3, 32, 32), dtype=np.float32))

@@ -133,7 +133,7 @@ def test_gpu_classifier_predict_prints_the_kits_top5(flag):
 
 
 def test_detect_on_the_gpu_without_cupy_is_one_error_line(tmp_path):
-    from test_batch import write_image, write_tiny_model
+    from test_many import write_image, write_tiny_model
 
     cfg, weights = write_tiny_model(tmp_path)
     image = write_image(tmp_path / "im.png", 40, 30, seed=1)

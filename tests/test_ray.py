@@ -15,7 +15,7 @@ except ImportError:
 
 pytestmark = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'darknet-exact[ray]')")
 
-from test_batch import ENV, write_image, write_tiny_model  # noqa: E402
+from test_many import ENV, write_image, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
