@@ -38,7 +38,7 @@ def local_ray():
 
 
 def single_process(cfg, weights, paths):
-    """The local pipeline's records (identical to Network.detect: test_batch checks that)."""
+    """The local pipeline's records (identical to Network.detect: test_many checks that)."""
     from darknetpy import many
     from darknetpy.network import Network
 
