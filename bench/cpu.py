@@ -21,7 +21,8 @@ Engines (a peer that is not installed is skipped with one line saying how to get
            environment (OpenCV 5 dropped readNetFromDarknet); created on first use in
            .cache/bench-venv-opencv4 unless --no-setup
 * floor    numpy.matmul of every convolution's GEMM (weights (M,K) @ im2col (K,N)), in a
-           subprocess with OPENBLAS_CORETYPE=SkylakeX (read when OpenBLAS loads): what the
+           subprocess with OPENBLAS_CORETYPE=SkylakeX (Haswell on a CPU without AVX-512; read
+           when OpenBLAS loads): what the
            convolutions would cost with nothing but BLAS GEMMs
 
 Measurement: every engine runs --warmup times first (Numba compiles on the first call),
@@ -389,7 +390,7 @@ class Floor(Engine):
     scope = "conv GEMMs"
 
     def __init__(self, shapes):
-        env = dict(os.environ, OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE", "SkylakeX"))
+        env = dict(os.environ, OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE", fastest_coretype()))
         self.worker = Worker([sys.executable, str(BENCH / "_worker.py"), "serve", "gemm",
                               "--shapes", json.dumps(shapes)], env=env)
         self.label = f"numpy.matmul floor ({self.worker.info['blas_core']})"
@@ -400,6 +401,16 @@ class Floor(Engine):
 
     def close(self):
         self.worker.close()
+
+
+def fastest_coretype() -> str:
+    """OpenBLAS's kernels for this CPU: SkylakeX where it has AVX-512 (an older OpenBLAS
+    misnames Zen 4), else Haswell (AVX2 + FMA; SkylakeX's would be illegal instructions)."""
+    try:
+        flags = open("/proc/cpuinfo").read().split()
+    except OSError:
+        flags = []
+    return "SkylakeX" if "avx512f" in flags else "Haswell"
 
 
 def check(out, ref) -> str:
