@@ -22,8 +22,7 @@ Engines (a peer that is not installed is skipped with one line saying how to get
            .cache/bench-venv-opencv4 unless --no-setup
 * floor    numpy.matmul of every convolution's GEMM (weights (M,K) @ im2col (K,N)), in a
            subprocess with OPENBLAS_CORETYPE=SkylakeX (Haswell on a CPU without AVX-512; read
-           when OpenBLAS loads): what the
-           convolutions would cost with nothing but BLAS GEMMs
+           when OpenBLAS loads): what the convolutions would cost with nothing but BLAS GEMMs
 
 Measurement: every engine runs --warmup times first (Numba compiles on the first call),
 then --repeat rounds run each engine once per round, interleaved (A B C, B C A, ...), so
