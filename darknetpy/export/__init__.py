@@ -14,6 +14,8 @@ only by the builder that uses them.
 """
 from __future__ import annotations
 
+import importlib
+
 from ..errors import DarknetError
 from ..fileio import atomic_write
 from .decode import detections
@@ -24,7 +26,7 @@ __all__ = ["Graph", "Unsupported", "detections", "save_onnx", "to_onnx", "to_tor
 
 def _need(package: str, extra: str):
     try:
-        return __import__(package)
+        return importlib.import_module(package)
     except ImportError:
         raise DarknetError(f"exporting needs the {package} package: pip install 'darknet-exact[{extra}]'") from None
 
