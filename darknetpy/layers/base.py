@@ -49,7 +49,8 @@ class Parameter:
 
 
 class ParameterValue:
-    """`layer.weights` reads and sets `layer.params["weights"].value`."""
+    """`layer.weights` reads and sets `layer.params["weights"].value`; setting one counts
+    in `layer.version`, so that executors prepare the parameters again."""
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -61,6 +62,7 @@ class ParameterValue:
 
     def __set__(self, layer, value):
         layer.params[self.name].value = value
+        layer.version += 1
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Layer:
         self.index = index
         self.section = section
         self.params: dict[str, Parameter] = {}
+        self.version = 0    # counts the parameters set (see ParameterValue)
         self.sources = self.read_sources(section, build)
         self.in_shape = build.shape(self.sources[0])
         self.out_shape = self.in_shape

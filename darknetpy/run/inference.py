@@ -47,6 +47,7 @@ class InferenceExecutor:
         self.workspace_floats = self._workspace_floats()
         self.workspace = None
         self.state = None
+        self._versions: list = []
         self._plans: dict[int, dict] = {}
         self._arena = None
         self._views: dict = {}
@@ -123,10 +124,15 @@ class InferenceExecutor:
     # -- running
 
     def prepare(self) -> None:
-        """Each layer's parameters on the device, as its kernels take them (once per
-        weights: call again after changing them), and the workspace."""
-        place = self.backend.upload
-        self.state = [layer.prepare(self.kernels, place, self.numerics.exact) for layer in self.layers]
+        """Each layer's parameters on the device, as its kernels take them, made again for
+        a layer whose parameters were set since (`layer.version`); and the workspace. A
+        pass calls it; an array changed in place needs `layer.version += 1`."""
+        if self.state is None:
+            self.state, self._versions = [None] * len(self.layers), [None] * len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if self._versions[i] != layer.version:
+                self.state[i] = layer.prepare(self.kernels, self.backend.upload, self.numerics.exact)
+                self._versions[i] = layer.version
         if self.workspace is None:
             self.workspace = self.backend.empty(self.workspace_floats)
 
@@ -149,7 +155,8 @@ class InferenceExecutor:
         a fused pair's time is the convolution's, its maxpool's about zero.
         """
         outputs = self.run(self.backend.upload(self.check_input(x)), 1, keep, times)
-        flat = [None if out is None else out.reshape(-1) for out in outputs]
+        views: dict = {}      # a layer whose output is another's buffer gets the same array
+        flat = [None if out is None else views.setdefault(id(out), out.reshape(-1)) for out in outputs]
         if keep and not self.backend.is_cpu:
             flat = [self.backend.download(out) for out in flat]
         return flat
@@ -157,8 +164,7 @@ class InferenceExecutor:
     def run(self, x, n: int, keep: bool, times: list | None = None) -> list:
         """The layers on n inputs already on the device (flat); each layer's output
         (n, *out_shape), or None where dropped or fused."""
-        if self.state is None:
-            self.prepare()
+        self.prepare()
         if keep:
             views = {}
         else:
@@ -229,6 +235,7 @@ class InferenceExecutor:
         workspace, the layers taken in step: one image's small layers leave most of the
         GPU idle, and the others' kernels fill it. The same bits as `forward` of each."""
         lanes = self._lanes_for(len(xs))
+        self.prepare()
         outputs: list[list] = [[] for _ in xs]
         currents = []
         for lane, x in zip(lanes, xs):
