@@ -223,7 +223,6 @@ def test_fast_forward_in_the_arena_equals_the_kept_pass(case_id):
         out = np.asarray(net.forward(run.input))
         kept = net.forward_layers(run.input, keep=True)[net.output_layer.index]
     fused_winograd = [i for i in net.fused_pools
-                      if isinstance(net.layers[i]._prepared_weights(net.layers[i].weights, False),
-                                    winograd.WinogradWeights)]
+                      if isinstance(net.executor.state[i][0], winograd.WinogradWeights)]
     assert fused_winograd, "no Winograd layer was fused with its maxpool"
     assert out.tobytes() == np.asarray(kept).tobytes()

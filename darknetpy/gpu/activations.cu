@@ -143,9 +143,11 @@ extern "C" __global__ void batchnorm_bias_activate(float* out, int spatial, cons
         double d = s.add(s.sqrt_(s.wide(variance[f])), eps);
         float t = s.sub(*p, mean[f]);
         // the stock -Ofast build (ftz) normalises 4 elements at a time by multiplying by the
-        // double reciprocal, and divides only the last spatial % 4 of each channel
+        // double reciprocal, and divides only the last spatial % 4 of each channel; the
+        // reciprocal is the first operand, as in the CPU twin's code (x86 keeps the first
+        // operand's payload when both are NaN)
         bool vector = ftz && i < (spatial & ~3);
-        double q = vector ? s.mul(s.wide(t), s.div(1.0, d)) : s.div(s.wide(t), d);
+        double q = vector ? s.mul(s.div(1.0, d), s.wide(t)) : s.div(s.wide(t), d);
         y = s.add(s.mul(s.narrow(q), scales[f]), biases[f]);
     } else {
         y = s.add(*p, biases[f]);
