@@ -67,6 +67,21 @@ def first_mismatch(records: list[dict], outputs: list[np.ndarray]) -> str | None
     return None
 
 
+def bits(v) -> str:
+    return f"{int(np.float32(v).view(np.uint32)):08x}"
+
+
+def view(dets):
+    """Darknet's detection array as the kits record it: entries with a nonzero prob."""
+    return [(pos, [bits(v) for v in d.bbox], bits(d.objectness),
+             [[k, bits(v)] for k, v in sorted(d.probs.items())]) for pos, d in enumerate(dets) if d.probs]
+
+
+def manifest_view(rec):
+    return [(e["index"], e["bbox_bits"], e["objectness_bits"], [[k, b] for k, _, b in e["probs"]])
+            for e in rec["dets"]]
+
+
 def reference_flavor(model_name: str) -> str:
     """The flavor whose lines the CLI prints: the GPU build's tree for YOLO9000."""
     return "fixed-tree" if "yolo9000" in model_name else "stock"

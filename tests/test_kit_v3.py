@@ -4,7 +4,6 @@ and the classifiers' top 5 equal C Darknet's.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import kit
@@ -30,21 +29,6 @@ def _params(kind=None):
             marks = [pytest.mark.slow] if c["model"] in FULL_SIZE and not first else []
             params.append(pytest.param(c["id"], flavor, id=f"{c['id']}-{flavor}", marks=marks))
     return params
-
-
-def bits(v) -> str:
-    return f"{int(np.float32(v).view(np.uint32)):08x}"
-
-
-def view(dets):
-    """The detection array as the kit records it: entries with a nonzero prob."""
-    return [(pos, [bits(v) for v in d.bbox], bits(d.objectness),
-             [[k, bits(v)] for k, v in sorted(d.probs.items())]) for pos, d in enumerate(dets) if d.probs]
-
-
-def manifest_view(rec):
-    return [(e["index"], e["bbox_bits"], e["objectness_bits"], [[k, b] for k, _, b in e["probs"]])
-            for e in rec["dets"]]
 
 
 @pytest.mark.parametrize("case_id,flavor", _params())
@@ -75,7 +59,7 @@ def test_detections_and_lines(case_id, flavor):
         dets = net.detections([o.copy() for o in run.detection_outputs], w, h, thresh,
                               factors=c["ofast_correct_yolo_boxes"], printed_only=False)
         assert len(dets) == rec["nboxes"]
-        assert view(dets) == manifest_view(rec), f"thresh {thresh}: detections differ"
+        assert kit.view(dets) == kit.manifest_view(rec), f"thresh {thresh}: detections differ"
 
 
 @pytest.mark.parametrize("case_id,flavor", _params("classifier"))
@@ -86,7 +70,7 @@ def test_classifier_top5_and_lines(case_id, flavor):
     probs = run.output.reshape(-1)
     rec = c["results"]["stock"]
     if flavor == "stock":
-        assert [(i, bits(probs[i])) for i in top_k(probs, 5)] == [(t["index"], t["prob_bits"]) for t in rec["top5"]]
+        assert [(i, kit.bits(probs[i])) for i in top_k(probs, 5)] == [(t["index"], t["prob_bits"]) for t in rec["top5"]]
     assert classifier_lines(probs, names, 5) == rec["lines"]
 
 

@@ -3,7 +3,6 @@
 Uses the forward passes of test_kit (kit.run_case caches them), so the whole pipeline
 image -> network -> boxes -> NMS -> lines is checked against C Darknet case by case.
 """
-import numpy as np
 import pytest
 
 import kit
@@ -27,21 +26,6 @@ def _params(kind):
     return params
 
 
-def bits(v) -> str:
-    return f"{int(np.float32(v).view(np.uint32)):08x}"
-
-
-def view(dets):
-    """Darknet's detection array as the kit records it: entries with a nonzero prob."""
-    return [(pos, [bits(v) for v in d.bbox], bits(d.objectness),
-             [[k, bits(v)] for k, v in sorted(d.probs.items())]) for pos, d in enumerate(dets) if d.probs]
-
-
-def manifest_view(rec):
-    return [(e["index"], e["bbox_bits"], e["objectness_bits"], [[k, b] for k, _, b in e["probs"]])
-            for e in rec["dets"]]
-
-
 @pytest.mark.parametrize("case_id,flavor", _params("detector"))
 def test_detections_and_lines(case_id, flavor):
     c = kit.case(case_id)
@@ -62,7 +46,7 @@ def test_detections_and_lines(case_id, flavor):
             continue  # the kit keeps only the O2 lines, not its detection bits
         out = run.output.copy()
         ofast = net.detections(out, w, h, thresh, factors=c["ofast_correct_region_boxes"], printed_only=False)
-        assert view(ofast) == manifest_view(rec), f"thresh {thresh}: detections differ"
+        assert kit.view(ofast) == kit.manifest_view(rec), f"thresh {thresh}: detections differ"
         if "region_after_get_network_boxes" in result:
             assert kit.layer_matches(result["region_after_get_network_boxes"], out.reshape(-1))
 
@@ -76,5 +60,5 @@ def test_classifier_top5_and_lines(case_id, flavor):
     probs = run.output.reshape(-1)
     rec = c["results"]["stock"]
     if flavor == "stock":
-        assert [(i, bits(probs[i])) for i in top_k(probs, 5)] == [(t["index"], t["prob_bits"]) for t in rec["top5"]]
+        assert [(i, kit.bits(probs[i])) for i in top_k(probs, 5)] == [(t["index"], t["prob_bits"]) for t in rec["top5"]]
     assert classifier_lines(probs, names, 5) == rec["lines"]
