@@ -583,3 +583,34 @@ def test_failed_download_leaves_no_empty_folder(tmp_path):
     with pytest.raises(DarknetError):
         dl.download(["yolov2-tiny"], str(tmp_path), mirror=f"http://127.0.0.1:{port}", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]      # cfg/ removed, data/ was there before
+
+
+@pytest.mark.skipif(not kit.available(), reason=kit.MISSING)
+def test_download_hands_the_cfgs_over_before_the_weights(tmp_path):
+    """What `darknetpy download` compiles the kernels from, while the weights download:
+    the cfg files, once every file but the weights is in place."""
+    from dataclasses import replace
+
+    from darknetpy import download as dl
+
+    mirror, dest = tmp_path / "mirror", tmp_path / "dest"
+    files = []
+    for spec in dl.model_files(["yolov2-tiny"]):
+        target = mirror / spec.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = kit.KIT / "darknet" / spec.path
+        target.write_bytes(source.read_bytes() if source.is_file() else b"weights" * 100)
+        files.append(replace(spec, size=None, sha256=None))
+    catalogue = {"yolov2-tiny": dl.Model("yolov2-tiny", tuple(files))}
+    seen = []
+
+    def before_weights(cfgs):
+        seen.append((cfgs, sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())))
+
+    dl.download(["yolov2-tiny"], str(dest), mirror=str(mirror), progress=False, catalogue=catalogue,
+                before_weights=before_weights)
+    assert len(seen) == 1
+    cfgs, present = seen[0]
+    assert cfgs == [str(dest / "cfg" / "yolov2-tiny.cfg")]
+    assert "cfg/yolov2-tiny.cfg" in present and not any(p.startswith("weights/") for p in present)
+    assert (dest / "weights" / "yolov2-tiny.weights").is_file()
