@@ -342,7 +342,7 @@ def cmd_download(args) -> int:
     download) compile the kernels the models need in a child process, so that the first
     detect after a download starts at once."""
     from .download import download
-    from .kernel_cache import start_compile
+    from .kernel_cache import NOTICE, start_compile
 
     compiling = []
     start = time.perf_counter()
@@ -361,12 +361,14 @@ def cmd_download(args) -> int:
     print(f"darknetpy: {len(written)} files written under {args.dest}", file=sys.stderr)
     for proc in filter(None, compiling):
         if proc.poll() is None:
-            print("darknetpy: compiling the kernels these models need (once for this machine; --no-compile skips "
-                  "it)...", file=sys.stderr, flush=True)
+            print("darknetpy: waiting for the models' kernels to compile (once for this machine; --no-compile "
+                  "skips it)...", file=sys.stderr, flush=True)
         _, err = proc.communicate()
-        if proc.returncode == 0:
-            print(f"darknetpy: kernels compiled ({time.perf_counter() - start:.0f} s since the download began)",
-                  file=sys.stderr)
+        if proc.returncode == 0 and NOTICE in err:
+            print(f"darknetpy: kernels compiled, the first detect will start at once ({time.perf_counter() - start:.0f}"
+                  f" s since the download began)", file=sys.stderr)
+        elif proc.returncode == 0:
+            print("darknetpy: the kernels were compiled already", file=sys.stderr)
         else:
             lines = [line for line in err.splitlines() if line.strip()]
             print(f"darknetpy: warning: compiling the kernels failed ({lines[-1] if lines else proc.returncode}); "

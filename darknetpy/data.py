@@ -113,14 +113,20 @@ def names_by_class_count(classes: int, cfg_path: str) -> tuple[str, str] | None:
     return None if found is None else (found, guess[1])
 
 
+# Darknet's ImageNet name lists (imagenet.shortnames.list, imagenet.labels.list) hold the
+# 21842 ImageNet-22k classes, of which its 1000-class models read the first 1000.
+IMAGENET_22K = 21842
+
+
 def read_names(path: str, classes: int, cfg_path: str, warn=sys.stderr) -> list[str]:
     """A names file for a network of `classes` classes: fewer names than classes is an
     error naming both files; more is a warning (only the first `classes` can be printed,
-    as in Darknet), since it usually means the names of another data set."""
+    as in Darknet), since it usually means the names of another data set, except for
+    Darknet's ImageNet-22k lists, which its ImageNet models share."""
     names = get_labels(path)
     if len(names) < classes:
         raise DataError(f"{path}: {len(names)} names, but {cfg_path} has {classes} classes")
-    if len(names) > classes and warn is not None:
+    if len(names) > classes and len(names) != IMAGENET_22K and warn is not None:
         print(f"darknetpy: warning: {path}: {len(names)} names for the {classes} classes of {cfg_path} "
               f"(the first {classes} are used)", file=warn)
     return names
