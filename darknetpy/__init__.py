@@ -3,7 +3,8 @@
     net = darknetpy.load("cfg/yolov2.cfg", "weights/yolov2.weights")
     outputs = net.forward(net.load_input("data/dog.jpg"))
 """
-from .errors import CfgError, DarknetError, DataError, ImageError, WeightsError
+from .errors import (CfgError, CfgNotFoundError, DarknetError, DataError, DataNotFoundError, ImageError,
+                     ImageNotFoundError, WeightsError, WeightsNotFoundError)
 from .network import NUMERICS, Network
 
 __version__ = "0.1.0"
@@ -19,4 +20,5 @@ def load(cfg: str, weights: str | None = None, numerics: str = "darknet", compat
                    allow_extra_weights=allow_extra_weights)
 
 
-__all__ = ["load", "Network", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError"]
+__all__ = ["load", "Network", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError",
+           "CfgNotFoundError", "WeightsNotFoundError", "ImageNotFoundError", "DataNotFoundError"]

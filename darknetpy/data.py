@@ -85,13 +85,14 @@ DEFAULT_NAMES = {"detector": "data/names.list", "classifier": "data/labels.list"
 
 
 def names_path(data_path: str, kind: str = "detector", options: dict[str, str] | None = None) -> str:
-    """The names file of a .data file: `names=` (or `labels=`), found as `resolve` finds
-    files. Without either key Darknet silently reads its default (data/names.list for a
-    detector, data/labels.list for a classifier): that file is used where it exists, and
-    otherwise the error says that the key is missing rather than that the default is."""
+    """The names file of a .data file: `names=` (a classifier's also `labels=`, as in
+    Darknet), found as `resolve` finds files. Without the key Darknet silently reads its
+    default (data/names.list for a detector, data/labels.list for a classifier): that
+    file is used where it exists, and otherwise the error says that the key is missing
+    rather than that the default is."""
     if options is None:
         options = read_data_cfg(data_path)
-    value = options.get("names") or options.get("labels")
+    value = options.get("names") or (options.get("labels") if kind == "classifier" else None)
     if value:
         return resolve(value, [data_path], "names file")
     default = DEFAULT_NAMES[kind]

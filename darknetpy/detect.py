@@ -76,6 +76,8 @@ class Detection:
     the list. `probs` holds the nonzero class probabilities only, `{class: float32}` in
     ascending class order (a dense row of `classes` floats in Darknet); a class
     suppressed by NMS is removed. Use `prob(k)` or `prob_array()` for dense access.
+    `names` and `image_size` (w, h), which `Network.detect` fills in, give `label`,
+    `box_pixels` and `to_dict` their names and pixels; the arithmetic never reads them.
     """
 
     index: int
