@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from .errors import CfgError
+from .errors import CfgError, CfgNotFoundError
 
 # Darknet's section headers (string_to_layer_type), mapped to the layer name.
 SECTION_TYPES = {
@@ -184,6 +184,8 @@ def read_cfg(path: str | os.PathLike) -> list[Section]:
             data = f.read()
     except IsADirectoryError:
         raise CfgError(f"{path}: is a directory, not a .cfg file") from None
+    except FileNotFoundError as e:
+        raise CfgNotFoundError(f"{path}: cannot read cfg: {e.strerror}", path) from None
     except OSError as e:
         raise CfgError(f"{path}: cannot read cfg: {e.strerror}") from None
     if b"\0" in data:

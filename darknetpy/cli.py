@@ -6,7 +6,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
+import time
 
 import numpy as np
 
@@ -23,12 +25,18 @@ def _numerics_args(p: argparse.ArgumentParser) -> None:
                         "(NaN over anchor 0); default: as Darknet's GPU build computes it")
     p.add_argument("--decoder", choices=("stb", "opencv"), default="stb",
                    help="JPEG decoder: stb (Darknet's, default) or opencv (libjpeg)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: NUMBA_NUM_THREADS or all)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: NUMBA_NUM_THREADS or all)")
     p.add_argument("--gpu", "-i", type=int, default=None, metavar="N", dest="gpu",
                    help="run on CUDA device N (needs CuPy: pip install 'darknet-exact[gpu]'); default: the CPU")
     p.add_argument("-nogpu", action="store_true", help="run on the CPU even if --gpu/-i is given (as Darknet's flag)")
     p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
                    help="refuse networks needing more than SIZE bytes (e.g. 4G; default: the available memory)")
+    p.add_argument("--allow-extra-weights", action="store_true",
+                   help="read a weights file even when it is far larger than the cfg reads (normally refused as "
+                        "another model's weights; a few trailing bytes are only a warning)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no layer table, names line or summary on stderr (errors and warnings stay)")
 
 
 def _size(text: str) -> int:
@@ -70,7 +78,7 @@ def _load(args, weights=True):
 
     _set_threads(getattr(args, "threads", None))
     return Network(args.cfg, args.weights if weights else None, numerics=args.numerics, compat=args.compat,
-                   max_memory=args.max_memory, device=_device(args))
+                   max_memory=args.max_memory, device=_device(args), allow_extra_weights=args.allow_extra_weights)
 
 
 def _device(args) -> str:
@@ -129,6 +137,21 @@ def _output_dir(path: str) -> None:
         raise DarknetError(f"{path}: the output folder is not writable")
 
 
+_DUMPED_LAYER = re.compile(r"^layer_\d{3,}\.npy$")
+
+
+def _remove_stale_layers(folder: str, written: set[str]) -> None:
+    """Remove the layer_NNN.npy files of an earlier dump that this one did not write (a
+    larger network's), so that the folder holds one network's dump."""
+    for name in os.listdir(folder):
+        if _DUMPED_LAYER.match(name) and name not in written:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError as e:
+                raise DarknetError(f"{os.path.join(folder, name)}: cannot remove an earlier dump's file: "
+                                   f"{e.strerror}") from None
+
+
 def cmd_dump(args) -> int:
     net = _load(args)
     x = net.load_input(args.image, args.decoder)
@@ -151,148 +174,128 @@ def cmd_dump(args) -> int:
              "compat": args.compat, "input": {"shape": list(x.shape), "file": "input.npy",
                                               "sha256": hashlib.sha256(x.astype("<f4").tobytes()).hexdigest()},
              "layers": records}
+    _remove_stale_layers(args.out, {r["file"] for r in records})
     text = json.dumps(index, indent=1) + "\n"
     atomic_write(os.path.join(args.out, "layers.json"), lambda f: f.write(text.encode()))
-    print(f"wrote {len(records)} layers and the input to {args.out}", file=sys.stderr)
+    _say(args, f"wrote {len(records)} layers and the input to {args.out}")
     return 0
 
 
-def _names_for(net, data_path: str | None, args) -> list[str]:
-    """Names from the .data file's `names` (as Darknet), else by class count for `detect`."""
-    from .data import NAMES_BY_CLASSES, get_labels, read_data_cfg, resolve
+def _say(args, line: str) -> None:
+    """An informative line on stderr (the layer table, the names used, the summary), which
+    -q/--quiet drops; errors and warnings are always written."""
+    if not getattr(args, "quiet", False):
+        print(line, file=sys.stderr, flush=True)
 
-    bases = [args.cfg] + ([data_path] if data_path else [])
+
+def _names_for(net, data_path: str | None, args, kind: str = "detector") -> list[str]:
+    """Names from the .data file's `names=` (as Darknet), else by class count for `detect`;
+    checked against the network's classes (see data.read_names). The network keeps them
+    (`Network.names`)."""
+    from .data import NAMES_BY_CLASSES, names_by_class_count, names_path, read_names, resolve
+
     if data_path:
-        options = read_data_cfg(data_path)
-        name_list = options.get("names") or options.get("labels") or "data/names.list"
-        names = get_labels(resolve(name_list, bases, "names file"))
+        path = names_path(data_path, kind)
     else:
-        guess = NAMES_BY_CLASSES.get(net.classes)
-        if guess is None:
-            print(f"darknetpy: no names file is known for {net.classes} classes: printing class numbers",
-                  file=sys.stderr)
-            return [str(i) for i in range(net.classes)]
-        path, label = guess
-        names = get_labels(resolve(path, bases, "names file"))
-        print(f"darknetpy: {net.classes} classes: using the {label} names from {path}", file=sys.stderr)
-    if len(names) < net.classes:
-        raise DarknetError(f"{net.cfg_path} has {net.classes} classes but the names file has only {len(names)} names")
-    return names
+        found = names_by_class_count(net.classes, args.cfg)
+        if found is None and net.classes in NAMES_BY_CLASSES:
+            resolve(NAMES_BY_CLASSES[net.classes][0], [args.cfg], "names file")  # the error naming where it looked
+        if found is None:
+            _say(args, f"darknetpy: no names file is known for {net.classes} classes: printing class numbers")
+            return net.names
+        path, label = found
+        _say(args, f"darknetpy: {net.classes} classes: using the {label} names from {path}")
+    net.names = read_names(path, net.classes, net.cfg_path, warn=sys.stderr)
+    return net.names
 
 
-def _image_paths(args):
-    """The images named on the command line, or, like Darknet, paths typed on stdin."""
-    if args.images:
-        yield from args.images
+def _writable_file(path: str, what: str) -> None:
+    """Fail now, before the network runs, if `path` cannot be written (its folder missing
+    or read-only, or a folder in its place)."""
+    if os.path.isdir(path):
+        raise DarknetError(f"{path}: is a folder; {what} needs a file name")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise DarknetError(f"{path}: cannot write {what}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise DarknetError(f"{path}: cannot write {what}: permission denied")
+
+
+def _check_outputs(args, draw_to: str | None) -> None:
+    """--json FILE, --outdir DIR and the drawing, checked before the work: one line, exit 2."""
+    if getattr(args, "json", None) not in (None, "-"):
+        _writable_file(args.json, "the JSON Lines")
+    if getattr(args, "outdir", None) is not None:
+        _output_dir(args.outdir)
+    if draw_to is not None:
+        _writable_file(draw_to, "the drawn image")
+
+
+def _one_image(args) -> bool:
+    """Whether the inputs are exactly one image file (not a folder, glob, video or -)."""
+    from .many import needs_batch_mode
+
+    return len(args.images) == 1 and not needs_batch_mode(args.images[0])
+
+
+def _drawing(args) -> str | None:
+    """Where the drawn image goes, by one rule: one image file (or each path typed at the
+    prompt, as Darknet) is drawn into predictions.jpg, or NAME.jpg with -out NAME; with
+    several inputs drawings are made only with --outdir DIR; --no-draw draws nothing."""
+    from .many import UsageError
+
+    if args.out is not None and (args.no_draw or args.outdir is not None):
+        raise UsageError(f"-out {args.out}: not with {'--no-draw' if args.no_draw else '--outdir'}")
+    if args.no_draw or args.outdir is not None:
+        return None
+    if args.images and not _one_image(args):
+        if args.out is not None:
+            raise UsageError(f"-out {args.out} names the drawing of one image: with several inputs use --outdir DIR")
+        return None
+    return (args.out or "predictions") + ".jpg"
+
+
+def _check_ray(args) -> None:
+    from .many import UsageError
+
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers N is the number of Ray actors: use it with --ray")
+    if args.ray is None:
         return
-    while True:
-        print("Enter Image Path: ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            return
-        line = line.rstrip("\n")
-        if line:
-            yield line
+    if _device(args) != "cpu":
+        raise UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
+    if args.outdir is not None:
+        raise UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
+    if not args.images:
+        raise UsageError("--ray needs PATH arguments (the prompt reads paths one at a time)")
+    from .ray_actor import ray_available
 
-
-def _detection_json(path, im_shape, dets, names, thresh) -> dict:
-    from .many import detection_dicts
-
-    h, w = im_shape[1], im_shape[2]
-    return {"image": path, "path": path, "width": w, "height": h,
-            "detections": detection_dicts(dets, names, thresh, w, h)}
-
-
-def _save_prediction(im, dets, names, thresh, out_name: str) -> None:
-    import cv2
-
-    from .draw import draw_detections
-
-    rgb = np.clip(np.rint(im * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-    drawn = draw_detections(rgb, dets, names, thresh)
-    ok, data = cv2.imencode(".jpg", drawn[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    if not ok:
-        raise DarknetError(f"{out_name}: could not encode the predictions image")
-    atomic_write(out_name, lambda f: f.write(data.tobytes()))
+    if not ray_available():
+        raise UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
 
 
 def _run_detector(args, data_path: str | None) -> int:
-    import time
-
-    from .errors import ImageError
-
-    if _many_mode(args):
-        return _run_many(args, data_path)
-    net = _load(args)
-    print("\n".join(net.summary_lines()), file=sys.stderr)
-    names = _names_for(net, data_path, args)
-    failures, results = 0, []
-    paths = list(args.images) if args.images else None
-    for n, path in enumerate(_image_paths(args)):
-        try:
-            im = net.image(path, args.decoder)
-            start = time.time()
-            dets = net.detect(im, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms)
-        except (ImageError, OSError) as e:
-            print(f"darknetpy: error: {e}", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"{path}: Predicted in {time.time() - start:f} seconds.")
-        from .detect import detection_lines
-        for line in detection_lines(dets, names, args.thresh):
-            print(line)
-        if args.json is not None:
-            results.append(_detection_json(path, im.shape, dets, names, args.thresh))
-        if not args.no_draw:
-            name = args.out or "predictions"
-            if paths is not None and len(paths) > 1:
-                name = f"{name}-{n}-{os.path.splitext(os.path.basename(path))[0]}"
-            _save_prediction(im, dets, names, args.thresh, name + ".jpg")
-    if args.json is not None:
-        text = "".join(json.dumps(r) + "\n" for r in results)
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            atomic_write(args.json, lambda f: f.write(text.encode()))
-    return 2 if failures else 0
-
-
-def _many_mode(args) -> bool:
-    """Folders, globs, videos, `-`, or the flags that only the many-input mode has: run
-    many.py's pipeline. Image files alone (or none: the prompt) keep Darknet's own loop."""
-    from .many import needs_batch_mode
-
-    if any(getattr(args, k) is not None for k in ("outdir", "batch", "every", "ray", "workers", "loaders", "loader")):
-        return True
-    return any(needs_batch_mode(a) for a in args.images)
-
-
-def _run_many(args, data_path: str | None) -> int:
+    """`detect` and `detector test`: every kind of input through many.py's pipeline (the
+    prompt one path at a time), the usage and the outputs checked before the network is
+    loaded."""
     from . import many
 
-    if args.workers is not None and args.ray is None:
-        raise many.UsageError("--workers N is the number of Ray actors: use it with --ray")
-    if args.ray is not None and _device(args) != "cpu":
-        raise many.UsageError("--gpu is not supported with --ray (the Ray actors run on the CPU)")
-    if args.ray is not None and args.outdir is not None:
-        raise many.UsageError("--outdir is not supported with --ray (the actors return detections, not drawings)")
-    if args.ray is not None:
-        from .ray_actor import ray_available
-
-        if not ray_available():
-            raise many.UsageError("--ray needs Ray, which is not installed: pip install 'darknet-exact[ray]'")
-    sources = many.plan_inputs(args.images)  # usage errors before the network is loaded
+    _check_ray(args)
+    sources = many.plan_inputs(args.images) if args.images else None
+    draw_to = None if args.ray is not None else _drawing(args)
+    _check_outputs(args, draw_to)
     net = _load(args)
-    print("\n".join(net.summary_lines()), file=sys.stderr)
-    names = _names_for(net, data_path, args)
+    _say(args, "\n".join(net.summary_lines()))
     net.require_detector()
+    names = _names_for(net, data_path, args)
     if args.ray is not None:
         from .ray_actor import run_ray
 
         return run_ray(args, sources, names, data_path)
     return many.run_many(net, names, sources, thresh=args.thresh, hier_thresh=args.hier, nms=args.nms,
-                          decoder=args.decoder, json_target=args.json, outdir=args.outdir, every=args.every or 1,
-                          batch=args.batch or 1, workers=args.loaders or 2, kind=args.loader or "thread")
+                         decoder=args.decoder, json_target=args.json, outdir=args.outdir, every=args.every or 1,
+                         batch=args.batch or 1, workers=args.loaders or 2, kind=args.loader or "thread",
+                         draw_to=draw_to, summary=not args.quiet)
 
 
 def cmd_detect(args) -> int:
@@ -300,43 +303,76 @@ def cmd_detect(args) -> int:
 
 
 def cmd_detector(args) -> int:
-    if args.action != "test":
-        raise DarknetError(f"detector {args.action}: only 'detector test' is supported (no training)")
     return _run_detector(args, args.data)
 
 
 def cmd_classifier(args) -> int:
+    """`classifier predict`: the same inputs, --json and pipeline as `detect`."""
+    from . import many
     from .data import read_data_cfg
-    from .errors import ImageError
 
-    if args.action != "predict":
-        raise DarknetError(f"classifier {args.action}: only 'classifier predict' is supported")
+    options = read_data_cfg(args.data)
+    sources = many.plan_inputs(args.images) if args.images else None
+    _check_outputs(args, None)
     net = _load(args)
-    print("\n".join(net.summary_lines()), file=sys.stderr)
-    names = _names_for(net, args.data, args)
-    top = args.t or int(read_data_cfg(args.data).get("top", "1") or 1)
-    failures = 0
-    import time
-    from .detect import percent
-    for path in _image_paths(args):
-        try:
-            start = time.process_time()
-            ranked = net.classify(path, top, args.decoder)
-        except (ImageError, OSError) as e:
-            print(f"darknetpy: error: {e}", file=sys.stderr)
-            failures += 1
-            continue
-        print(f"{path}: Predicted in {time.process_time() - start:f} seconds.", file=sys.stderr)
-        for index, prob in ranked:
-            print("%5.2f%%: %s" % (percent(prob), names[index]))
-    return 2 if failures else 0
+    _say(args, "\n".join(net.summary_lines()))
+    net.require_classifier()
+    names = _names_for(net, args.data, args, "classifier")
+    try:
+        top = args.top or max(1, int(options.get("top") or 1))
+    except ValueError:
+        raise DarknetError(f"{args.data}: top={options['top']} is not a whole number") from None
+    return many.run_many(net, names, sources, top=top, decoder=args.decoder, json_target=args.json,
+                         every=args.every or 1, batch=args.batch or 1, workers=args.loaders or 2,
+                         kind=args.loader or "thread", summary=not args.quiet)
+
+
+def cmd_compile(args) -> int:
+    """Compile the kernels each cfg needs, so that its first run starts at once."""
+    from .kernel_cache import compile_model
+
+    for cfg in args.cfgs:
+        seconds = compile_model(cfg, args.numerics, args.compat, warn=None)
+        _say(args, f"darknetpy: kernels for {cfg} ({args.numerics}) ready in {seconds:.1f} s")
+    return 0
 
 
 def cmd_download(args) -> int:
+    """Fetch the files; meanwhile (once the cfg and data files are in, while the weights
+    download) compile the kernels the models need in a child process, so that the first
+    detect after a download starts at once."""
     from .download import download
+    from .kernel_cache import NOTICE, start_compile
 
-    written = download(args.models, dest=args.dest, mirror=args.mirror, progress=not args.quiet)
+    compiling = []
+    start = time.perf_counter()
+
+    def compile_kernels(cfgs: list[str]) -> None:
+        if cfgs and not args.no_compile:
+            compiling.append(start_compile(cfgs))
+
+    try:
+        written = download(args.models, dest=args.dest, mirror=args.mirror, progress=not args.quiet,
+                           before_weights=compile_kernels)
+    except BaseException:
+        for proc in filter(None, compiling):
+            proc.kill()
+        raise
     print(f"darknetpy: {len(written)} files written under {args.dest}", file=sys.stderr)
+    for proc in filter(None, compiling):
+        if proc.poll() is None:
+            print("darknetpy: waiting for the models' kernels to compile (once for this machine; --no-compile "
+                  "skips it)...", file=sys.stderr, flush=True)
+        _, err = proc.communicate()
+        if proc.returncode == 0 and NOTICE in err:
+            print(f"darknetpy: kernels compiled, the first detect will start at once ({time.perf_counter() - start:.0f}"
+                  f" s since the download began)", file=sys.stderr)
+        elif proc.returncode == 0:
+            print("darknetpy: the kernels were compiled already", file=sys.stderr)
+        else:
+            lines = [line for line in err.splitlines() if line.strip()]
+            print(f"darknetpy: warning: compiling the kernels failed ({lines[-1] if lines else proc.returncode}); "
+                  f"the first run will compile them", file=sys.stderr)
     return 0
 
 
@@ -370,22 +406,11 @@ def _export_names(net, args) -> list[str] | None:
     return names if len(names) >= net.classes else None
 
 
-def _writable_file(path: str) -> None:
-    """Fail before the work when `path` cannot be written (the write itself is atomic)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DarknetError(f"{path}: is a folder, not a file name")
-    if not os.path.isdir(folder):
-        raise DarknetError(f"{path}: cannot write: no such folder {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DarknetError(f"{path}: cannot write: the folder {folder} is not writable")
-
-
 def cmd_export(args) -> int:
     from .export import save_onnx
     from .network import Network
 
-    _writable_file(args.out)
+    _writable_file(args.out, "the ONNX model")
     net = Network(args.cfg, args.weights, warn=sys.stderr)
     size = (net.width, net.height) if args.size == "cfg" else args.size
     names = _export_names(net, args)
@@ -401,18 +426,36 @@ def cmd_export(args) -> int:
 
 
 def _detector_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-thresh", type=float, default=0.5, help="print and draw classes with probability above this (.5)")
-    p.add_argument("-hier", type=float, default=0.5, help="YOLO9000: threshold to descend the tree (.5)")
-    p.add_argument("-nms", type=float, default=0.45, help="non-maximum suppression IoU (.45; 0 turns it off)")
-    p.add_argument("-out", default=None, metavar="NAME", help="save the drawn image as NAME.jpg (predictions.jpg; "
-                                                                 "image files only: with many inputs use --outdir)")
-    p.add_argument("--json", default=None, metavar="FILE", help="JSON Lines, one object per image or video frame "
-                                                                 "(- for stdout); with many inputs each line is "
-                                                                 "written as its image completes")
-    p.add_argument("--no-draw", action="store_true", help="do not write the predictions image")
-    g = p.add_argument_group("many images (folders, globs, videos, - for paths on stdin)")
+    """Darknet's flags (single dash, as Darknet spells them; the double-dash forms work too)
+    and the output options of `detect` and `detector test`."""
+    p.add_argument("-thresh", "--thresh", type=float, default=0.5, metavar="T",
+                   help="print and draw classes with probability above T (.5)")
+    p.add_argument("-hier", "--hier", type=float, default=0.5, metavar="T",
+                   help="YOLO9000: probability needed to descend the tree (.5)")
+    p.add_argument("-nms", "--nms", type=float, default=0.45, metavar="T",
+                   help="non-maximum suppression IoU (.45; 0 turns it off)")
+    p.add_argument("-out", "--out", default=None, metavar="NAME",
+                   help="drawing rule: one image file (or each path typed at the prompt) is drawn into "
+                        "predictions.jpg, or NAME.jpg with -out NAME; several inputs are drawn only with "
+                        "--outdir DIR (-out is then an error)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="JSON Lines, one object per image or video frame: path, width, height and the detections "
+                        "(or error); - for stdout, which then gets nothing else. Each line is written as its "
+                        "image completes")
+    p.add_argument("--no-draw", action="store_true", help="draw nothing")
+    _many_flags(p)
+    g = p.add_argument_group("many inputs")
     g.add_argument("--outdir", default=None, metavar="DIR",
                    help="draw the predictions into DIR, with the inputs' relative paths (video: DIR/STEM/frame_N.jpg)")
+    g.add_argument("--ray", default=None, metavar="local|ADDRESS",
+                   help="run on Ray (pip install 'darknet-exact[ray]'): 'local' starts one here, else a cluster "
+                        "address (ray://host:10001 or auto)")
+    g.add_argument("--workers", type=_positive, default=None, metavar="N", help="Ray actors, one network each (1)")
+
+
+def _many_flags(p: argparse.ArgumentParser) -> None:
+    """The pipeline's options, shared by detect, detector test and classifier predict."""
+    g = p.add_argument_group("pipeline")
     g.add_argument("--batch", "-batch", type=_positive, default=None, metavar="N",
                    help="images per Network.forward_batch call, N prepared ahead (on a GPU they run side by "
                         "side, one CUDA stream each; on the CPU one after another)")
@@ -421,90 +464,121 @@ def _detector_flags(p: argparse.ArgumentParser) -> None:
                    help="workers decoding and letterboxing ahead of the network (2)")
     g.add_argument("--loader", choices=("thread", "process"), default=None,
                    help="thread (default) or process workers for decoding")
-    g.add_argument("--ray", default=None, metavar="local|ADDRESS",
-                   help="run on Ray (pip install 'darknet-exact[ray]'): 'local' starts one here, else a cluster "
-                        "address (ray://host:10001 or auto)")
-    g.add_argument("--workers", type=_positive, default=None, metavar="N", help="Ray actors, one network each (1)")
 
 
 _PATHS_HELP = ("images, folders (walked for images), globs, videos, or - for paths on stdin "
                "(none: prompt for paths on stdin, as Darknet)")
 
 
-def _model_args(p: argparse.ArgumentParser, action: str | None, paths_help: str) -> None:
-    """[ACTION DATA] CFG WEIGHTS PATH...: Darknet's positional arguments."""
-    if action is not None:
-        p.add_argument("action", metavar=action, choices=(action,))
-        p.add_argument("data", metavar="DATA")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("images", metavar="PATH", nargs="*", help=paths_help)
+def _model_args(p: argparse.ArgumentParser, paths_help: str, data: bool = False) -> None:
+    """[DATA] CFG WEIGHTS PATH...: Darknet's positional arguments."""
+    if data:
+        p.add_argument("data", metavar="DATA", help="the .data file (names=, and top= for a classifier)")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    # default=[]: argparse then names only the arguments really missing
+    p.add_argument("images", metavar="PATH", nargs="*", default=[], help=paths_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="darknetpy", description="Darknet (YOLOv2, YOLO9000, Darknet-19) in Python, "
-                                     "bit for bit")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="darknetpy", description="Darknet (YOLOv2, YOLOv3, YOLO9000, Darknet-19) "
+                                     "in Python, bit for bit")
+    parser.add_argument("--version", action="version", version=f"darknetpy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("detect", help="detect objects like './darknet detect' (names chosen by class count)")
-    _model_args(p, None, _PATHS_HELP)
+    p = sub.add_parser("detect", help="detect objects like './darknet detect' (names chosen by class count)",
+                       description="Detect objects like './darknet detect CFG WEIGHTS [IMAGE]': Darknet's lines on "
+                                   "stdout, the boxes drawn into predictions.jpg. Names are chosen by class count "
+                                   "(80: data/coco.names, 20: voc.names, 9418: 9k.names, 1000: imagenet), looked "
+                                   "for in the working directory and beside the cfg.")
+    _model_args(p, _PATHS_HELP)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("detector", help="'./darknet detector test|valid|recall|map|calc_anchors DATA ...'")
-    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    p = sub.add_parser("detector", help="'./darknet detector test|valid|recall|map|calc_anchors DATA ...'",
+                       description="Darknet's detector verbs (no training). Each takes the .data file "
+                                   "(names=, valid=, train=, ...) first; 'darknetpy detector VERB --help' "
+                                   "describes one.")
+    actions = p.add_subparsers(dest="action", metavar="VERB")
     actions.required = True
-    p = actions.add_parser("test", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'")
-    p.add_argument("data", metavar="DATA")
-    _model_args(p, None, _PATHS_HELP)
+    p = actions.add_parser("test", help="'./darknet detector test DATA CFG WEIGHTS [IMAGE]'",
+                           description="Detect objects like './darknet detector test DATA CFG WEIGHTS [IMAGE]': the "
+                                       "names from DATA's names= line.")
+    _model_args(p, _PATHS_HELP, data=True)
     _detector_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
     _evaluation_parsers(actions)
 
-    p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
-    _model_args(p, "predict", "images (none: read paths from stdin)")
-    p.add_argument("-t", type=int, default=0, metavar="TOP", help="how many classes to print (the .data file's top=)")
+    p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'",
+                       description="Darknet's classifier verbs (no training).")
+    actions = p.add_subparsers(dest="action", metavar="VERB")
+    actions.required = True
+    p = actions.add_parser("predict", help="the top classes of each image",
+                           description="The top classes of each input, as './darknet classifier predict DATA CFG "
+                                       "WEIGHTS [IMAGE]': '%5.2f%%: NAME' lines on stdout (with several inputs "
+                                       "each after 'PATH: '), 'PATH: Predicted in ...' on stderr.")
+    _model_args(p, _PATHS_HELP, data=True)
+    p.add_argument("-t", "--top", type=_positive, default=None, metavar="K",
+                   help="how many classes to print (default: DATA's top=, else 1)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="JSON Lines, one object per image or video frame: path, width, height and top (label, "
+                        "class_id, prob), or error; - for stdout, which then gets nothing else")
+    _many_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_classifier)
 
     from .download import MODELS
 
-    p = sub.add_parser("download", help="fetch the official cfg, weights, names, tree and sample images")
+    p = sub.add_parser("download", help="fetch the official cfg, weights, names, tree and sample images",
+                       description="Fetch the official cfg, weights, names, tree and sample images of the models "
+                                   "into DEST's cfg/, weights/ and data/ (resumed, checked, renamed when complete).")
     p.add_argument("models", metavar="MODEL", nargs="+", choices=sorted(MODELS),
                    help=f"one or more of: {', '.join(sorted(MODELS))}")
     p.add_argument("--dest", default=".", help="folder that gets cfg/, weights/ and data/ (default: .)")
     p.add_argument("--mirror", default=None, help="a folder or URL laid out like DEST (default: $DARKNETPY_MIRROR, "
                                                   "else the official sources)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not compile the models' kernels (done by default while the weights download, so that "
+                        "the first detect starts at once)")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs (--profile: and ms)")
-    p.add_argument("cfg", metavar="CFG")
+    p = sub.add_parser("summary", help="print Darknet's layer table for a cfg, with BFLOPs (--profile: and ms)",
+                       description="Darknet's layer table for a cfg, with BFLOPs; --profile times each layer.")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
     p.add_argument("weights", metavar="WEIGHTS", nargs="?", default=None,
                    help="with --profile: the weights to time with (default: zeros)")
     p.add_argument("--profile", action="store_true", help="time each layer on a random input")
     p.add_argument("--repeat", type=_positive, default=3, help="--profile: timed passes per layer (3)")
-    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet",
+                   help="--profile: the numerics to time (see detect --help)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="--profile: CPU threads")
     p.add_argument("--gpu", "-i", type=int, default=None, metavar="N", dest="gpu", help="time on CUDA device N")
     p.add_argument("-nogpu", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("dump", help="run an image through the network and save every layer's output")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for input.npy, layer_NNN.npy, layers.json")
+    p = sub.add_parser("dump", help="run an image through the network and save every layer's output",
+                       description="Run an image through the network and save every layer's output as "
+                                   "DIR/layer_NNN.npy, the input as DIR/input.npy and an index, DIR/layers.json.")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("image", metavar="IMAGE", help="the image to run")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for input.npy, layer_NNN.npy, layers.json "
+                                                                    "(earlier layer_NNN.npy files there are removed)")
     _numerics_args(p)
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("export", help="write the network as an ONNX model, Darknet's semantics kept "
-                                      "(--decode: boxes and scores)")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
+                                      "(--decode: boxes and scores)",
+                       description="Write the network as an ONNX model that computes what Darknet computes "
+                                   "(the output layer's output, or with --decode boxes, scores and objectness).")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("-o", "--out", required=True, metavar="FILE.onnx", help="the ONNX file (written atomically)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (17; 13 or later)")
     p.add_argument("--batch", type=_batch_or_dynamic, default=1, metavar="N|dynamic", help="batch size (1)")
@@ -517,13 +591,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="DATA",
                    help="a .data file whose names= are the class names kept in the model (default: by class count)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("compile", help="compile the kernels a model needs, once (the first run otherwise does it)",
+                       description="Compile the Numba kernels that detect, detector test or classifier predict "
+                                   "of each CFG needs (in --numerics) into Numba's cache, so that the first run "
+                                   "starts at once instead of compiling (about a minute on 2 cores).")
+    p.add_argument("cfgs", metavar="CFG", nargs="+", help="the models' .cfg files")
+    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet",
+                   help="the numerics to compile for (see detect --help)")
+    p.add_argument("--compat", choices=("darknet-cpu",), default=None,
+                   help="YOLO9000's tree as the stock CPU build computes it (see detect --help)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line when done")
+    p.set_defaults(func=cmd_compile)
     return parser
 
 
 def _evaluation_flags(p: argparse.ArgumentParser, batch: bool = True) -> None:
     p.add_argument("data", metavar="DATA", help="the .data file (valid=, names=, results=, eval=, map=)")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     if batch:
         p.add_argument("--batch", "-batch", type=_positive, default=1, metavar="N",
                        help="images per Network.forward_batch call (side by side on a GPU)")
@@ -534,18 +620,26 @@ def _evaluation_flags(p: argparse.ArgumentParser, batch: bool = True) -> None:
 
 def _evaluation_parsers(actions) -> None:
     """`detector valid|recall|map|calc_anchors` (darknetpy/evaluate)."""
-    p = actions.add_parser("valid", help="'./darknet detector valid': results files for every valid= image")
+    p = actions.add_parser("valid", help="'./darknet detector valid': results files for every valid= image",
+                           description="Darknet's validate_detector: every valid= image of DATA at thresh .005 "
+                                       "and nms .45, the results into DATA's results= folder (comp4_det_test_"
+                                       "<class>.txt, or with eval=coco coco_results.json).")
     _evaluation_flags(p)
     p.add_argument("-out", default=None, metavar="PREFIX",
                    help="file name prefix (comp4_det_test_; eval=coco: the file name, coco_results)")
     p.set_defaults(func=cmd_detector_valid)
 
-    p = actions.add_parser("recall", help="'./darknet detector recall': proposals, IoU and recall per image")
+    p = actions.add_parser("recall", help="'./darknet detector recall': proposals, IoU and recall per image",
+                           description="Darknet's validate_detector_recall: for each valid= image of DATA the "
+                                       "objects found, proposals, mean best IoU and recall, then a summary.")
     _evaluation_flags(p, batch=False)
     p.add_argument("--json", default=None, metavar="FILE", help="the totals and per-image numbers as JSON (- for stdout)")
     p.set_defaults(func=cmd_detector_recall)
 
-    p = actions.add_parser("map", help="mean average precision on the valid= images (AlexeyAB's 'detector map')")
+    p = actions.add_parser("map", help="mean average precision on the valid= images (AlexeyAB's 'detector map')",
+                           description="Per-class average precision and mAP on the valid= images of DATA against "
+                                       "their label files (AlexeyAB's 'detector map'), with TP, FP, precision and "
+                                       "recall at -thresh.")
     _evaluation_flags(p)
     p.add_argument("--iou", "-iou_thresh", type=float, default=0.5, metavar="T", help="IoU threshold (.5)")
     p.add_argument("--points", "-points", type=int, default=0, choices=(0, 11, 101),
@@ -556,7 +650,10 @@ def _evaluation_parsers(actions) -> None:
                                                                  "(- for stdout)")
     p.set_defaults(func=cmd_detector_map)
 
-    p = actions.add_parser("calc_anchors", help="anchors by k-means (1 - IoU) over the train= labels")
+    p = actions.add_parser("calc_anchors", help="anchors by k-means (1 - IoU) over the train= labels",
+                           description="Anchors for -width x -height by k-means++ with distance 1 - IoU over every "
+                                       "box of DATA's train= label files, for [region] (grid cells) and [yolo] "
+                                       "(pixels).")
     p.add_argument("data", metavar="DATA", help="the .data file (train=)")
     p.add_argument("-num_of_clusters", type=_positive, default=5, metavar="K", help="anchors (5)")
     p.add_argument("-width", type=_positive, required=True, metavar="W", help="network input width, e.g. 416")
@@ -586,7 +683,7 @@ def _evaluation_network(args, key: str = "valid"):
 
     dataset = open_dataset(args.data, key)
     net = _load(args)
-    print("\n".join(net.summary_lines()), file=sys.stderr)
+    _say(args, "\n".join(net.summary_lines()))
     net.require_detector()
     return net, Progress(len(dataset.images))
 
@@ -663,10 +760,42 @@ def _numba_without_scipy_linalg() -> None:
         del sys.modules["scipy.linalg"]
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """parse_args, but an unknown option is reported by the verb's own parser (its usage,
+    not the top-level one) with the nearest option it has."""
+    import difflib
+
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    verb = _verb_parser(parser, args)
+    known = [o for action in verb._actions for o in action.option_strings]
+    hints = []
+    for word in extra:
+        near = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6) if word.startswith("-") else []
+        if near:
+            hints.append(f"{word}: did you mean {near[0]}?")
+    verb.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else ""))
+
+
+def _verb_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The sub-parser that parsed `args` (detect, detector test, ...)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return _verb_parser(action.choices[name], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     _numba_without_scipy_linalg()
+    from .kernel_cache import install_clock, install_notice
+
+    install_notice()
+    install_clock()
     try:
         return args.func(args)
     except DarknetError as e:

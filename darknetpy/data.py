@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, DataNotFoundError
 
 # Names files that plain `darknetpy detect` picks by the network's class count.
 NAMES_BY_CLASSES = {80: ("data/coco.names", "COCO"), 20: ("data/voc.names", "VOC"),
@@ -21,6 +21,8 @@ def _read_text(path: str, what: str) -> str:
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError as e:
+        raise DataNotFoundError(f"{path}: cannot read {what}: {e.strerror}", path) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read {what}: {e.strerror}") from None
 
@@ -68,9 +70,67 @@ def find_file(path: str, base_files: list[str]) -> str | None:
 def resolve(path: str, base_files: list[str], what: str) -> str:
     found = find_file(path, base_files)
     if found is None:
-        raise DataError(f"{path}: {what} not found (looked in the working directory and beside "
-                        f"{', '.join(base_files)})")
+        raise DataNotFoundError(f"{path}: {what} not found (looked in the working directory and beside "
+                                f"{', '.join(base_files)})", path)
     return found
+
+
+# ---------------------------------------------------------------------------
+# Class names
+# ---------------------------------------------------------------------------
+
+# What Darknet reads when a .data file names no names file: detector.c's default, and
+# classifier.c's (after labels=)
+DEFAULT_NAMES = {"detector": "data/names.list", "classifier": "data/labels.list"}
+
+
+def names_path(data_path: str, kind: str = "detector", options: dict[str, str] | None = None) -> str:
+    """The names file of a .data file: `names=` (a classifier's also `labels=`, as in
+    Darknet), found as `resolve` finds files. Without the key Darknet silently reads its
+    default (data/names.list for a detector, data/labels.list for a classifier): that
+    file is used where it exists, and otherwise the error says that the key is missing
+    rather than that the default is."""
+    if options is None:
+        options = read_data_cfg(data_path)
+    value = options.get("names") or (options.get("labels") if kind == "classifier" else None)
+    if value:
+        return resolve(value, [data_path], "names file")
+    default = DEFAULT_NAMES[kind]
+    found = find_file(default, [data_path])
+    if found is None:
+        raise DataError(f"{data_path}: no names= line (the file of class names, one per line; "
+                        f"Darknet would read {default}, which is not there either)")
+    return found
+
+
+def names_by_class_count(classes: int, cfg_path: str) -> tuple[str, str] | None:
+    """(path found, label) of the names Darknet ships for a network of `classes` classes
+    (80 COCO, 20 VOC, 9418 YOLO9000, 1000 ImageNet), looked for as `resolve` looks, from
+    the cfg's folder; None when no file is known for that count or none is there."""
+    guess = NAMES_BY_CLASSES.get(classes)
+    if guess is None:
+        return None
+    found = find_file(guess[0], [cfg_path])
+    return None if found is None else (found, guess[1])
+
+
+# Darknet's ImageNet name lists (imagenet.shortnames.list, imagenet.labels.list) hold the
+# 21842 ImageNet-22k classes, of which its 1000-class models read the first 1000.
+IMAGENET_22K = 21842
+
+
+def read_names(path: str, classes: int, cfg_path: str, warn=sys.stderr) -> list[str]:
+    """A names file for a network of `classes` classes: fewer names than classes is an
+    error naming both files; more is a warning (only the first `classes` can be printed,
+    as in Darknet), since it usually means the names of another data set, except for
+    Darknet's ImageNet-22k lists, which its ImageNet models share."""
+    names = get_labels(path)
+    if len(names) < classes:
+        raise DataError(f"{path}: {len(names)} names, but {cfg_path} has {classes} classes")
+    if len(names) > classes and len(names) != IMAGENET_22K and warn is not None:
+        print(f"darknetpy: warning: {path}: {len(names)} names for the {classes} classes of {cfg_path} "
+              f"(the first {classes} are used)", file=warn)
+    return names
 
 
 # ---------------------------------------------------------------------------

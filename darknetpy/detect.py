@@ -76,6 +76,8 @@ class Detection:
     the list. `probs` holds the nonzero class probabilities only, `{class: float32}` in
     ascending class order (a dense row of `classes` floats in Darknet); a class
     suppressed by NMS is removed. Use `prob(k)` or `prob_array()` for dense access.
+    `names` and `image_size` (w, h), which `Network.detect` fills in, give `label`,
+    `box_pixels` and `to_dict` their names and pixels; the arithmetic never reads them.
     """
 
     index: int
@@ -83,6 +85,47 @@ class Detection:
     objectness: np.float32
     classes: int
     probs: dict[int, np.float32] = field(default_factory=dict)
+    names: Sequence[str] | None = field(default=None, repr=False)
+    image_size: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The name of `best_class` (`Network.detect` gives each detection the network's
+        names; without them, the class number as text); None when no class is above 0."""
+        k = self.best_class
+        if k < 0:
+            return None
+        return self.names[k] if self.names is not None else str(k)
+
+    def pixel_box(self, w: int, h: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in pixels of a w x h image, as Darknet's
+        draw_detections computes and clips them (and --json writes them)."""
+        x, y, bw, bh = (float(v) for v in self.bbox)
+        return (max(int((x - bw / 2) * w), 0), max(int((y - bh / 2) * h), 0),
+                min(int((x + bw / 2) * w), w - 1), min(int((y + bh / 2) * h), h - 1))
+
+    @property
+    def box_pixels(self) -> tuple[int, int, int, int]:
+        """`pixel_box` for the image the detection was found in (`Network.detect` records
+        its size in `image_size`)."""
+        if self.image_size is None:
+            raise ValueError("this detection does not know its image's size: use pixel_box(w, h)")
+        return self.pixel_box(*self.image_size)
+
+    def to_dict(self, thresh: float = 0.0) -> dict:
+        """The detection as plain Python values (json.dumps takes it): the best class's
+        label, class id and probability, the objectness, the relative box, the pixel box
+        when the image's size is known, and every class with probability above `thresh`."""
+        names = self.names
+        x, y, w, h = (float(v) for v in self.bbox)
+        k = self.best_class
+        d = {"label": self.label, "class_id": k, "prob": float(self.best_prob),
+             "objectness": float(self.objectness), "bbox": {"x": x, "y": y, "w": w, "h": h}}
+        if self.image_size is not None:
+            d["box"] = dict(zip(("left", "top", "right", "bottom"), self.box_pixels))
+        d["classes"] = [{"label": names[c] if names is not None else str(c), "class_id": c,
+                         "prob": float(self.prob(c))} for c in self.classes_above(thresh)]
+        return d
 
     def prob(self, k: int) -> np.float32:
         """Probability of class `k` (0 where Darknet's row holds 0)."""

@@ -50,7 +50,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Iterable, TextIO
+from typing import Callable, Iterable, TextIO
 
 from .errors import DarknetError
 
@@ -198,21 +198,59 @@ def plan(models: Iterable[str], dest: str = ".", mirror: str | None = None,
 # ----------------------------------------------------------------------------- transfer
 
 def download(models: list[str], dest: str = ".", mirror: str | None = None, progress: bool = True,
-             out: TextIO | None = None, catalogue: dict[str, Model] | None = None) -> list[str]:
+             out: TextIO | None = None, catalogue: dict[str, Model] | None = None,
+             before_weights: Callable[[list[str]], None] | None = None) -> list[str]:
     """Fetch every file the models need into DEST; return the paths written (skipped ones excluded).
 
     mirror: a folder or base URL laid out like DEST (see the module's doc); None reads
     DARKNETPY_MIRROR; "" forces the official sources. progress: report on `out` (default:
     sys.stderr at call time), with a bar when `out` is a terminal, plain lines otherwise.
     catalogue: replaces MODELS (the tests give one with known checksums).
-    Stops at the first failure with a one-line DarknetError.
+    before_weights: called with the paths of the cfg files once every file but the
+    weights is in place (the CLI starts compiling the kernels then, while the weights
+    download). Stops at the first failure with a one-line DarknetError, leaving no folder
+    it created empty.
     """
     items = plan(models, dest, mirror, catalogue)
     written = []
-    for item in items:
-        if fetch(item.source, item.path, size=item.size, sha256=item.sha256, progress=progress, out=out):
-            written.append(item.path)
+    created: list[str] = []
+    cfgs = [item.path for item in items if item.path.endswith(".cfg")]
+    try:
+        for item in items:
+            if before_weights is not None and item.path.endswith(".weights"):
+                before_weights(cfgs)
+                before_weights = None
+            created += _missing_folders(os.path.dirname(item.path))
+            if fetch(item.source, item.path, size=item.size, sha256=item.sha256, progress=progress, out=out):
+                written.append(item.path)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    if before_weights is not None:
+        before_weights(cfgs)
     return written
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders that creating `folder` would create, outermost first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """After a failure: remove the folders this run created that are still empty (a
+    partial download keeps its folder, for resuming), innermost first."""
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty, or already gone
+            pass
 
 
 def _is_url(source: str) -> bool:

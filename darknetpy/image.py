@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .memory import available_memory
-from .errors import ImageError
+from .errors import ImageError, ImageNotFoundError
 
 DECODERS = ("stb", "opencv")
 
@@ -25,6 +25,8 @@ def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             data = f.read()
+    except FileNotFoundError as e:
+        raise ImageNotFoundError(f"{path}: cannot read image: {e.strerror}", path) from None
     except OSError as e:
         raise ImageError(f"{path}: cannot read image: {e.strerror}") from None
     if not data:

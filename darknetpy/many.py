@@ -1,24 +1,27 @@
-"""Many images on one machine: inputs expanded, decoding overlapped with the network.
+"""Many inputs on one machine: inputs expanded, decoding overlapped with the network.
 
-`darknetpy detect CFG WEIGHTS PATH...` with a folder, a glob, a video, `-` (paths on
-standard input) or any of `--outdir`, `--batch`, `--every` runs here (cli.py picks the
-mode; one image, or image files only, stays Darknet's own loop):
+Every `detect`, `detector test` and `classifier predict` runs here, whatever its inputs:
+image files, folders, globs, videos, `-` (paths on standard input), or none (Darknet's
+`Enter Image Path:` prompt, one path at a time). So each kind of input gets the same
+JSON Lines, error lines, exit status and Ctrl-C handling:
 
-* `plan_inputs` checks the arguments before the network is loaded (a missing path, a
-  folder without images, a glob matching nothing: usage errors, exit status 2) and
-  `iter_items` yields one `Item` per image or video frame, lazily (a video is read frame
-  by frame, standard input line by line).
+* `plan_inputs` checks the arguments before the network is loaded (a folder without
+  images, a glob matching nothing, a missing path that is not an image's name: usage
+  errors, exit status 2; a missing image file fails as its own input, as a broken one
+  does) and `iter_items` yields one `Item` per image or video frame, lazily (a video is
+  read frame by frame, standard input line by line).
 * `Prefetcher` decodes and letterboxes items on a small pool while the network runs, in
   input order, holding at most `ahead` items submitted or prepared but not yet taken: a
   100,000-image folder uses the memory of a few images.
-* `detect_many` runs the network on each prepared item. The network is batch 1
-  (`Network.forward` takes one (3, h, w) input, as Darknet's `network_predict` does), so
-  `batch=N` means N forward calls on N prepared inputs taken together while the pool
-  prepares the next N; the results are those of `Network.detect` on each image, bit for
-  bit, in input order.
-* `run_many` writes what the command writes: Darknet's lines on stdout, JSON Lines (one
-  complete, flushed line per image or frame), drawn images under `--outdir`, a progress
-  bar when stderr is a terminal and a one-line summary.
+* `detect_many` (and `classify_many`) runs the network on each prepared item. The network
+  is batch 1 (`Network.forward` takes one (3, h, w) input, as Darknet's `network_predict`
+  does), so `batch=N` means N forward calls on N prepared inputs taken together while the
+  pool prepares the next N; the results are those of `Network.detect` on each image, bit
+  for bit, in input order.
+* `run_many` writes what the command writes (`Output`): Darknet's lines, JSON Lines (one
+  complete, flushed line per image or frame; with `--json -` nothing else on stdout),
+  drawn images (under `--outdir`, or one image's into predictions.jpg), a progress bar
+  when stderr is a terminal and a one-line summary.
 
 Threads or processes: the network's Numba kernels, the stb JPEG decoder and the letterbox
 resize (Numba, compiled without nogil=True) hold the GIL while they run; OpenCV's
@@ -209,6 +212,10 @@ def plan_inputs(args: Sequence[str]) -> list[Source]:
                 sources.append(Source("files", arg, files))
             if not matched:
                 raise UsageError(f"{arg}: the pattern matches no image or video file")
+        elif is_image_name(arg):
+            # a missing image among the inputs fails as a broken one does: its error
+            # line, the others still run (exit status 1)
+            sources.append(Source("files", arg, [(arg, os.path.basename(arg))]))
         else:
             raise UsageError(f"{arg}: no such file or folder")
     return sources
@@ -422,6 +429,9 @@ class Prefetcher:
 
 @dataclass
 class Result:
+    """One item's outcome: its detections (`dets`) or top classes (`top`, as
+    (index, probability)), or `error`; `seconds`: its share of the forward passes."""
+
     item: Item
     width: int | None = None
     height: int | None = None
@@ -429,6 +439,7 @@ class Result:
     error: str | None = None
     seconds: float = 0.0
     pixels: np.ndarray | None = field(default=None, repr=False)
+    top: list | None = None
 
 
 def _chunks(iterable, n: int):
@@ -458,9 +469,37 @@ def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh:
     A failing item gives a Result with `error`; the others go on. `prefetcher`: a list
     that receives the Prefetcher (for its `high_water`). `map`: a class map for a tree
     network (see `Network.detect`)."""
+    net.require_detector()
+    infer = _detector(net, thresh, hier_thresh, nms, map)
+    yield from _infer_many(net, items, infer, "dets", decoder, workers, batch, ahead, kind, keep_pixels, prefetcher)
+
+
+def classify_many(net, items: Iterable[Item], *, top: int = 5, decoder: str = "stb", workers: int = 2,
+                  batch: int = 1, ahead: int | None = None, kind: str = "thread") -> Iterator[Result]:
+    """`Network.classify` over many items, as `detect_many` runs `detect`: each Result's
+    `top` is the (index, probability) list of `classifier predict`."""
+    net.require_classifier()
+    yield from _infer_many(net, items, _classifier(net, top), "top", decoder, workers, batch, ahead, kind, False, None)
+
+
+def _detector(net, thresh: float, hier_thresh: float, nms: float, map=None):
+    """infer(xs, sizes, seconds) for _infer_group: each input's detections."""
+    def infer(xs, sizes, seconds):
+        return net.detect_inputs(xs, sizes, thresh, hier_thresh, nms, map, seconds=seconds)
+    return infer
+
+
+def _classifier(net, top: int):
+    """infer(xs, sizes, seconds) for _infer_group: each input's top classes."""
+    def infer(xs, sizes, seconds):
+        return net.classify_inputs(xs, top, seconds=seconds)
+    return infer
+
+
+def _infer_many(net, items, infer, key: str, decoder: str, workers: int, batch: int, ahead: int | None, kind: str,
+                keep_pixels: bool, prefetcher: list | None) -> Iterator[Result]:
     from functools import partial
 
-    net.require_detector()
     batch = max(1, int(batch))
     fn = partial(prepare, net_w=net.width, net_h=net.height, decoder=decoder, keep_pixels=keep_pixels)
     pf = Prefetcher(fn, items, workers=workers, ahead=ahead or max(batch, workers), kind=kind)
@@ -468,20 +507,24 @@ def detect_many(net, items: Iterable[Item], *, thresh: float = 0.5, hier_thresh:
         prefetcher.append(pf)
     with pf:
         for group in _chunks(pf, batch):
-            yield from _detect_group(net, group, thresh, hier_thresh, nms, map)
+            yield from _infer_group(group, infer, key)
 
 
-def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: float, map=None) -> Iterator[Result]:
-    """One `Network.detect_inputs` over a group's prepared inputs (on a GPU they run side
-    by side), then each item's result, in order."""
+def _infer_group(group: list, infer, key: str) -> Iterator[Result]:
+    """One `infer` (Network.detect_inputs or classify_inputs) over a group's prepared
+    inputs (on a GPU they run side by side), then each item's result, in order, with its
+    share of the forward passes' time."""
+    from .kernel_cache import kernel_seconds
+
     ready = [prepared for _, prepared in group if not isinstance(prepared, BaseException)]
-    start = time.time()
+    seconds: list[float] = []
+    before = kernel_seconds()
     try:
-        found: list | BaseException = net.detect_inputs([p.x for p in ready], [(p.width, p.height) for p in ready],
-                                                        thresh, hier_thresh, nms, map)
+        found: list | BaseException = infer([p.x for p in ready], [(p.width, p.height) for p in ready], seconds)
     except (DarknetError, MemoryError) as e:
         found = e
-    share = (time.time() - start) / max(len(ready), 1)
+    # the time of the forward passes, without getting kernels ready (a first call)
+    share = max(0.0, sum(seconds) - (kernel_seconds() - before)) / max(len(ready), 1)
     done = 0
     for item, prepared in group:
         if isinstance(prepared, BaseException):
@@ -489,7 +532,8 @@ def _detect_group(net, group: list, thresh: float, hier_thresh: float, nms: floa
         elif isinstance(found, BaseException):
             yield Result(item, prepared.width, prepared.height, error=error_text(found))
         else:
-            yield Result(item, prepared.width, prepared.height, found[done], seconds=share, pixels=prepared.pixels)
+            yield Result(item, prepared.width, prepared.height, seconds=share, pixels=prepared.pixels,
+                         **{key: found[done]})
             done += 1
 
 
@@ -503,28 +547,36 @@ def detection_dicts(dets, names: Sequence[str], thresh: float, w: int, h: int) -
     and pixel box (clipped as draw_detections clips it)."""
     items = []
     for d in dets:
+        x, y, bw, bh = (float(v) for v in d.bbox)
+        box = dict(zip(("left", "top", "right", "bottom"), d.pixel_box(w, h)))
         for k in d.classes_above(thresh):
-            x, y, bw, bh = (float(v) for v in d.bbox)
             items.append({"label": names[k], "class_id": k, "prob": float(d.prob(k)),
                           "objectness": float(d.objectness), "bbox": {"x": x, "y": y, "w": bw, "h": bh},
-                          "box": {"left": max(int((x - bw / 2) * w), 0), "top": max(int((y - bh / 2) * h), 0),
-                                  "right": min(int((x + bw / 2) * w), w - 1),
-                                  "bottom": min(int((y + bh / 2) * h), h - 1)}})
+                          "box": box})
     return items
+
+
+def top_dicts(top, names: Sequence[str]) -> list[dict]:
+    """A classification's top classes as `--json` writes them: label, class id, probability."""
+    return [{"label": names[k], "class_id": int(k), "prob": float(p)} for k, p in top]
 
 
 def record(result: Result, names: Sequence[str], thresh: float) -> dict:
     """One JSON Lines object of a local result (see `make_record`)."""
     item = result.item
+    if result.top is not None:
+        return make_record(item.path, item.frame, item.time, result.width, result.height, None,
+                           top_dicts(result.top, names), key="top")
     dets = None if result.error is not None else detection_dicts(result.dets, names, thresh, result.width,
                                                                  result.height)
     return make_record(item.path, item.frame, item.time, result.width, result.height, result.error, dets)
 
 
 def make_record(path: str, frame: int | None, time: float | None, width: int | None, height: int | None,
-                error: str | None, detections: list | None) -> dict:
-    """One JSON Lines object, the same from the local pipeline and from Ray: path, frame
-    and time (video), width and height (when decoded), and detections, or error."""
+                error: str | None, detections: list | None, key: str = "detections") -> dict:
+    """One JSON Lines object, the same from the local pipeline and from Ray, for every
+    kind of input: path, frame and time (video), width and height (when decoded), and
+    the detections (a classifier's: `top`, with key="top"), or error."""
     r: dict = {"path": path}
     if frame is not None:
         r["frame"] = frame
@@ -534,7 +586,7 @@ def make_record(path: str, frame: int | None, time: float | None, width: int | N
     if error is not None:
         r["error"] = error
     else:
-        r["detections"] = detections
+        r[key] = detections
     return r
 
 
@@ -545,7 +597,7 @@ def emit(rec: dict, writer: "JsonLines | None", bar: "Progress") -> None:
         bar.write(f"darknetpy: error: {error}")
     if writer is not None:
         writer.write(rec)
-    bar.update(failed=error is not None)
+    bar.update(failed=error is not None, frame="frame" in rec)
 
 
 class InterruptGuard:
@@ -659,6 +711,11 @@ def save_drawing(pixels: np.ndarray, dets, names: Sequence[str], thresh: float, 
     atomic_write(path, lambda f: f.write(data.tobytes()))
 
 
+def plural(n: int, word: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 class Progress:
     """A progress bar on stderr when it is a terminal (tqdm if installed, else a line
     redrawn in place), and the summary line always."""
@@ -668,6 +725,7 @@ class Progress:
         self.total = total
         self.done = 0
         self.failed = 0
+        self.frames = 0
         self.start = time.perf_counter()
         self._last = 0.0
         if enabled is None:
@@ -682,9 +740,10 @@ class Progress:
             if tqdm is not None:
                 self._tqdm = tqdm(total=total, unit="img", file=self.stream, dynamic_ncols=True, smoothing=0.1)
 
-    def update(self, failed: bool = False) -> None:
+    def update(self, failed: bool = False, frame: bool = False) -> None:
         self.done += 1
         self.failed += failed
+        self.frames += frame
         if not self.enabled:
             return
         if self._tqdm is not None:
@@ -720,16 +779,28 @@ class Progress:
         if self.enabled and self.done:
             self._draw()
 
-    def summary(self, interrupted: bool = False) -> str:
+    def close(self) -> None:
+        """Take the bar off the terminal."""
         if self._tqdm is not None:
             self._tqdm.close()
+            self._tqdm = None
         elif self.enabled and self.done:
             self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def summary(self, interrupted: bool = False, kernel_seconds: float = 0.0) -> str:
+        """The one-line summary; `kernel_seconds`: the part of the run spent compiling or
+        loading kernels (a first run), said when it is a noticeable part."""
+        self.close()
         seconds = time.perf_counter() - self.start
         rate = self.done / seconds if seconds > 0 else 0.0
         state = "interrupted after " if interrupted else ""
-        line = (f"darknetpy: {state}{self.done} images, {self.failed} failed, {rate:.2f} images/s "
-                f"({seconds:.1f} s)")
+        images = self.done - self.frames
+        counts = [plural(n, word) for n, word in ((images, "image"), (self.frames, "frame")) if n]
+        unit = "frames" if images == 0 and self.frames else "images" if not self.frames else "inputs"
+        kernels = f"; {kernel_seconds:.1f} s of it getting kernels ready" if kernel_seconds >= 0.5 else ""
+        line = (f"darknetpy: {state}{' and '.join(counts) or '0 images'}, {self.failed} failed, {rate:.2f} {unit}/s "
+                f"({seconds:.1f} s{kernels})")
         print(line, file=self.stream, flush=True)
         return line
 
@@ -738,55 +809,147 @@ class Progress:
 # The command's many-input mode
 # ---------------------------------------------------------------------------
 
+def _label(item: Item) -> str:
+    return item.path if item.frame is None else f"{item.path} frame {item.frame}"
+
+
 def _print_lines(result: Result, names, thresh) -> list[str]:
     from .detect import detection_lines
 
-    item = result.item
-    label = item.path if item.frame is None else f"{item.path} frame {item.frame}"
-    return [f"{label}: Predicted in {result.seconds:f} seconds."] + detection_lines(result.dets, names, thresh)
+    return [f"{_label(result.item)}: Predicted in {result.seconds:f} seconds."] + detection_lines(result.dets, names,
+                                                                                                  thresh)
 
 
-def run_many(net, names: Sequence[str], sources: Sequence[Source], *, thresh: float = 0.5, hier_thresh: float = 0.5,
-             nms: float = 0.45, decoder: str = "stb", json_target: str | None = None, outdir: str | None = None,
-             every: int = 1, batch: int = 1, workers: int = 2, kind: str = "thread", stdin=None,
-             progress: bool | None = None) -> int:
-    """The many-input `detect`: exit status 0 (all done), 1 (some failed), 130 (Ctrl-C;
-    the JSON Lines so far are complete lines and the summary says how many were done)."""
+def _top_lines(result: Result, names, prefix: bool) -> list[str]:
+    """`classifier predict`'s lines ("%5.2f%%: %s"), each after the input's name and ': '
+    when there are several inputs (as grep names the file when given several)."""
+    from .detect import percent
+
+    head = f"{_label(result.item)}: " if prefix else ""
+    return [head + "%5.2f%%: %s" % (percent(p), names[k]) for k, p in result.top]
+
+
+def prompt_items(stdin, out) -> Iterator[Item]:
+    """Darknet's loop without an image argument: `Enter Image Path: ` on `out`, one path
+    read from `stdin`, until it ends (blank lines skipped)."""
+    index = 0
+    while True:
+        print("Enter Image Path: ", end="", file=out, flush=True)
+        line = stdin.readline()
+        if not line:
+            return
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield Item(index, line, os.path.basename(line))
+            index += 1
+
+
+def _one_at_a_time(net, items: Iterable[Item], infer, key: str, decoder: str, keep_pixels: bool) -> Iterator[Result]:
+    """Each item prepared and run before the next is taken (the prompt: the next path is
+    asked for after this one's lines)."""
+    for item in items:
+        try:
+            prepared = prepare(item, net.width, net.height, decoder, keep_pixels)
+        except Exception as e:  # noqa: BLE001 (the item's own failure, reported with it)
+            prepared = e
+        yield from _infer_group([(item, prepared)], infer, key)
+
+
+@dataclass
+class Output:
+    """Where the command's results go, the same for every kind of input: Darknet's lines
+    (a detector's all on stdout; a classifier's "Predicted in" on stderr, as Darknet
+    writes it), none on stdout when the JSON Lines go there; the JSON Lines; drawings
+    (under `outdir` by relative path, or the one input's into `draw_to`); error lines
+    and counts on the progress bar."""
+
+    names: Sequence[str]
+    thresh: float = 0.5
+    json_target: str | None = None
+    outdir: str | None = None
+    draw_to: str | None = None
+    prefix: bool = False      # a classifier's lines begin with the input's name
+
+    def write(self, result: Result, writer: "JsonLines | None", bar: "Progress", guard: "InterruptGuard") -> None:
+        error = result.error
+        path = self._drawing(result)
+        if error is None and path is not None:
+            try:
+                save_drawing(result.pixels, result.dets, self.names, self.thresh, path)
+            except DarknetError as e:
+                error = result.error = str(e)
+        if error is None:
+            if result.top is not None:
+                print(f"{_label(result.item)}: Predicted in {result.seconds:f} seconds.", file=sys.stderr,
+                      flush=True)
+                lines = _top_lines(result, self.names, self.prefix)
+            else:
+                lines = _print_lines(result, self.names, self.thresh)
+            if self.json_target != "-":
+                text = "\n".join(lines)
+                if bar.enabled:
+                    bar.write(text, sys.stdout)
+                else:
+                    guard.run(sys.stdout.write, text + "\n")
+        emit(record(result, self.names, self.thresh), writer, bar)
+
+    def _drawing(self, result: Result) -> str | None:
+        if result.dets is None:
+            return None
+        if self.outdir is not None:
+            return output_path(self.outdir, result.item.rel)
+        return self.draw_to
+
+
+def run_many(net, names: Sequence[str], sources: Sequence[Source] | None, *, thresh: float = 0.5,
+             hier_thresh: float = 0.5, nms: float = 0.45, decoder: str = "stb", json_target: str | None = None,
+             outdir: str | None = None, every: int = 1, batch: int = 1, workers: int = 2, kind: str = "thread",
+             stdin=None, progress: bool | None = None, draw_to: str | None = None, top: int | None = None,
+             summary: bool = True) -> int:
+    """The command over its inputs, the same way for one image file, several, folders,
+    globs, videos and standard input: `detect` (or, with `top`, `classifier predict`) on
+    each, written by `Output`. sources=None: Darknet's prompt (see prompt_items), one
+    path at a time. Exit status 0 (all done), 1 (some failed), 130 (Ctrl-C; the JSON
+    Lines so far are complete lines and the summary says how many were done)."""
+    from .kernel_cache import process_kernel_seconds
+
     guard = InterruptGuard()
     writer = JsonLines(json_target, guard) if json_target is not None else None
-    print_lines = json_target != "-"
-    bar = Progress(planned_total(sources, every), enabled=progress)
+    total = planned_total(sources, every) if sources is not None else None
+    out = Output(names, thresh, json_target, outdir, draw_to, prefix=sources is not None and total != 1)
+    bar = Progress(total, enabled=False if sources is None else progress)
+    keep_pixels = top is None and (outdir is not None or draw_to is not None)
+    if top is not None:
+        infer, key = _classifier(net, top), "top"
+    else:
+        infer, key = _detector(net, thresh, hier_thresh, nms), "dets"
+    stdin = stdin if stdin is not None else sys.stdin
+    if sources is None:
+        prompts = sys.stderr if json_target == "-" else sys.stdout
+        results = _one_at_a_time(net, prompt_items(stdin, prompts), infer, key, decoder, keep_pixels)
+    else:
+        results = _infer_many(net, iter_items(sources, every, stdin), infer, key, decoder, workers, batch, None,
+                              kind, keep_pixels, None)
     interrupted = False
-    results = detect_many(net, iter_items(sources, every, stdin), thresh=thresh, hier_thresh=hier_thresh, nms=nms,
-                          decoder=decoder, workers=workers, batch=batch, kind=kind, keep_pixels=outdir is not None)
+    kernels_before = process_kernel_seconds()
     try:
         with guard:
             for result in results:
-                error = result.error
-                if error is None and outdir is not None:
-                    try:
-                        save_drawing(result.pixels, result.dets, names, thresh, output_path(outdir, result.item.rel))
-                    except DarknetError as e:
-                        error = result.error = str(e)
-                if error is None and print_lines:
-                    text = "\n".join(_print_lines(result, names, thresh))
-                    if bar.enabled:
-                        bar.write(text, sys.stdout)
-                    else:
-                        guard.run(sys.stdout.write, text + "\n")
-                emit(record(result, names, thresh), writer, bar)
+                out.write(result, writer, bar, guard)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         results.close()
         if writer is not None:
             writer.close()
-        if print_lines:
-            try:
-                sys.stdout.flush()
-            except (BrokenPipeError, ValueError):
-                pass
-        bar.summary(interrupted)
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+        if summary or interrupted:
+            bar.summary(interrupted, process_kernel_seconds() - kernels_before)
+        else:
+            bar.close()
     if interrupted:
         return 130
     return 1 if bar.failed else 0

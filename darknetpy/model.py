@@ -103,9 +103,9 @@ class Model:
         self.header = WeightsHeader()
         self.weights_path: str | None = None
 
-    def load_weights(self, path: str | os.PathLike, warn=sys.stderr) -> None:
+    def load_weights(self, path: str | os.PathLike, warn=sys.stderr, allow_extra: bool = False) -> None:
         self.weights_path = os.fspath(path)
-        self.header = load_layers(self.weights_path, self.layers, warn)
+        self.header = load_layers(self.weights_path, self.layers, warn, allow_extra, self.cfg_path)
 
     def init_weights(self) -> None:
         for layer in self.layers:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import time
 
 import numpy as np
 
@@ -29,12 +31,17 @@ class Network:
     compat: None (YOLO9000's tree as Darknet's GPU build computes it) or "darknet-cpu"
     (the stock CPU build's tree softmax, NaNs and all; see layers/region.py).
     device: "cpu" (default) or "cuda:N" (CuPy kernels, the same numerics on the GPU).
-    Without a weights file the parameters are zero (batch norm scales one), not trained.
+    Without a weights file the parameters are zero (batch norm scales one), not trained:
+    the outputs mean nothing. A weights file far larger than the cfg reads is refused as
+    another model's unless allow_extra_weights=True (see weights.load_layers).
+    names: the class names (a list, or a names file); default: those Darknet ships for
+    the class count, found beside the cfg, else the class numbers (see `names`).
     """
 
     def __init__(self, cfg_path: str | os.PathLike, weights_path: str | os.PathLike | None = None,
                  numerics: str = "darknet", compat: str | None = None, warn=sys.stderr,
-                 max_memory: int | None = None, device: str | int | None = "cpu"):
+                 max_memory: int | None = None, device: str | int | None = "cpu",
+                 allow_extra_weights: bool = False, names=None):
         if numerics not in NUMERICS:
             raise DarknetError(f"unknown numerics {numerics!r} (choose from {', '.join(NUMERICS)})")
         if compat not in COMPAT:
@@ -42,19 +49,51 @@ class Network:
         self.warn = warn
         self.numerics = NUMERICS[numerics]
         self.compat = compat
-        self.backend = get_backend(device)
+        self.backend = get_backend(_checked_device(device))
         self.model = Model(cfg_path, compat, warn)
         self.executor = InferenceExecutor(self.model, self.backend, self.numerics, warn)
         self._check_memory(max_memory)
         if weights_path is not None:
-            self.model.load_weights(weights_path, warn)
+            self.model.load_weights(weights_path, warn, allow_extra_weights)
         else:
             self.model.init_weights()
         self.executor.prepare()
+        self._names = None
+        if names is not None:
+            self.names = names
 
     def __repr__(self) -> str:
-        weights = self.weights_path or "no weights file: zero parameters"
-        return f"Network({self.cfg_path!r}, {weights!r}, numerics={self.numerics.name!r}, device={self.device!r})"
+        weights = repr(self.weights_path) if self.weights_path else "None (no weights file: zero parameters, untrained)"
+        return f"Network({self.cfg_path!r}, {weights}, numerics={self.numerics.name!r}, device={self.device!r})"
+
+    @property
+    def names(self) -> list[str]:
+        """The class names that `detect` gives its detections (`Detection.label`) and
+        `classify` is read with: set them to a list or a names file; by default the names
+        Darknet ships for the class count (data/coco.names for 80, ...), found from the
+        cfg's folder, else the class numbers as text."""
+        if self._names is None:
+            from .data import names_by_class_count, read_names
+
+            found = names_by_class_count(self.classes, self.cfg_path)
+            self._names = [str(i) for i in range(self.classes)]
+            if found is not None:
+                try:
+                    self._names = read_names(found[0], self.classes, self.cfg_path, None)
+                except DarknetError:  # a short or unreadable file: the numbers, as for no file
+                    pass
+        return self._names
+
+    @names.setter
+    def names(self, names) -> None:
+        from .data import read_names
+
+        if isinstance(names, (str, os.PathLike)):
+            names = read_names(os.fspath(names), self.classes, self.cfg_path, self.warn)
+        names = [str(n) for n in names]
+        if len(names) < self.classes:
+            raise DarknetError(f"{len(names)} names, but {self.cfg_path} has {self.classes} classes")
+        self._names = names
 
     def _check_memory(self, limit: int | None) -> None:
         """Refuse, before allocating anything, a network that cannot fit in `limit` bytes."""
@@ -209,12 +248,28 @@ class Network:
         return results if many else results[0]
 
     def detect_inputs(self, xs, sizes, thresh: float = 0.5, hier_thresh: float = 0.5, nms: float = 0.45,
-                      map=None, factors=None) -> list[list]:
+                      map=None, factors=None, seconds: list | None = None) -> list[list]:
         """Letterboxed inputs `xs` of images of `sizes` (w, h) -> each image's detections
-        (see `detect`); the inputs run as one batch (on a GPU, side by side)."""
-        outs = self._forward_many(xs)
-        return [decode_detections(self.model, o[1:], w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz)
-                for o, (w, h) in zip(outs, sizes)]
+        (see `detect`); the inputs run as one batch (on a GPU, side by side). `seconds`:
+        a list that receives the time of the forward passes alone (what Darknet's
+        "Predicted in" reports: network_predict, not the decoding and NMS after it)."""
+        outs = self._timed(self._forward_many, xs, seconds)
+        names = self.names
+        results = []
+        for o, (w, h) in zip(outs, sizes):
+            dets = decode_detections(self.model, o[1:], w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz)
+            for d in dets:
+                d.names, d.image_size = names, (w, h)
+            results.append(dets)
+        return results
+
+    @staticmethod
+    def _timed(fn, xs, seconds: list | None):
+        start = time.perf_counter()
+        out = fn(xs)
+        if seconds is not None:
+            seconds.append(time.perf_counter() - start)
+        return out
 
     def detections(self, out, w: int, h: int, thresh: float = 0.5, hier_thresh: float = 0.5,
                    nms: float = 0.45, map=None, factors=None, printed_only: bool = True) -> list:
@@ -226,8 +281,34 @@ class Network:
         return decode_detections(self.model, outs, w, h, thresh, hier_thresh, nms, map, factors, self.numerics.ftz,
                                 printed_only)
 
+    def require_classifier(self) -> None:
+        """Raise the project's error if the network is a detector: its output is boxes,
+        not one score per class, and top-k over it would be nonsense."""
+        layers = self.model.detection_layers
+        if layers:
+            raise DarknetError(f"{self.cfg_path}: not a classifier: layer {layers[-1].index} is "
+                               f"[{layers[-1].type}], a detector's (use detect or detector test)")
+
     def classify(self, image, top: int = 5, decoder: str = "stb") -> list[tuple[int, float]]:
         """`classifier predict` on one image: the top classes as (index, probability),
-        after the tree's hierarchy products when the softmax has a tree."""
-        out = self.forward(self.letterbox(self.image(image, decoder))).reshape(-1).copy()
-        return classify(self.model, out, top, self.numerics.ftz)
+        after the tree's hierarchy products when the softmax has a tree (`names[index]`
+        is the class's name). A detector raises DarknetError."""
+        self.require_classifier()
+        return self.classify_inputs([self.letterbox(self.image(image, decoder))], top)[0]
+
+    def classify_inputs(self, xs, top: int = 5, seconds: list | None = None) -> list[list[tuple[int, float]]]:
+        """Letterboxed inputs -> each one's top classes (see `classify`); `seconds`
+        receives the forward passes' time, as in `detect_inputs`."""
+        self.require_classifier()
+        outs = self._timed(self._forward_many, xs, seconds)
+        return [classify(self.model, o[0].reshape(-1).copy(), top, self.numerics.ftz) for o in outs]
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def _checked_device(device):
+    """The device as the backend takes it, or the project's error naming the forms."""
+    if device is None or isinstance(device, int) or (isinstance(device, str) and _DEVICE.match(device.strip().lower())):
+        return device
+    raise DarknetError(f"invalid device {device!r}: use 'cpu', or 'cuda:N' for CUDA device N")

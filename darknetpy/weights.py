@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import WeightsError, WeightsNotFoundError
 from .fileio import atomic_write
 
 
@@ -78,6 +78,8 @@ def _read(path: str) -> np.ndarray:
                 if not n:
                     break
                 got += n
+    except FileNotFoundError as e:
+        raise WeightsNotFoundError(f"{path}: cannot read weights: {e.strerror}", path) from None
     except OSError as e:
         raise WeightsError(f"{path}: cannot read weights: {e.strerror}") from None
     return raw[:got]
@@ -98,18 +100,36 @@ def open_weights(path: str | os.PathLike) -> tuple[WeightsHeader, np.ndarray]:
     return header, body
 
 
-def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHeader:
+# Trailing bytes tolerated with a warning, as Darknet ignores them: up to this many, or
+# up to a tenth of what the cfg reads. More means another model's weights.
+EXTRA_TOLERATED = 1024
+
+
+def load_layers(path: str | os.PathLike, layers, warn=sys.stderr, allow_extra: bool = False,
+                cfg_path: str | None = None) -> WeightsHeader:
     """Give each layer its arrays, views of the one buffer the file is read into, in
     order; a short file names the layer that ran out.
 
     `layers` are objects with `weight_arrays()` -> [(name, shape)] in file order and
-    `set_weights(dict)`; trailing bytes are reported as Darknet ignores them.
+    `set_weights(dict)`. A few trailing bytes are reported as a warning (Darknet ignores
+    them); a file far larger than the cfg reads (see EXTRA_TOLERATED) is a WeightsError
+    giving both sizes, before any layer is touched, unless `allow_extra`: it is almost
+    always another model's weights, whose first layers would load and give nonsense.
     """
     path = os.fspath(path)
-    header, body, odd = _split(_read(path), path)
+    raw = _read(path)
+    header, body, odd = _split(raw, path)
+    specs = [(layer, layer.weight_arrays(header)) for layer in layers]
+    needed = sum(math.prod(shape) for _, spec in specs for _, shape in spec)
+    extra = (body.size - needed) * 4 + odd
+    if extra > max(EXTRA_TOLERATED, (header.nbytes + 4 * needed) // 10) and not allow_extra:
+        cfg = cfg_path or "the cfg"
+        raise WeightsError(
+            f"{path}: {raw.size} bytes, but {cfg} reads {header.nbytes + 4 * needed}: probably the weights of "
+            f"another model (to read the first {header.nbytes + 4 * needed} bytes anyway: --allow-extra-weights, "
+            f"or allow_extra_weights=True in Python)")
     pos = 0
-    for layer in layers:
-        spec = layer.weight_arrays(header)
+    for layer, spec in specs:
         need = sum(math.prod(shape) for _, shape in spec)
         if pos + need > body.size:
             raise WeightsError(
@@ -121,7 +141,6 @@ def load_layers(path: str | os.PathLike, layers, warn=sys.stderr) -> WeightsHead
             arrays[name] = body[pos:pos + count].reshape(shape)
             pos += count
         layer.set_weights(arrays, header)
-    extra = (body.size - pos) * 4 + odd
     if extra and warn is not None:
         print(f"warning: {path}: {extra} trailing bytes after the last layer (ignored, as Darknet does)",
               file=warn)

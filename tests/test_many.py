@@ -130,7 +130,7 @@ def test_globs_are_expanded_here_relative_to_their_fixed_folder(folder):
     assert rels == [os.path.join("sub", "c.png"), os.path.join("sub", "deeper", "d.bmp"), "b.png"]
 
 
-@pytest.mark.parametrize("arg,message", [("empty", "no image files"), ("missing.png", "no such file"),
+@pytest.mark.parametrize("arg,message", [("empty", "no image files"), ("missing", "no such file"),
                                          ("*.gif", "matches no image")])
 def test_usage_errors(tmp_path, arg, message):
     (tmp_path / "empty").mkdir()
@@ -294,7 +294,7 @@ def test_cli_folder_with_a_corrupt_file_in_the_middle(tiny, folder, tmp_path):
 
 
 def test_cli_matches_the_one_image_commands_json(tiny, folder, tmp_path):
-    """The legacy loop (image files only) and the many-input mode write the same detections."""
+    """Image files one at a time and batched write the same detections and lines."""
     cfg, weights = tiny
     files = [folder / "b.png", folder / "sub" / "c.png"]
     legacy = run("detect", cfg, weights, *files, "--json", tmp_path / "legacy.json", "--no-draw", "-thresh", THRESH)
@@ -371,11 +371,11 @@ def test_cli_video_every_k_and_outdir(tiny, tmp_path):
 @pytest.mark.parametrize("args,message", [(["EMPTY"], "no image files"), (["FOLDER", "MISSING"], "no such file"),
                                           (["FOLDER", "--workers", "2"], "--workers")])
 def test_cli_usage_errors_exit_2(tiny, folder, tmp_path, args, message):
-    """Before the network is loaded. (A missing image file given alone is Darknet's loop:
-    its error line, exit 2 too.)"""
+    """Before the network is loaded. (A missing file with an image's name is an input that
+    fails, as a broken one: its error line, the others run, exit status 1.)"""
     cfg, weights = tiny
     (tmp_path / "empty").mkdir()
-    args = [{"EMPTY": tmp_path / "empty", "MISSING": tmp_path / "missing.png", "FOLDER": folder}.get(a, a)
+    args = [{"EMPTY": tmp_path / "empty", "MISSING": tmp_path / "missing", "FOLDER": folder}.get(a, a)
             for a in args]
     r = run("detect", cfg, weights, *args)
     assert r.returncode == 2
@@ -462,7 +462,7 @@ def test_progress_summary_and_fallback_bar():
     bar = many.Progress(None, stream=quiet)
     bar.update()
     bar.summary()
-    assert quiet.getvalue().startswith("darknetpy: 1 images, 0 failed")
+    assert quiet.getvalue().startswith("darknetpy: 1 image, 0 failed")
 
 
 def test_outdir_names():

@@ -73,7 +73,8 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Tru
 @njit(inline="always")
 def _multiply(fma, af, lda, bf, ldb, cf, ldc, m, k, n):
     """C = A @ B on this thread; A, B, C flat with row strides lda, ldb, ldc."""
-    gemm.gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, False))
+    # np.bool_: not a literal type, so gemm_block is compiled once for here and gemm_exact
+    gemm.gemm_serial((fma, af, lda, bf, ldb, cf, ldc, m, k, n, np.bool_(False)))
 
 
 @njit(inline="always")

@@ -306,7 +306,7 @@ def _col_shift(cf, ldc, M, N):
     return ((-cf.ctypes.data) % 64) // 4
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
     """gemm_block, with the columns [j0, j0 + shift) done on their own so
     that the other tiles of C are 64-byte aligned."""
@@ -331,14 +331,18 @@ def _ap_size(M, K, N, kcs):
     return _cdiv(M, MR) * MR * K
 
 
-@njit(cache=True)
+# The thin wrappers down to gemm_block are inlined (inline="always", compile time only):
+# each function Numba compiles on its own is a module that links in, optimises and
+# generates again the code of everything it calls, so each level of wrappers around
+# gemm_block cost another pass over the whole GEMM at the first compilation.
+@njit(cache=True, inline="always")
 def gemm_serial(g):
     """The product on this thread.  g: (fma, af, lda, bf, ldb, cf, ldc, M, K, N, acc),
     fma None for the exact kernel, acc True to add to C (see gemm_block)."""
     _gemm_serial_chunked(g, chunk(g[8], g[9]))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gemm_serial_chunked(g, kcs):
     """gemm_serial with the k chunk given."""
     M, K, N = g[7:10]
@@ -365,7 +369,7 @@ def gemm_serial_entry(g, ap, kcs, ftz):
     fpenv.leave(old)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _serial(g, ap, kcs, pack_a):
     cf, ldc, M, K, N = g[5:10]
     bp = aligned_empty(_bp_size(N, kcs))

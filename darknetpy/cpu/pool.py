@@ -64,12 +64,13 @@ def _edge(xrow, orow, j, size, x0, ftz):
     orow[j] = r
 
 
-@njit(inline="always", fastmath=False, error_model="numpy")
+@njit(fastmath=False, error_model="numpy")
 def _maxpool_channel(x, k, size, stride, offset, out, ftz):
     """Channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
     -FLT_MAX and takes its taps in window order (rows, then columns), each only if
     strictly greater; a window row's taps go in one pass over the output row. Only the
-    window rows in the image are visited: a window can be far larger than the image."""
+    window rows in the image are visited: a window can be far larger than the image.
+    (Called, not inlined, from both branches of _maxpool: compiled once.)"""
     _, h, w = x.shape
     _, out_h, out_w = out.shape
     for i in range(out_h):
@@ -86,12 +87,12 @@ def _maxpool(x, size, stride, offset, out, ftz):
     if out.size * size * size < SERIAL_MAX:
         old = fpenv.enter(ftz)
         for k in range(x.shape[0]):
-            _maxpool_channel(x, k, size, stride, offset, out, ftz)
+            _maxpool_channel(x, np.int64(k), size, stride, offset, out, ftz)
         fpenv.leave(old)
         return
     for k in prange(x.shape[0]):
         old = fpenv.enter(ftz)
-        _maxpool_channel(x, k, size, stride, offset, out, ftz)
+        _maxpool_channel(x, np.int64(k), size, stride, offset, out, ftz)
         fpenv.leave(old)
 
 

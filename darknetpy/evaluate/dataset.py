@@ -8,8 +8,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ..data import TruthBox, data_list, find_file, find_label_file, get_labels, list_entries, read_boxes, \
-    read_data_cfg, resolve
+from ..data import TruthBox, data_list, find_file, find_label_file, get_labels, list_entries, names_path, \
+    read_boxes, read_data_cfg, resolve
 from ..errors import DataError
 
 
@@ -34,9 +34,8 @@ class Dataset:
         return self.options.get("eval", "voc")
 
     def names(self) -> list[str]:
-        """`names=` (Darknet's default data/names.list)."""
-        name_list = self.options.get("names") or "data/names.list"
-        return get_labels(resolve(name_list, [self.data_path], "names file"))
+        """`names=` (Darknet's default data/names.list where it exists; see data.names_path)."""
+        return get_labels(names_path(self.data_path, "detector", self.options))
 
     def class_map(self) -> list[int] | None:
         """`map=`: the tree classes that the output classes stand for (coco9k.map)."""
