@@ -1,4 +1,6 @@
 """[avgpool]: the mean of each channel (global average pooling)."""
+import numpy as np
+
 from .base import Layer
 
 
@@ -19,3 +21,17 @@ class Avgpool(Layer):
         out = step.out.reshape(step.out.shape[0], -1)
         step.kernels.avgpool(step.x, out, step.numerics.reciprocal, step.numerics.ftz)
         return step.out
+
+    def backward(self, step):
+        """prev_delta += delta / (h*w): under -Ofast times the float reciprocal."""
+        prev = step.source_deltas[0]
+        if prev is None:
+            return
+        c, h, w = self.in_shape
+        n = step.delta.shape[0]
+        delta = step.delta.reshape(n, c, 1)
+        if step.numerics.reciprocal:
+            share = delta * (np.float32(1) / np.float32(h * w))
+        else:
+            share = delta / np.float32(h * w)
+        prev.reshape(n, c, h * w)[...] += share

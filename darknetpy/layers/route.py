@@ -41,3 +41,13 @@ class Route(Layer):
         if self.aliases:
             return step.x
         return step.kernels.route(step.inputs, step.out)
+
+    def backward(self, step):
+        """For each source in cfg order and each image, its slice of the delta added."""
+        start = 0
+        for x, prev in zip(step.inputs, step.source_deltas):
+            c = x.shape[1]
+            if prev is not None:
+                for b in range(prev.shape[0]):
+                    prev[b] += step.delta[b, start:start + c]
+            start += c

@@ -1,0 +1,266 @@
+"""Darknet's training arithmetic on the CPU: reductions, GEMMs, col2im, pooling.
+
+Every function follows the loop order of Darknet's C source or, where `vector` is set,
+what gcc -Ofast made of it (see ../shared/reference-train/README.md "Vectorised
+reductions"): the H4 pattern (four float lanes over the first 4*floor(n/4) elements,
+combined (v0 + v2) + (v1 + v3), the rest added one by one) and gemm_nt's variant that
+folds the remainder into the lanes. No fastmath: each operation rounds as in C.
+"""
+import numpy as np
+from numba import njit
+
+F32 = np.float32
+FLT_MAX = F32(3.4028234663852886e38)
+
+
+@njit(inline="always", fastmath=False)
+def _h4(a, start, n):
+    """The four lanes of a[start:start + 4*floor(n/4)] combined: (v0 + v2) + (v1 + v3)."""
+    v0 = v1 = v2 = v3 = F32(0.0)
+    for k in range(start, start + n - n % 4, 4):
+        v0 += a[k]
+        v1 += a[k + 1]
+        v2 += a[k + 2]
+        v3 += a[k + 3]
+    return (v0 + v2) + (v1 + v3)
+
+
+@njit(cache=True, fastmath=False)
+def sum_array(a, vector):
+    """Darknet's sum_array: H4 + tail under -Ofast, a sequential float sum without."""
+    n = a.size
+    s = _h4(a, 0, n) if vector else F32(0.0)
+    for k in range(n - n % 4 if vector else 0, n):
+        s += a[k]
+    return s
+
+
+@njit(cache=True, fastmath=False)
+def backward_bias(bias_updates, delta, vector):
+    """bias_updates[c] += sum_array(delta[b, c]) for each image b, channel c (delta (n, c, s))."""
+    for b in range(delta.shape[0]):
+        for c in range(delta.shape[1]):
+            bias_updates[c] += sum_array(delta[b, c], vector)
+
+
+@njit(cache=True, fastmath=False)
+def backward_scale(x_norm, delta, vector, scale_updates):
+    """backward_scale_cpu: per channel s = 0; per image s += H4 of delta*x_norm, then the
+    tail products one by one (sequential without `vector`); scale_updates[c] += s."""
+    n, c, spatial = delta.shape
+    prod = np.empty(spatial, np.float32)
+    for f in range(c):
+        s = F32(0.0)
+        for b in range(n):
+            for k in range(spatial):
+                prod[k] = delta[b, f, k] * x_norm[b, f, k]
+            head = spatial - spatial % 4 if vector else 0
+            if vector:
+                s = s + _h4(prod, 0, spatial)
+            for k in range(head, spatial):
+                s += prod[k]
+        scale_updates[f] += s
+
+
+@njit(cache=True, fastmath=False)
+def mean_variance(x, mean, variance):
+    """Batch statistics of x (n, c, s): sequential float sums in (b, s) order, mean times
+    f32(1/(n*s)), variance accumulated in double and rounded each step, times f32(1/(n*s - 1))."""
+    n, c, spatial = x.shape
+    scale = F32(1.0 / (n * spatial))
+    vscale = F32(1.0 / (n * spatial - 1))
+    for f in range(c):
+        s = F32(0.0)
+        for b in range(n):
+            for k in range(spatial):
+                s += x[b, f, k]
+        m = s * scale
+        mean[f] = m
+        acc = F32(0.0)
+        for b in range(n):
+            for k in range(spatial):
+                d = np.float64(x[b, f, k] - m)
+                acc = F32(np.float64(acc) + d * d)
+        variance[f] = acc * vscale
+
+
+@njit(cache=True, fastmath=False)
+def normalize(x, mean, variance, vector, out):
+    """normalize_cpu: f32((x - mean) / (sqrt(var) + 1e-6f)) in double; under -Ofast the
+    first 4*floor(s/4) of each row multiply by the double reciprocal."""
+    n, c, spatial = x.shape
+    eps = np.float64(F32(1e-6))
+    head = spatial - spatial % 4 if vector else 0
+    for b in range(n):
+        for f in range(c):
+            den = np.sqrt(np.float64(variance[f])) + eps
+            inv = 1.0 / den
+            m = mean[f]
+            for k in range(head):
+                out[b, f, k] = F32(np.float64(x[b, f, k] - m) * inv)
+            for k in range(head, spatial):
+                out[b, f, k] = F32(np.float64(x[b, f, k] - m) / den)
+
+
+@njit(cache=True, fastmath=False)
+def batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta):
+    """mean_delta_cpu and variance_delta_cpu (sequential sums in (b, s) order); under
+    -Ofast pow(e, -1.5) is 1/(e*sqrt(e)) and the -0.5 multiplies first."""
+    n, c, spatial = x.shape
+    for f in range(c):
+        s1 = F32(0.0)
+        for b in range(n):
+            for k in range(spatial):
+                s1 += delta[b, f, k]
+        e = np.float64(variance[f] + F32(1e-5))
+        mean_delta[f] = F32(np.float64(s1) * (-1.0 / np.sqrt(e)))
+        s2 = F32(0.0)
+        m = mean[f]
+        for b in range(n):
+            for k in range(spatial):
+                s2 += (x[b, f, k] - m) * delta[b, f, k]
+        if vector:
+            variance_delta[f] = F32((np.float64(s2) * -0.5) * (1.0 / (e * np.sqrt(e))))
+        else:
+            variance_delta[f] = F32(np.float64(s2) * (-0.5 * e ** -1.5))
+
+
+@njit(cache=True, fastmath=False)
+def normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta):
+    """normalize_delta_cpu in place on delta (n, c, s). -Ofast: three groupings (the
+    vectorised head of each row, its tail, rows of at most 3); else the C expression."""
+    n, c, spatial = x.shape
+    count = n * spatial
+    inv_n = 1.0 / np.float64(count)
+    two_n = inv_n + inv_n
+    head = spatial - spatial % 4 if spatial > 3 else 0
+    for b in range(n):
+        for f in range(c):
+            e = np.float64(variance[f] + F32(1e-5))
+            sq = np.sqrt(e)
+            vd = np.float64(variance_delta[f])
+            m = mean[f]
+            if vector:
+                cm = np.float64(mean_delta[f] * F32(F32(1.0) / F32(count)))
+                inv_sq = 1.0 / sq
+                vdn = (vd + vd) * inv_n
+                if spatial > 3:
+                    for k in range(head):
+                        d = np.float64(x[b, f, k] - m)
+                        delta[b, f, k] = F32(d * vdn + (np.float64(delta[b, f, k]) * inv_sq + cm))
+                    for k in range(head, spatial):
+                        d = np.float64(x[b, f, k] - m)
+                        delta[b, f, k] = F32(((d * vd) * two_n + cm) + np.float64(delta[b, f, k]) / sq)
+                else:
+                    for k in range(spatial):
+                        d = np.float64(x[b, f, k] - m)
+                        delta[b, f, k] = F32((d * vd) * two_n + (np.float64(delta[b, f, k]) / sq + cm))
+            else:
+                cm = np.float64(mean_delta[f] / F32(count))
+                for k in range(spatial):
+                    d = np.float64(x[b, f, k] - m)
+                    delta[b, f, k] = F32((np.float64(delta[b, f, k]) / sq + ((vd * 2.0) * d) / count) + cm)
+
+
+@njit(cache=True, fastmath=False)
+def gemm_nt_add(a, b, vector, c):
+    """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1):
+    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern)."""
+    m, k = a.shape
+    n = b.shape[0]
+    head = k - k % 4
+    rem = k % 4
+    for i in range(m):
+        for j in range(n):
+            if vector:
+                v0 = v1 = v2 = v3 = F32(0.0)
+                for t in range(0, head, 4):
+                    v0 += b[j, t] * a[i, t]
+                    v1 += b[j, t + 1] * a[i, t + 1]
+                    v2 += b[j, t + 2] * a[i, t + 2]
+                    v3 += b[j, t + 3] * a[i, t + 3]
+                if rem == 0:
+                    s = (v0 + v2) + (v1 + v3)
+                elif rem == 1:
+                    s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
+                else:
+                    s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
+                    if rem == 3:
+                        s = s + b[j, head + 2] * a[i, head + 2]
+            else:
+                s = F32(0.0)
+                for t in range(k):
+                    s += a[i, t] * b[j, t]
+            c[i, j] = s + c[i, j]
+
+
+@njit(cache=True, fastmath=False)
+def gemm_tn_beta0(a, b, c):
+    """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
+    c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N)."""
+    kk, m = a.shape
+    n = b.shape[1]
+    for i in range(m):
+        for j in range(n):
+            c[i, j] = c[i, j] * F32(0.0)
+        for k in range(kk):
+            w = a[k, i]
+            for j in range(n):
+                c[i, j] += w * b[k, j]
+
+
+@njit(cache=True, fastmath=False)
+def col2im_add(col, c, h, w, size, stride, pad, im):
+    """col2im_cpu: each im2col row (channel, ky, kx) in order added into im (c, h, w)."""
+    out_h = (h + 2 * pad - size) // stride + 1
+    out_w = (w + 2 * pad - size) // stride + 1
+    for row in range(c * size * size):
+        kx = row % size
+        ky = (row // size) % size
+        ch = row // size // size
+        for y in range(out_h):
+            iy = ky + y * stride - pad
+            if iy < 0 or iy >= h:
+                continue
+            for x in range(out_w):
+                ix = kx + x * stride - pad
+                if 0 <= ix < w:
+                    im[ch, iy, ix] += col[row, y * out_w + x]
+
+
+@njit(cache=True, fastmath=False)
+def maxpool_indexes(x, size, stride, pad, out, indexes):
+    """forward_maxpool_layer: out and the flat input index (image offset included) of the
+    first strict maximum in window order; taps outside the input are -FLT_MAX."""
+    nb, c, h, w = x.shape
+    _, _, out_h, out_w = out.shape
+    off = -(pad // 2)
+    flat = x.reshape(-1)
+    for b in range(nb):
+        for k in range(c):
+            for i in range(out_h):
+                for j in range(out_w):
+                    best = -FLT_MAX
+                    best_i = -1
+                    for dy in range(size):
+                        for dx in range(size):
+                            cy = off + i * stride + dy
+                            cx = off + j * stride + dx
+                            index = cx + w * (cy + h * (k + b * c))
+                            valid = 0 <= cy < h and 0 <= cx < w
+                            v = flat[index] if valid else -FLT_MAX
+                            if v > best:
+                                best = v
+                                best_i = index
+                    out[b, k, i, j] = best
+                    indexes[b, k, i, j] = best_i
+
+
+@njit(cache=True, fastmath=False)
+def maxpool_backward(indexes, delta, prev_delta):
+    """prev_delta[indexes[i]] += delta[i], i in increasing order."""
+    idx = indexes.reshape(-1)
+    d = delta.reshape(-1)
+    p = prev_delta.reshape(-1)
+    for i in range(idx.size):
+        p[idx[i]] += d[i]
