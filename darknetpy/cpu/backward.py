@@ -6,6 +6,8 @@ reductions"): the H4 pattern (four float lanes over the first 4*floor(n/4) eleme
 combined (v0 + v2) + (v1 + v3), the rest added one by one) and gemm_nt's variant that
 folds the remainder into the lanes. No fastmath: each operation rounds as in C.
 """
+import math
+
 import numpy as np
 from numba import njit
 
@@ -264,3 +266,24 @@ def maxpool_backward(indexes, delta, prev_delta):
     p = prev_delta.reshape(-1)
     for i in range(idx.size):
         p[idx[i]] += d[i]
+
+
+# f32(-_ZGVbN2v_log((double)p)) where it differs from f32(-log((double)p)): an exhaustive
+# run of glibc 2.36's libmvec over every positive finite float32 found these two, no more.
+LIBMVEC_LOG_LOSS = {float.fromhex("0x1.827a74p-7"): float.fromhex("0x1.1c2b1ep+2"),
+                    float.fromhex("0x1.2f1fd6p+3"): float.fromhex("-0x1.1fcbcep+1")}
+FLT_MIN = F32(1.1754943508222875e-38)
+
+
+def log_loss(p, vector: bool, ftz: bool) -> np.float32:
+    """softmax_x_ent_cpu's loss for a truth != 0: f32(-log((double)p)); `vector`: the
+    element is in the -Ofast loop's libmvec part (2-lane `_ZGVbN2v_log`); `ftz`: a
+    subnormal p reads as zero (DAZ)."""
+    p = float(np.float32(p))
+    if ftz and abs(p) < FLT_MIN:
+        p = math.copysign(0.0, p)
+    if vector and p in LIBMVEC_LOG_LOSS:
+        return F32(LIBMVEC_LOG_LOSS[p])
+    if p > 0:
+        return F32(-math.log(p))
+    return F32(math.inf if p == 0 else math.nan)

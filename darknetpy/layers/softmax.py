@@ -1,6 +1,4 @@
 """[softmax]: Darknet-19's classifier output (groups, temperature, optional tree)."""
-import math
-
 import numpy as np
 
 from ..cpu import backward as train_kernels
@@ -40,17 +38,18 @@ class Softmax(Layer):
         else:
             step.kernels.softmax(x, self.groups, self.temperature, out, vector, ftz)
         if step.train and step.truth is not None and not self.noloss:
-            self.cross_entropy(out, step.truth.reshape(out.shape), step.delta.reshape(out.shape), vector)
+            self.cross_entropy(out, step.truth.reshape(out.shape), step.delta.reshape(out.shape), vector, ftz)
         return step.out
 
-    def cross_entropy(self, p, t, delta, vector):
+    def cross_entropy(self, p, t, delta, vector, ftz):
         """softmax_x_ent_cpu: delta = t - p; loss = t ? -log(p) : 0 (the double log rounded
-        to float); cost = sum_array(loss)."""
+        to float, see cpu/backward.log_loss); cost = sum_array(loss)."""
         np.subtract(t, p, out=delta)
         self.loss = np.zeros(p.shape, np.float32)
+        head = p.size - p.size % 4    # -Ofast: libmvec's log over the first 4*floor(n/4)
         for i, j in zip(*np.nonzero(t)):
-            v = float(p[i, j])
-            self.loss[i, j] = np.float32(-math.log(v) if v > 0 else (math.inf if v == 0 else math.nan))
+            lane = vector and i * p.shape[1] + j < head
+            self.loss[i, j] = train_kernels.log_loss(p[i, j], lane, ftz)
         self.cost = train_kernels.sum_array(self.loss.reshape(-1), vector)
 
     def backward(self, step):

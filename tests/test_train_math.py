@@ -1,5 +1,5 @@
-"""get_current_rate: every policy and burn_in with Darknet's C types (hand-computed
-values; the kit cases check steps with -1, burn_in and poly bit for bit)."""
+"""get_current_rate (every policy, burn_in, C types; hand-computed values; the kit cases
+check steps with -1, burn_in and poly bit for bit) and the softmax loss's libmvec log."""
 import math
 
 import numpy as np
@@ -66,3 +66,13 @@ def test_unknown_policy_goes_with_constant():
 def test_steps_without_scales_is_an_error():
     with pytest.raises(CfgError, match="steps and scales"):
         options("policy=steps\nsteps=1,2")
+
+
+def test_softmax_loss_log_follows_libmvec_where_it_differs_from_log():
+    from darknetpy.cpu.backward import log_loss
+    p = np.float32(float.fromhex("0x1.827a74p-7"))
+    assert log_loss(p, True, True) == np.float32(float.fromhex("0x1.1c2b1ep+2"))
+    assert log_loss(p, False, True) == np.float32(float.fromhex("0x1.1c2b2p+2"))
+    assert log_loss(np.float32(0.25), True, True) == np.float32(-np.log(0.25))
+    tiny = np.float32(1e-40)
+    assert log_loss(tiny, True, True) == np.inf and log_loss(tiny, True, False) == np.float32(-np.log(float(tiny)))
