@@ -11,6 +11,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import fpenv
+
 F32 = np.float32
 FLT_MAX = F32(3.4028234663852886e38)
 
@@ -38,17 +40,31 @@ def sum_array(a, vector):
 
 
 @njit(cache=True, fastmath=False)
-def backward_bias(bias_updates, delta, vector):
+def backward_bias(bias_updates, delta, vector, ftz):
     """bias_updates[c] += sum_array(delta[b, c]) for each image b, channel c (delta (n, c, s))."""
+    old = fpenv.enter(ftz)
+    _backward_bias(bias_updates, delta, vector)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _backward_bias(bias_updates, delta, vector):
     for b in range(delta.shape[0]):
         for c in range(delta.shape[1]):
             bias_updates[c] += sum_array(delta[b, c], vector)
 
 
 @njit(cache=True, fastmath=False)
-def backward_scale(x_norm, delta, vector, scale_updates):
+def backward_scale(x_norm, delta, vector, scale_updates, ftz):
     """backward_scale_cpu: per channel s = 0; per image s += H4 of delta*x_norm, then the
     tail products one by one (sequential without `vector`); scale_updates[c] += s."""
+    old = fpenv.enter(ftz)
+    _backward_scale(x_norm, delta, vector, scale_updates)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _backward_scale(x_norm, delta, vector, scale_updates):
     n, c, spatial = delta.shape
     prod = np.empty(spatial, np.float32)
     for f in range(c):
@@ -65,9 +81,16 @@ def backward_scale(x_norm, delta, vector, scale_updates):
 
 
 @njit(cache=True, fastmath=False)
-def mean_variance(x, mean, variance):
+def mean_variance(x, mean, variance, ftz):
     """Batch statistics of x (n, c, s): sequential float sums in (b, s) order, mean times
     f32(1/(n*s)), variance accumulated in double and rounded each step, times f32(1/(n*s - 1))."""
+    old = fpenv.enter(ftz)
+    _mean_variance(x, mean, variance)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _mean_variance(x, mean, variance):
     n, c, spatial = x.shape
     scale = F32(1.0 / (n * spatial))
     vscale = F32(1.0 / (n * spatial - 1))
@@ -87,9 +110,16 @@ def mean_variance(x, mean, variance):
 
 
 @njit(cache=True, fastmath=False)
-def normalize(x, mean, variance, vector, out):
+def normalize(x, mean, variance, vector, out, ftz):
     """normalize_cpu: f32((x - mean) / (sqrt(var) + 1e-6f)) in double; under -Ofast the
     first 4*floor(s/4) of each row multiply by the double reciprocal."""
+    old = fpenv.enter(ftz)
+    _normalize(x, mean, variance, vector, out)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _normalize(x, mean, variance, vector, out):
     n, c, spatial = x.shape
     eps = np.float64(F32(1e-6))
     head = spatial - spatial % 4 if vector else 0
@@ -105,9 +135,16 @@ def normalize(x, mean, variance, vector, out):
 
 
 @njit(cache=True, fastmath=False)
-def batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta):
+def batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta, ftz):
     """mean_delta_cpu and variance_delta_cpu (sequential sums in (b, s) order); under
     -Ofast pow(e, -1.5) is 1/(e*sqrt(e)) and the -0.5 multiplies first."""
+    old = fpenv.enter(ftz)
+    _batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta):
     n, c, spatial = x.shape
     for f in range(c):
         s1 = F32(0.0)
@@ -128,9 +165,16 @@ def batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delt
 
 
 @njit(cache=True, fastmath=False)
-def normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta):
+def normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta, ftz):
     """normalize_delta_cpu in place on delta (n, c, s). -Ofast: three groupings (the
     vectorised head of each row, its tail, rows of at most 3); else the C expression."""
+    old = fpenv.enter(ftz)
+    _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta):
     n, c, spatial = x.shape
     count = n * spatial
     inv_n = 1.0 / np.float64(count)
@@ -165,9 +209,16 @@ def normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta
 
 
 @njit(cache=True, fastmath=False)
-def gemm_nt_add(a, b, vector, c):
+def gemm_nt_add(a, b, vector, c, ftz):
     """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1):
     under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern)."""
+    old = fpenv.enter(ftz)
+    _gemm_nt_add(a, b, vector, c)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _gemm_nt_add(a, b, vector, c):
     m, k = a.shape
     n = b.shape[0]
     head = k - k % 4
@@ -197,9 +248,16 @@ def gemm_nt_add(a, b, vector, c):
 
 
 @njit(cache=True, fastmath=False)
-def gemm_tn_beta0(a, b, c):
+def gemm_tn_beta0(a, b, c, ftz):
     """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
     c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N)."""
+    old = fpenv.enter(ftz)
+    _gemm_tn_beta0(a, b, c)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _gemm_tn_beta0(a, b, c):
     kk, m = a.shape
     n = b.shape[1]
     for i in range(m):
@@ -212,8 +270,15 @@ def gemm_tn_beta0(a, b, c):
 
 
 @njit(cache=True, fastmath=False)
-def col2im_add(col, c, h, w, size, stride, pad, im):
+def col2im_add(col, c, h, w, size, stride, pad, im, ftz):
     """col2im_cpu: each im2col row (channel, ky, kx) in order added into im (c, h, w)."""
+    old = fpenv.enter(ftz)
+    _col2im_add(col, c, h, w, size, stride, pad, im)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _col2im_add(col, c, h, w, size, stride, pad, im):
     out_h = (h + 2 * pad - size) // stride + 1
     out_w = (w + 2 * pad - size) // stride + 1
     for row in range(c * size * size):
@@ -231,9 +296,16 @@ def col2im_add(col, c, h, w, size, stride, pad, im):
 
 
 @njit(cache=True, fastmath=False)
-def maxpool_indexes(x, size, stride, pad, out, indexes):
+def maxpool_indexes(x, size, stride, pad, out, indexes, ftz):
     """forward_maxpool_layer: out and the flat input index (image offset included) of the
     first strict maximum in window order; taps outside the input are -FLT_MAX."""
+    old = fpenv.enter(ftz)
+    _maxpool_indexes(x, size, stride, pad, out, indexes)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _maxpool_indexes(x, size, stride, pad, out, indexes):
     nb, c, h, w = x.shape
     _, _, out_h, out_w = out.shape
     off = -(pad // 2)
@@ -259,8 +331,15 @@ def maxpool_indexes(x, size, stride, pad, out, indexes):
 
 
 @njit(cache=True, fastmath=False)
-def maxpool_backward(indexes, delta, prev_delta):
+def maxpool_backward(indexes, delta, prev_delta, ftz):
     """prev_delta[indexes[i]] += delta[i], i in increasing order."""
+    old = fpenv.enter(ftz)
+    _maxpool_backward(indexes, delta, prev_delta)
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def _maxpool_backward(indexes, delta, prev_delta):
     idx = indexes.reshape(-1)
     d = delta.reshape(-1)
     p = prev_delta.reshape(-1)
@@ -287,3 +366,95 @@ def log_loss(p, vector: bool, ftz: bool) -> np.float32:
     if p > 0:
         return F32(-math.log(p))
     return F32(math.inf if p == 0 else math.nan)
+
+
+
+@njit(cache=True, fastmath=False)
+def axpy(alpha, x, y, ftz):
+    """y += alpha*x (flat float32 arrays), Darknet's axpy_cpu."""
+    old = fpenv.enter(ftz)
+    for i in range(y.size):
+        y[i] += alpha * x[i]
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def scal(alpha, x, ftz):
+    """x *= alpha, Darknet's scal_cpu."""
+    old = fpenv.enter(ftz)
+    for i in range(x.size):
+        x[i] *= alpha
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def scale_add_bias(x, scales, biases, use_scales, ftz):
+    """scale_bias (if use_scales) then add_bias over x (n, c, s)."""
+    old = fpenv.enter(ftz)
+    n, c, spatial = x.shape
+    for b in range(n):
+        for f in range(c):
+            for k in range(spatial):
+                v = x[b, f, k]
+                if use_scales:
+                    v = v * scales[f]
+                x[b, f, k] = v + biases[f]
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def scale_channels(x, scales, ftz):
+    """scale_bias on a delta (n, c, s)."""
+    old = fpenv.enter(ftz)
+    n, c, spatial = x.shape
+    for b in range(n):
+        for f in range(c):
+            for k in range(spatial):
+                x[b, f, k] *= scales[f]
+    fpenv.leave(old)
+
+
+LINEAR, LEAKY, LOGISTIC, RELU = 0, 1, 2, 3
+
+
+@njit(cache=True, fastmath=False)
+def gradient(out, delta, kind, vector, ftz):
+    """gradient_array on flat arrays: leaky delta *= (o > 0 ? 1 : .1f); relu (o > 0);
+    logistic (1-o)*o, under -Ofast as (1 - o)*(o*delta); linear: unchanged."""
+    old = fpenv.enter(ftz)
+    one = F32(1.0)
+    for i in range(delta.size):
+        o = out[i]
+        if kind == LEAKY:
+            delta[i] *= one if o > 0 else F32(0.1)
+        elif kind == RELU:
+            delta[i] *= one if o > 0 else F32(0.0)
+        elif kind == LOGISTIC:
+            if vector:
+                delta[i] = (one - o) * (o * delta[i])
+            else:
+                delta[i] *= (one - o) * o
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def add_into(x, y, scale, use_scale, divide, ftz):
+    """y += x (flat), or y += x * scale, or (divide) y += x / scale."""
+    old = fpenv.enter(ftz)
+    for i in range(y.size):
+        if divide:
+            y[i] += x[i] / scale
+        elif use_scale:
+            y[i] += x[i] * scale
+        else:
+            y[i] += x[i]
+    fpenv.leave(old)
+
+
+@njit(cache=True, fastmath=False)
+def subtract(t, p, out, ftz):
+    """out = t - p (flat), softmax_x_ent_cpu's delta."""
+    old = fpenv.enter(ftz)
+    for i in range(out.size):
+        out[i] = t[i] - p[i]
+    fpenv.leave(old)

@@ -1,6 +1,7 @@
 """[avgpool]: the mean of each channel (global average pooling)."""
 import numpy as np
 
+from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -29,9 +30,7 @@ class Avgpool(Layer):
             return
         c, h, w = self.in_shape
         n = step.delta.shape[0]
-        delta = step.delta.reshape(n, c, 1)
-        if step.numerics.reciprocal:
-            share = delta * (np.float32(1) / np.float32(h * w))
-        else:
-            share = delta / np.float32(h * w)
-        prev.reshape(n, c, h * w)[...] += share
+        delta = np.repeat(step.delta.reshape(n * c), h * w)
+        reciprocal = step.numerics.reciprocal
+        scale = np.float32(1) / np.float32(h * w) if reciprocal else np.float32(h * w)
+        train_kernels.add_into(delta, prev.reshape(-1), scale, True, not reciprocal, step.numerics.ftz)

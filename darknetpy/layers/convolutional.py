@@ -132,22 +132,22 @@ class Convolutional(Layer):
                                      self.out_shape[1:], step.workspace, step.numerics.exact, out[b],
                                      step.numerics.ftz)
         flat = out.reshape(n, self.filters, -1)
+        ftz = step.numerics.ftz
         saved = self.saved = {}
         if self.batch_normalize:
             saved["x"] = flat.copy()
             mean = np.empty(self.filters, np.float32)
             variance = np.empty(self.filters, np.float32)
-            train_kernels.mean_variance(saved["x"], mean, variance)
+            train_kernels.mean_variance(saved["x"], mean, variance, ftz)
             saved["mean"], saved["variance"] = mean, variance
             for name, stat in (("rolling_mean", mean), ("rolling_variance", variance)):
                 rolling = self.params[name].value
-                rolling *= np.float32(.99)
-                rolling += np.float32(.01) * stat
-            train_kernels.normalize(saved["x"], mean, variance, step.numerics.vector, flat)
+                train_kernels.scal(np.float32(.99), rolling, ftz)
+                train_kernels.axpy(np.float32(.01), stat, rolling, ftz)
+            train_kernels.normalize(saved["x"], mean, variance, step.numerics.vector, flat, ftz)
             saved["x_norm"] = flat.copy()
-            flat *= self.scales[None, :, None]
-        flat += self.biases[None, :, None]
-        activations.activate_array(flat.reshape(-1), self.activation, step.numerics.ftz)
+        train_kernels.scale_add_bias(flat, self.scales, self.biases, self.batch_normalize, ftz)
+        activations.activate_array(flat.reshape(-1), self.activation, ftz)
         return out
 
     def backward(self, step: Step):
@@ -155,22 +155,24 @@ class Convolutional(Layer):
         bias's) backward, weight gradients by gemm_nt and the input delta by gemm_tn
         (BETA 0) and col2im (or, for 1x1, into the previous delta directly)."""
         n = step.delta.shape[0]
-        vector = step.numerics.vector
+        vector, ftz = step.numerics.vector, step.numerics.ftz
         delta = step.delta.reshape(n, self.filters, -1)
-        gradient(step.out.reshape(delta.shape), delta, self.activation_name, vector, self.index)
+        if self.activation_name not in GRADIENTS:
+            raise DarknetError(f"layer {self.index} (convolutional): training with activation="
+                               f"{self.activation_name} is not supported")
+        train_kernels.gradient(step.out.reshape(-1), step.delta.reshape(-1), GRADIENTS[self.activation_name],
+                               vector, ftz)
         saved = self.saved
+        train_kernels.backward_bias(self.params["biases"].updates, delta, vector, ftz)
         if self.batch_normalize:
-            train_kernels.backward_bias(self.params["biases"].updates, delta, vector)
-            train_kernels.backward_scale(saved["x_norm"], delta, vector, self.params["scales"].updates)
-            delta *= self.scales[None, :, None]
+            train_kernels.backward_scale(saved["x_norm"], delta, vector, self.params["scales"].updates, ftz)
+            train_kernels.scale_channels(delta, self.scales, ftz)
             saved["mean_delta"] = np.empty(self.filters, np.float32)
             saved["variance_delta"] = np.empty(self.filters, np.float32)
             train_kernels.batchnorm_deltas(saved["x"], saved["mean"], saved["variance"], delta, vector,
-                                           saved["mean_delta"], saved["variance_delta"])
+                                           saved["mean_delta"], saved["variance_delta"], ftz)
             train_kernels.normalize_delta(saved["x"], saved["mean"], saved["variance"], saved["mean_delta"],
-                                          saved["variance_delta"], vector, delta)
-        else:
-            train_kernels.backward_bias(self.params["biases"].updates, delta, vector)
+                                          saved["variance_delta"], vector, delta, ftz)
         c, h, w = self.in_shape
         m, cg = self.filters // self.groups, c // self.groups
         k, spatial = cg * self.size * self.size, delta.shape[2]
@@ -185,30 +187,30 @@ class Convolutional(Layer):
                     col = x.reshape(k, spatial)
                 else:
                     im2col(x, self.size, self.stride, self.padding, col)
-                train_kernels.gemm_nt_add(d, col, vector, weight_updates[g * m:(g + 1) * m])
+                train_kernels.gemm_nt_add(d, col, vector, weight_updates[g * m:(g + 1) * m], ftz)
                 if prev is None:
                     continue
                 wg = self.weights[g * m:(g + 1) * m]
                 target = prev[b, g * cg:(g + 1) * cg]
                 if self.size == 1:
-                    train_kernels.gemm_tn_beta0(wg, d, target.reshape(k, spatial))
+                    train_kernels.gemm_tn_beta0(wg, d, target.reshape(k, spatial), ftz)
                 else:
-                    train_kernels.gemm_tn_beta0(wg, d, col)
-                    train_kernels.col2im_add(col, cg, h, w, self.size, self.stride, self.padding, target)
+                    train_kernels.gemm_tn_beta0(wg, d, col, ftz)
+                    train_kernels.col2im_add(col, cg, h, w, self.size, self.stride, self.padding, target, ftz)
 
-    def update(self, learning_rate, momentum, decay, batch):
+    def update(self, learning_rate, momentum, decay, batch, ftz=True):
         """update_convolutional_layer: biases, scales, then weights with decay, then the
         momentum scaling of each update buffer (float arithmetic, Darknet's order)."""
         f32 = np.float32
         lrb = f32(f32(learning_rate) / f32(batch))
         for name in ("biases", "scales") if self.batch_normalize else ("biases",):
             p = self.params[name]
-            p.value += lrb * p.updates
-            p.updates *= f32(momentum)
+            train_kernels.axpy(lrb, p.updates, p.value, ftz)
+            train_kernels.scal(f32(momentum), p.updates, ftz)
         p = self.params["weights"]
-        p.updates += f32(-f32(decay) * f32(batch)) * p.value
-        p.value += lrb * p.updates
-        p.updates *= f32(momentum)
+        train_kernels.axpy(f32(-f32(decay) * f32(batch)), p.value.reshape(-1), p.updates.reshape(-1), ftz)
+        train_kernels.axpy(lrb, p.updates.reshape(-1), p.value.reshape(-1), ftz)
+        train_kernels.scal(f32(momentum), p.updates.reshape(-1), ftz)
         self.version += 1
 
     def fuses(self, pool, kernels, exact) -> bool:
@@ -244,18 +246,6 @@ class Convolutional(Layer):
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
 
 
-def gradient(out, delta, name, vector, index):
-    """gradient_array in place on delta, from the activated output."""
-    f32 = np.float32
-    if name == "leaky":
-        delta *= np.where(out > 0, f32(1), f32(.1))
-    elif name == "relu":
-        delta *= (out > 0).astype(f32)
-    elif name == "logistic":
-        one = f32(1)
-        if vector:
-            np.copyto(delta, (one - out) * (out * delta))
-        else:
-            delta *= (one - out) * out
-    elif name != "linear":
-        raise DarknetError(f"layer {index} (convolutional): training with activation={name} is not supported")
+
+GRADIENTS = {"linear": train_kernels.LINEAR, "leaky": train_kernels.LEAKY, "logistic": train_kernels.LOGISTIC,
+             "relu": train_kernels.RELU}

@@ -30,11 +30,12 @@ class Maxpool(Layer):
     def forward(self, step):
         if step.train:
             self.indexes = np.empty(step.out.shape, np.int32)
-            train_kernels.maxpool_indexes(step.x, self.size, self.stride, self.padding, step.out, self.indexes)
+            train_kernels.maxpool_indexes(step.x, self.size, self.stride, self.padding, step.out, self.indexes,
+                                          step.numerics.ftz)
             return step.out
         return step.kernels.maxpool(step.x, self.size, self.stride, self.padding, step.out, step.numerics.ftz)
 
     def backward(self, step):
         """prev_delta[indexes[i]] += delta[i], in order (overlapping windows add again)."""
         if step.source_deltas[0] is not None:
-            train_kernels.maxpool_backward(self.indexes, step.delta, step.source_deltas[0])
+            train_kernels.maxpool_backward(self.indexes, step.delta, step.source_deltas[0], step.numerics.ftz)

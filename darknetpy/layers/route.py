@@ -1,5 +1,8 @@
 """[route]: the outputs of earlier layers, concatenated along channels."""
+import numpy as np
+
 from ..cfg import atoi
+from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -49,5 +52,6 @@ class Route(Layer):
             c = x.shape[1]
             if prev is not None:
                 for b in range(prev.shape[0]):
-                    prev[b] += step.delta[b, start:start + c]
+                    train_kernels.add_into(step.delta[b, start:start + c].reshape(-1), prev[b].reshape(-1),
+                                           np.float32(1), False, False, step.numerics.ftz)
             start += c

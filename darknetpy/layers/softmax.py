@@ -44,7 +44,7 @@ class Softmax(Layer):
     def cross_entropy(self, p, t, delta, vector, ftz):
         """softmax_x_ent_cpu: delta = t - p; loss = t ? -log(p) : 0 (the double log rounded
         to float, see cpu/backward.log_loss); cost = sum_array(loss)."""
-        np.subtract(t, p, out=delta)
+        train_kernels.subtract(t.reshape(-1), p.reshape(-1), delta.reshape(-1), ftz)
         self.loss = np.zeros(p.shape, np.float32)
         head = p.size - p.size % 4    # -Ofast: libmvec's log over the first 4*floor(n/4)
         for i, j in zip(*np.nonzero(t)):
@@ -57,4 +57,5 @@ class Softmax(Layer):
         if self.tree is not None:
             raise DarknetError(f"layer {self.index} (softmax): training with a tree is not supported")
         if step.source_deltas[0] is not None:
-            step.source_deltas[0].reshape(step.delta.shape[0], -1)[...] += step.delta.reshape(step.delta.shape[0], -1)
+            train_kernels.add_into(step.delta.reshape(-1), step.source_deltas[0].reshape(-1), np.float32(1), False,
+                                   False, step.numerics.ftz)

@@ -97,7 +97,7 @@ class TrainingExecutor:
         rate = self.rate()
         for layer in self.layers:
             if any(p.learned for p in layer.params.values()):
-                layer.update(rate, o.momentum, o.decay, o.batch * o.subdivisions)
+                layer.update(rate, o.momentum, o.decay, o.batch * o.subdivisions, self.numerics.ftz)
         self.t += 1
 
     def datum(self, x: np.ndarray, truth, stages=None) -> np.float32:
