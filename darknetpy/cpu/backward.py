@@ -9,7 +9,7 @@ folds the remainder into the lanes. No fastmath: each operation rounds as in C.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import fpenv
 
@@ -208,65 +208,64 @@ def _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delt
                     delta[b, f, k] = F32((np.float64(delta[b, f, k]) / sq + ((vd * 2.0) * d) / count) + cm)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def gemm_nt_add(a, b, vector, c, ftz):
     """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1):
-    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern)."""
-    old = fpenv.enter(ftz)
-    _gemm_nt_add(a, b, vector, c)
-    fpenv.leave(old)
+    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern).
+    Rows of c in parallel (each element's sum is the same), MXCSR set in each worker."""
+    for i in prange(a.shape[0]):
+        old = fpenv.enter(ftz)
+        _gemm_nt_row(a, b, vector, c, i)
+        fpenv.leave(old)
 
 
-@njit(cache=True, fastmath=False)
-def _gemm_nt_add(a, b, vector, c):
-    m, k = a.shape
+@njit(inline="always", fastmath=False)
+def _gemm_nt_row(a, b, vector, c, i):
+    k = a.shape[1]
     n = b.shape[0]
     head = k - k % 4
     rem = k % 4
-    for i in range(m):
-        for j in range(n):
-            if vector:
-                v0 = v1 = v2 = v3 = F32(0.0)
-                for t in range(0, head, 4):
-                    v0 += b[j, t] * a[i, t]
-                    v1 += b[j, t + 1] * a[i, t + 1]
-                    v2 += b[j, t + 2] * a[i, t + 2]
-                    v3 += b[j, t + 3] * a[i, t + 3]
-                if rem == 0:
-                    s = (v0 + v2) + (v1 + v3)
-                elif rem == 1:
-                    s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
-                else:
-                    s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
-                    if rem == 3:
-                        s = s + b[j, head + 2] * a[i, head + 2]
+    for j in range(n):
+        if vector:
+            v0 = v1 = v2 = v3 = F32(0.0)
+            for t in range(0, head, 4):
+                v0 += b[j, t] * a[i, t]
+                v1 += b[j, t + 1] * a[i, t + 1]
+                v2 += b[j, t + 2] * a[i, t + 2]
+                v3 += b[j, t + 3] * a[i, t + 3]
+            if rem == 0:
+                s = (v0 + v2) + (v1 + v3)
+            elif rem == 1:
+                s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
             else:
-                s = F32(0.0)
-                for t in range(k):
-                    s += a[i, t] * b[j, t]
-            c[i, j] = s + c[i, j]
+                s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
+                if rem == 3:
+                    s = s + b[j, head + 2] * a[i, head + 2]
+        else:
+            s = F32(0.0)
+            for t in range(k):
+                s += a[i, t] * b[j, t]
+        c[i, j] = s + c[i, j]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def gemm_tn_beta0(a, b, c, ftz):
     """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
-    c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N)."""
-    old = fpenv.enter(ftz)
-    _gemm_tn_beta0(a, b, c)
-    fpenv.leave(old)
-
-
-@njit(cache=True, fastmath=False)
-def _gemm_tn_beta0(a, b, c):
-    kk, m = a.shape
+    c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N). Rows of c
+    in parallel, MXCSR set in each worker."""
+    kk = a.shape[0]
     n = b.shape[1]
-    for i in range(m):
+    for i in prange(a.shape[1]):
+        old = fpenv.enter(ftz)
+        row = c[i]
         for j in range(n):
-            c[i, j] = c[i, j] * F32(0.0)
+            row[j] = row[j] * F32(0.0)
         for k in range(kk):
             w = a[k, i]
+            src = b[k]
             for j in range(n):
-                c[i, j] += w * b[k, j]
+                row[j] += w * src[j]
+        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
