@@ -144,6 +144,7 @@ class Convolutional(Layer):
                 rolling = self.params[name].value
                 train_kernels.scal(np.float32(.99), rolling, ftz)
                 train_kernels.axpy(np.float32(.01), stat, rolling, ftz)
+            self.version += 1    # the rolling statistics changed: inference prepares them again
             train_kernels.normalize(saved["x"], mean, variance, step.numerics.vector, flat, ftz)
             saved["x_norm"] = flat.copy()
         train_kernels.scale_add_bias(flat, self.scales, self.biases, self.batch_normalize, ftz)

@@ -126,4 +126,5 @@ class Trainer:
             return (f"{b}: {c_float(loss)}, {c_float(self.avg_loss)} avg, {rate} rate, "
                     f"{b * self.rows} images")
         epoch = F32(F32(self.seen) / F32(images))
-        return f"{b}, {float(epoch):.3f}: {c_float(loss)}, {c_float(self.avg_loss)} avg, {rate} rate, {self.seen} images"
+        return (f"{b}, {float(epoch):.3f}: {c_float(loss)}, {c_float(self.avg_loss)} avg, {rate} rate, "
+                f"{self.seen} images")
