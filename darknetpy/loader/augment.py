@@ -34,19 +34,20 @@ def write_rcpps_table(manifest_path: str) -> None:
         f.write(table + "\n")
 
 
+def rcpps_values() -> np.ndarray:
+    """The table as float32 values (what the kernels index)."""
+    return rcpps_table().view(np.float32)
+
+
 @njit(cache=True, error_model="numpy")
 def _rcpps(x, table):
-    bits = np.array([x], np.float32).view(np.uint32)[0]
-    exp = (bits >> 23) & 0xFF
-    if exp == 0:
+    """rcpps(x) = T[top 12 mantissa bits] * 2^-exponent (x normal, as in the data path)."""
+    if x == 0:
         return np.float32(np.inf)
-    t = table[(bits >> 11) & 0xFFF]
-    scale_bits = np.array([np.uint32((254 - exp) << 23)], np.uint32).view(np.float32)[0]
-    tv = np.array([t], np.uint32).view(np.float32)[0]
-    r = np.float32(tv * scale_bits)
-    if bits >> 31:
-        r = -r
-    return r
+    m, e = math.frexp(abs(np.float64(x)))
+    k = int((2.0 * m - 1.0) * 4096.0)
+    r = np.float32(math.ldexp(np.float64(table[k]), 1 - e))
+    return r if x > 0 else -r
 
 
 @njit(cache=True, error_model="numpy")
