@@ -30,7 +30,8 @@ def measure(paths, size, n, batches, workers, step):
     from darknetpy.loader import Loader
 
     with Loader(paths, "detection", args_for(size, n), seed=1, workers=workers) as loader:
-        loader.load(size, size)                      # warm-up: compile, spawn, decode cache
+        for _ in range(max(1, workers)):             # warm-up: compile, spawn, each worker's decode cache
+            loader.load(size, size)
         waited = 0.0
         start = time.perf_counter()
         for _ in range(batches):
