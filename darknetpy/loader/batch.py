@@ -18,6 +18,21 @@ def f32(value) -> np.float32:
     return _F32(float(value))
 
 
+_TREES: dict = {}
+
+
+def hierarchy_of(args: dict):
+    """The classifier's label tree when args names one (`tree`: a path), read once."""
+    path = args.get("tree")
+    if not path:
+        return None
+    if path not in _TREES:
+        from ..tree import read_tree
+
+        _TREES[path] = read_tree(path)
+    return _TREES[path]
+
+
 def load_call(rng: GlibcRand, kind: str, paths: list[str], args: dict, n: int, w: int, h: int, stock: bool,
               labels: list[str] | None, images: ImageSource, warn=None, warned: set | None = None):
     """One call of the kind's Darknet function for n images: X, y, paths drawn."""
@@ -35,7 +50,7 @@ def load_call(rng: GlibcRand, kind: str, paths: list[str], args: dict, n: int, w
             lo, hi = int(args.get("min", size)), int(args.get("max", size))
         return load_data_augment(rng, paths, n, labels, lo, hi, size, f32(args.get("angle", 0)),
                                  f32(args.get("aspect", 1)), f32(args.get("hue", 0)), f32(args.get("saturation", 1)),
-                                 f32(args.get("exposure", 1)), stock, images, warn)
+                                 f32(args.get("exposure", 1)), stock, images, warn, hierarchy=hierarchy_of(args))
     if kind == "classification_old":
         return load_data_old(rng, paths, n, labels, w, h, images, warn)
     raise ValueError(f"unknown loader kind {kind!r}")
