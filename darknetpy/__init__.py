@@ -5,6 +5,7 @@
 """
 from .errors import CfgError, DarknetError, DataError, ImageError, WeightsError
 from .network import NUMERICS, Network
+from .train import Trainer
 
 __version__ = "0.1.0"
 
@@ -16,4 +17,4 @@ def load(cfg: str, weights: str | None = None, numerics: str = "darknet", compat
     return Network(cfg, weights, numerics=numerics, compat=compat, device=device)
 
 
-__all__ = ["load", "Network", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError"]
+__all__ = ["load", "Network", "Trainer", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError"]

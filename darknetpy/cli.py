@@ -381,6 +381,12 @@ def _writable_file(path: str) -> None:
         raise DarknetError(f"{path}: cannot write: the folder {folder} is not writable")
 
 
+def cmd_dump_train(args) -> int:
+    from .train.dump import cmd_dump_train as run
+
+    return run(args)
+
+
 def cmd_export(args) -> int:
     from .export import save_onnx
     from .network import Network
@@ -500,6 +506,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for input.npy, layer_NNN.npy, layers.json")
     _numerics_args(p)
     p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("dump-train", help="train K datums as the training kit does and write every tensor's SHA-256 "
+                                          "per stage (stages.json), final.weights and lines.txt")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("--x", required=True, metavar="X.npy", help="the inputs: batch x subdivisions rows")
+    p.add_argument("--y", required=True, metavar="Y.npy", help="the truths, one row per input")
+    p.add_argument("--datums", type=_positive, default=1, metavar="K", help="datums to train (1)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for stages.json, final.weights, lines.txt")
+    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet")
+    p.add_argument("--compat", choices=("darknet-cpu",), default=None,
+                   help="darknet-cpu: the stock CPU build (empty region backward, YOLO9000's NaN tree)")
+    p.set_defaults(func=cmd_dump_train)
 
     p = sub.add_parser("export", help="write the network as an ONNX model, Darknet's semantics kept "
                                       "(--decode: boxes and scores)")

@@ -103,7 +103,11 @@ class TrainingExecutor:
     def datum(self, x: np.ndarray, truth, stages=None) -> np.float32:
         """train_network_datum on one datum x (batch, c, h, w) and truth (batch, truths);
         `stages(name)`, if given, is called after the forward, backward and update."""
-        self.seen += self.options.batch
+        n = self.options.batch
+        x = np.ascontiguousarray(x, np.float32).reshape(n, *self.model.options.input_shape)
+        if truth is not None:
+            truth = np.ascontiguousarray(truth, np.float32).reshape(n, -1)
+        self.seen += n
         self.forward(x, truth)
         if stages:
             stages("forward")

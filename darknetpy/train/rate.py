@@ -99,4 +99,5 @@ def current_rate(o: TrainOptions, batch_num: int, rng: random.Random | None = No
         return F32(float(lr) * math.pow(float(F32(rng.random())), float(o.power)))
     # sigmoid: (batch_num - step) is unsigned, then converted to float
     z = F32(o.gamma * F32((batch_num - o.step) % SIZE_T))
-    return F32(float(lr) * (1.0 / (1.0 + math.exp(float(z)))))
+    e = math.exp(float(z)) if z < 709 else math.inf
+    return F32(float(lr) * (1.0 / (1.0 + e)))

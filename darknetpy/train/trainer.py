@@ -109,11 +109,15 @@ class Trainer:
             rows = slice(i * batch, (i + 1) * batch)
             total = F32(total + self.datum(X[rows], y[rows], stages))
         loss = F32(total / F32(n * batch))
+        self.finish_call(loss, len(X) if images is None else images)
+        return loss
+
+    def finish_call(self, loss, images: int) -> None:
+        """After a train_network body: the trainer's running average and its log line."""
         if self.avg_loss < 0:
             self.avg_loss = loss
         self.avg_loss = F32(float(self.avg_loss) * .9 + float(loss) * .1)
-        self.log(self.log_line(loss, len(X) if images is None else images))
-        return loss
+        self.log(self.log_line(loss, images))
 
     def log_line(self, loss, images: int) -> str:
         """train_detector's or train_classifier's line, without its seconds field."""
