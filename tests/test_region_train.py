@@ -173,10 +173,10 @@ def test_prior_term_stops_at_12800_seen(tmp_path):
 def test_one_truth(tmp_path, rescore):
     """Truth (0.3, 0.6, ~0.4, 0.5, class 1): cell i = (int)(0.3*2) = 0, j = (int)(0.6*2) = 1;
     with bias_match, anchor 0 (1x1 on a 2-grid: 0.5 x 0.5) overlaps it best. The width is
-    one whose logf(w*2) differs from (float)log((double)(w*2)) (the -Ofast tw)."""
+    one whose logf(w*2) differs from (float)log((double)(w*2)) in the delta (the -Ofast tw)."""
     layer = region_layer(tmp_path, extra=f"bias_match=1\nrescore={rescore}\n")
     x = inputs(layer)
-    box = [F(0.3), F(0.6), F(float.fromhex("0x1.99a2c6p-2")), F(0.5)]
+    box = [F(0.3), F(0.6), F(float.fromhex("0x1.99a2dap-2")), F(0.5)]
     out, delta, lines, _ = train(layer, x, [[box + [F(1)]]])
     o, d = entries(out, layer)[0], entries(delta, layer)[0]
     cell = 1 * 2 + 0
