@@ -304,7 +304,7 @@ def test_backward_stock_cpu_is_empty(tmp_path):
 
 # -- the training kit: the region layer of every detector case and flavor
 
-TRAIN_KIT = Path(__file__).resolve().parents[1].parent / "shared" / "reference-train"
+TRAIN_KIT = Path(os.environ.get("DARKNETPY_TRAIN_KIT", kit.REPO.parent / "shared" / "reference-train"))
 # flavor -> (numerics, compat, region backward as Darknet's CPU build: empty)
 FLAVORS = {"stock": ("darknet", "darknet-cpu"), "O2": ("ieee", "darknet-cpu"),
            "region-backward": ("darknet", None), "O2-region-backward": ("ieee", None),
