@@ -118,3 +118,19 @@ def test_gemm_nt_lanes_and_remainders(k, vector, m):
     got = c.copy()
     gemm_nt_add(a, b, vector, got, True)
     assert np.array_equal(got.view(np.uint32), gemm_nt_reference(a, b, vector, c).view(np.uint32))
+
+
+@pytest.mark.parametrize("columns", [5, 80])    # both forms of cpu/backward.gemm_tn_beta0
+def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(columns):
+    from darknetpy.cpu.backward import gemm_tn_beta0
+    rng = np.random.default_rng(columns)
+    a, b = np.abs(rng.standard_normal((6, 7))).astype(F32), rng.standard_normal((6, columns)).astype(F32)
+    c = rng.standard_normal((7, columns)).astype(F32)
+    b[:, 0] = -0.0      # column 0: every product -0, and c*0 = -0 where c < 0
+    c[:, 0] = -np.abs(c[:, 0])
+    want = c * F32(0)
+    for k in range(6):
+        want = want + a[k][:, None] * b[k][None, :]
+    gemm_tn_beta0(a, b, c, True)
+    assert np.array_equal(c.view(np.uint32), want.view(np.uint32))
+    assert np.signbit(c[:, 0]).all()

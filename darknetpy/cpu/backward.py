@@ -299,8 +299,40 @@ def _gemm_nt_column(at, b, vector, c, lanes, j, head, rem):
         c[i, j] = s + c[i, j]
 
 
-@njit(cache=True, parallel=True, fastmath=False)
 def gemm_tn_beta0(a, b, c, ftz):
+    """Darknet's gemm with TA=1, BETA=0 (see `gemm_tn_rows`); for a narrow c (few
+    columns: the late layers' small feature maps) computed transposed, so that the
+    inner loop runs along c's many rows. The same operations per element."""
+    if c.shape[1] >= NARROW_COLUMNS:
+        gemm_tn_rows(a, b, c, ftz)
+        return
+    ct = np.ascontiguousarray(c.T)
+    _gemm_tn_transposed(a, np.ascontiguousarray(b.T), ct, ftz)
+    c[...] = ct.T
+
+
+NARROW_COLUMNS = 64
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def _gemm_tn_transposed(a, bt, ct, ftz):
+    """ct[j, i] = ct[j, i]*0, then += a[k, i]*bt[j, k] for k in order; columns in parallel."""
+    kk = a.shape[0]
+    for j in prange(ct.shape[0]):
+        old = fpenv.enter(ftz)
+        row = ct[j]
+        for i in range(row.size):
+            row[i] = row[i] * F32(0.0)
+        for k in range(kk):
+            w = bt[j, k]
+            src = a[k]
+            for i in range(row.size):
+                row[i] += src[i] * w
+        fpenv.leave(old)
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def gemm_tn_rows(a, b, c, ftz):
     """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
     c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N). Rows of c
     in parallel, MXCSR set in each worker."""
