@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classification import load_data_augment, load_data_old
-from .detection import load_data_detection
+from .detection import load_data_detection, run_parallel
 from .images import ImageSource
 from .rand import GlibcRand
 
@@ -34,12 +34,14 @@ def hierarchy_of(args: dict):
 
 
 def load_call(rng: GlibcRand, kind: str, paths: list[str], args: dict, n: int, w: int, h: int, stock: bool,
-              labels: list[str] | None, images: ImageSource, warn=None, warned: set | None = None):
-    """One call of the kind's Darknet function for n images: X, y, paths drawn."""
+              labels: list[str] | None, images: ImageSource, warn=None, warned: set | None = None,
+              defer: list | None = None):
+    """One call of the kind's Darknet function for n images: X, y, paths drawn (detection
+    with `defer`: X filled when the deferred pixel work runs)."""
     if kind == "detection":
         return load_data_detection(rng, paths, n, w, h, int(args.get("boxes", 30)), f32(args.get("jitter", .2)),
                                    f32(args.get("hue", 0)), f32(args.get("saturation", 1)),
-                                   f32(args.get("exposure", 1)), stock, images, warn, warned)
+                                   f32(args.get("exposure", 1)), stock, images, warn, warned, defer)
     labels = labels or []
     if kind == "classification":
         size = w
@@ -62,11 +64,13 @@ def load_threads(rng: GlibcRand, kind: str, paths: list[str], args: dict, w: int
     n = int(args["n"])
     threads = max(1, int(args.get("threads", 1)))
     parts = []
+    deferred: list = []
     for t in range(threads):
         count = (t + 1) * n // threads - t * n // threads
         if count == 0 and threads > 1:
             continue
-        parts.append(load_call(rng, kind, paths, args, count, w, h, stock, labels, images, warn, warned))
+        parts.append(load_call(rng, kind, paths, args, count, w, h, stock, labels, images, warn, warned, deferred))
+    run_parallel(lambda item: item[0](item[1]), deferred)
     parts.reverse()
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])

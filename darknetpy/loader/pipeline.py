@@ -73,6 +73,9 @@ def from_shared(ref: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 def _worker(kind, paths, args, stock, labels, tasks, results):
     """A fast-mode worker: (batch, w, h, seed) -> (batch, w, h, shared block, warnings, error)."""
+    from .detection import set_augment_threads
+
+    set_augment_threads(1)
     images = ImageSource(paths)
     warned: set = set()
     while True:
