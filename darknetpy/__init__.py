@@ -6,6 +6,7 @@
 from .errors import (CfgError, CfgNotFoundError, DarknetError, DataError, DataNotFoundError, ImageError,
                      ImageNotFoundError, WeightsError, WeightsNotFoundError)
 from .network import NUMERICS, Network
+from .train import Trainer
 
 __version__ = "0.1.0"
 
@@ -20,5 +21,5 @@ def load(cfg: str, weights: str | None = None, numerics: str = "darknet", compat
                    allow_extra_weights=allow_extra_weights)
 
 
-__all__ = ["load", "Network", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError", "DataError",
-           "CfgNotFoundError", "WeightsNotFoundError", "ImageNotFoundError", "DataNotFoundError"]
+__all__ = ["load", "Network", "Trainer", "NUMERICS", "DarknetError", "CfgError", "WeightsError", "ImageError",
+           "DataError", "CfgNotFoundError", "WeightsNotFoundError", "ImageNotFoundError", "DataNotFoundError"]

@@ -406,6 +406,18 @@ def _export_names(net, args) -> list[str] | None:
     return names if len(names) >= net.classes else None
 
 
+def cmd_dump_train(args) -> int:
+    from .train.dump import cmd_dump_train as run
+
+    return run(args)
+
+
+def cmd_dump_batch(args) -> int:
+    from .loader.dump import run
+
+    return run(args)
+
+
 def cmd_export(args) -> int:
     from .export import save_onnx
     from .network import Network
@@ -572,6 +584,34 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "(earlier layer_NNN.npy files there are removed)")
     _numerics_args(p)
     p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("dump-train", help="train K datums as the training kit does and write every tensor's SHA-256 "
+                                          "per stage (stages.json), final.weights and lines.txt",
+                       description="Train K datums from fixed inputs as Darknet's train_network does and write "
+                                   "the SHA-256 of every layer's tensors at every stage (DIR/stages.json), the "
+                                   "weights saved at the end (DIR/final.weights) and the printed lines "
+                                   "(DIR/lines.txt), for diffing against your own Darknet build.")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file (its [net] training keys are used)")
+    p.add_argument("weights", metavar="WEIGHTS", help="the starting .weights file")
+    p.add_argument("--x", required=True, metavar="X.npy", help="the inputs: batch x subdivisions rows")
+    p.add_argument("--y", required=True, metavar="Y.npy", help="the truths, one row per input")
+    p.add_argument("--datums", type=_positive, default=1, metavar="K", help="datums to train (1)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for stages.json, final.weights, lines.txt")
+    p.add_argument("--numerics", choices=("darknet", "ieee", "fast"), default="darknet",
+                   help="darknet: the stock -Ofast build; ieee: built without fast-math (the kit's O2); "
+                        "fast: not bit-exact")
+    p.add_argument("--compat", choices=("darknet-cpu",), default=None,
+                   help="darknet-cpu: the stock CPU build (empty region backward, YOLO9000's NaN tree)")
+    p.set_defaults(func=cmd_dump_train)
+
+    p = sub.add_parser("dump-batch", help="one training-data loader call after srand(S): X.npy, y.npy, batch.json",
+                       description="One call of Darknet's training-data loader after srand(S), run from the "
+                                   "folder the list's paths are relative to: writes DIR/X.npy, DIR/y.npy and "
+                                   "DIR/batch.json (the paths picked, rand() calls, the next rand()).")
+    from .loader.dump import add_arguments as dump_batch_arguments
+
+    dump_batch_arguments(p)
+    p.set_defaults(func=cmd_dump_batch)
 
     p = sub.add_parser("export", help="write the network as an ONNX model, Darknet's semantics kept "
                                       "(--decode: boxes and scores)",

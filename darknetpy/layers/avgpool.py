@@ -1,4 +1,7 @@
 """[avgpool]: the mean of each channel (global average pooling)."""
+import numpy as np
+
+from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -19,3 +22,15 @@ class Avgpool(Layer):
         out = step.out.reshape(step.out.shape[0], -1)
         step.kernels.avgpool(step.x, out, step.numerics.reciprocal, step.numerics.ftz)
         return step.out
+
+    def backward(self, step):
+        """prev_delta += delta / (h*w): under -Ofast times the float reciprocal."""
+        prev = step.source_deltas[0]
+        if prev is None:
+            return
+        c, h, w = self.in_shape
+        n = step.delta.shape[0]
+        delta = np.repeat(step.delta.reshape(n * c), h * w)
+        reciprocal = step.numerics.reciprocal
+        scale = np.float32(1) / np.float32(h * w) if reciprocal else np.float32(h * w)
+        train_kernels.add_into(delta, prev.reshape(-1), scale, True, not reciprocal, step.numerics.ftz)

@@ -77,6 +77,14 @@ class Step:
     numerics: Numerics
     workspace: object = None
     state: object = None
+    train: bool = False          # Darknet's net->train: training-mode forward
+    delta: object = None         # this layer's delta (n, *out_shape) float32; zeroed by the executor
+                                 # just before this layer's forward (Darknet's forward_network fill_cpu)
+    source_deltas: list = None   # the sources' deltas in `sources` order; None entries where Darknet
+                                 # has no delta (the network input: layer 0 computes no input delta)
+    truth: object = None         # net->truth for this datum: (n, truths) float32 (region: 30*5 per image)
+    seen: int = 0                # *net->seen after this datum's increment
+    log: object = None           # callable(str): where a layer prints a training line (Region Avg IOU ...)
 
     @property
     def x(self):
@@ -95,6 +103,7 @@ class Layer:
     type = "layer"
     aliases = False
     writes_output = False
+    cost = None    # a loss layer's Darknet `*l.cost` (np.float32) after a training forward
 
     def __init__(self, index: int, section: Section, build: Build):
         self.index = index
@@ -171,8 +180,9 @@ class Layer:
         """Darknet's backward_*_layer: deltas to the sources and to the parameters."""
         raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
 
-    def update(self, learning_rate: float, momentum: float, decay: float, batch: int) -> None:
-        """Darknet's update_*_layer: SGD with momentum and weight decay on `params`."""
+    def update(self, learning_rate: float, momentum: float, decay: float, batch: int, ftz: bool = True) -> None:
+        """Darknet's update_*_layer: SGD with momentum and weight decay on `params`
+        (ftz: flush-to-zero as the stock build)."""
         raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
 
     # -- description

@@ -8,15 +8,46 @@ groups it normalises are strided slices running across anchors and entries, over
 one another; and it divides by `temperature`, which `parse_region` never sets (0), so
 every group it touches becomes NaN. The result: NaN over anchor 0's boxes, objectness
 and first ~460 classes, raw logits in every other class entry.
+
+Training (`step.train`): the loss of Darknet's forward_region_layer fills `step.delta`,
+`self.cost` and the printed `Region Avg IOU ...` line (cpu/region_loss.py). The backward
+is the GPU build's (logistic gradient, then added into the source's delta); Darknet's
+CPU build has an empty one, which `compat="darknet-cpu"` keeps.
 """
 import numpy as np
 
 from ..cfg import atof
+from ..cpu import region_loss
+from ..errors import DataError
 from ..tree import read_tree
 from .base import Layer
 from .paths import read_map, resolve
 
 COMPAT = (None, "darknet-cpu")
+
+# The -Ofast prior term divides an anchor by the grid size with rcpps plus one Newton
+# step, whose value depends on the CPU: these are the reference CPU's (an AMD EPYC, the
+# training kit's `ofast_rcp`), as float32 bit patterns by grid size. Other sizes use the
+# exact quotient (their rcpps value is not known).
+OFAST_RCP = {2: 0x3EFFFFFF, 3: 0x3EAAAAAB, 4: 0x3E7FFFFF, 5: 0x3E4CCCCC, 6: 0x3E2AAAAB, 7: 0x3E124924,
+             13: 0x3D9D89D9, 19: 0x3D579435}
+NO_INDEX = np.zeros(0, np.int32)
+
+
+def ofast_reciprocal(size: int) -> np.float32:
+    """The float `1/size` of the -Ofast prior term (see OFAST_RCP)."""
+    bits = OFAST_RCP.get(size)
+    if bits is None:
+        return np.float32(1.0) / np.float32(size)
+    return np.uint32(bits).view(np.float32)
+
+
+def printed(value) -> str:
+    """printf's %f of a float: NaN as glibc prints it (-nan when the sign bit is set)."""
+    v = np.float32(value)
+    if np.isnan(v):
+        return "-nan" if np.signbit(v) else "nan"
+    return "%f" % float(v)
 
 
 class Region(Layer):
@@ -36,11 +67,17 @@ class Region(Layer):
         if h * w * self.num * entries != self.inputs:
             raise self.error(f"num={self.num} x (classes={self.classes} + coords={self.coords} + 1) = "
                              f"{self.num * entries} channels expected, the input has {c}")
-        for key in ("log", "sqrt", "max", "rescore", "classfix", "absolute", "random", "bias_match"):
+        for key in ("log", "sqrt", "max", "classfix", "absolute", "random"):
             s.get_int(key, 0)
-        for key in ("jitter", "thresh", "coord_scale", "object_scale", "noobject_scale", "mask_scale",
-                    "class_scale"):
-            s.get_float(key, 0)
+        s.get_float("jitter", 0)
+        self.rescore = s.get_int("rescore", 0) != 0
+        self.bias_match = s.get_int("bias_match", 0) != 0
+        self.thresh = np.float32(s.get_float("thresh", .5))
+        self.coord_scale = np.float32(s.get_float("coord_scale", 1))
+        self.object_scale = np.float32(s.get_float("object_scale", 1))
+        self.noobject_scale = np.float32(s.get_float("noobject_scale", 1))
+        self.mask_scale = np.float32(s.get_float("mask_scale", 1))
+        self.class_scale = np.float32(s.get_float("class_scale", 1))
         self.softmax = s.get_int("softmax", 0) != 0
         self.background = s.get_int("background", 0) != 0
         tree_path = resolve(s, "tree")
@@ -63,5 +100,53 @@ class Region(Layer):
 
     def forward(self, step):
         tree = (self.tree.group_offset, self.tree.group_size) if self.tree is not None else None
-        return step.kernels.region(step.x, self.num, self.classes, self.coords, self.background, self.softmax, tree,
-                                   self.compat == "darknet-cpu", step.numerics.vector, step.numerics.ftz, step.out)
+        out = step.kernels.region(step.x, self.num, self.classes, self.coords, self.background, self.softmax, tree,
+                                  self.compat == "darknet-cpu", step.numerics.vector, step.numerics.ftz, step.out)
+        if step.train:
+            self.train_loss(step, out)
+        return out
+
+    def train_loss(self, step, out):
+        """Darknet's forward_region_layer with net.train: delta, cost, the printed line."""
+        n = out.shape[0]
+        c, h, w = self.out_shape
+        flat_out = np.ascontiguousarray(out).reshape(n, -1)
+        delta = step.delta.reshape(n, -1)
+        truth = np.ascontiguousarray(step.truth, np.float32).reshape(n, -1)
+        tree = self.tree
+        cmap = np.asarray(self.map if self.map is not None else [], np.int32)
+        stats = np.zeros(6, np.float32)
+        counts = np.zeros(4, np.int64)
+        vector = step.numerics.vector
+        status = region_loss.region_loss(
+            flat_out, delta, truth, w, h, self.num, self.classes, self.coords, self.biases, tree is not None,
+            tree.parent if tree else NO_INDEX, tree.group if tree else NO_INDEX,
+            tree.group_offset if tree else NO_INDEX, tree.group_size if tree else NO_INDEX,
+            self.map is not None, cmap, self.background, self.rescore, self.bias_match, not self.softmax,
+            self.thresh, self.coord_scale, self.object_scale, self.noobject_scale, self.class_scale,
+            self.mask_scale, int(step.seen), ofast_reciprocal(w), ofast_reciprocal(h), vector,
+            step.numerics.ftz, stats, counts)
+        if status != region_loss.OK:
+            what = "lies outside the grid" if status == region_loss.BAD_CELL else "has a class outside the layer's"
+            raise DataError(f"layer {self.index} (region): truth {counts[3]} of image {counts[2]} {what}")
+        self.cost = stats[region_loss.COST]
+        if step.log is not None:
+            s = stats
+            step.log(f"Region Avg IOU: {printed(s[region_loss.AVG_IOU])}, Class: {printed(s[region_loss.CLASS])}, "
+                     f"Obj: {printed(s[region_loss.OBJ])}, No Obj: {printed(s[region_loss.NO_OBJ])}, "
+                     f"Avg Recall: {printed(s[region_loss.RECALL])},  count: {counts[0]}")
+
+    def backward(self, step):
+        """The GPU build's backward_region_layer_gpu; the stock CPU build's is empty."""
+        if self.compat == "darknet-cpu":
+            return
+        n = step.out.shape[0]
+        c, h, w = self.out_shape
+        source = step.source_deltas[0] if step.source_deltas else None
+        target = source.reshape(n, -1) if source is not None else np.zeros((0, 0), np.float32)
+        region_loss.region_backward(step.out.reshape(n, -1), step.delta.reshape(n, -1), target, h * w, self.num,
+                                    self.classes + self.coords + 1, self.coords, self.background,
+                                    step.numerics.vector, step.numerics.ftz)
+
+    def update(self, *args, **kwargs):
+        """No parameters to learn (the anchors are fixed)."""

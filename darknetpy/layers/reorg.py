@@ -1,4 +1,5 @@
 """[reorg]: space-to-depth, as Darknet's forward pass actually permutes it."""
+from ..cpu import reorg as reorg_kernels
 from .base import Layer
 
 
@@ -32,3 +33,13 @@ class Reorg(Layer):
 
     def forward(self, step):
         return step.kernels.reorg(step.x, self.stride, self.reverse, step.out)
+
+    def backward(self, step):
+        """reorg_cpu of the delta in the other direction, assigned (not added)."""
+        prev = step.source_deltas[0]
+        if prev is None:
+            return
+        c, h, w = self.in_shape
+        for b in range(prev.shape[0]):
+            reorg_kernels.reorg(step.delta[b].reshape(-1), w, h, c, self.stride, not self.reverse,
+                                prev[b].reshape(-1))

@@ -1,5 +1,8 @@
 """[route]: the outputs of earlier layers, concatenated along channels."""
+import numpy as np
+
 from ..cfg import atoi
+from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -41,3 +44,14 @@ class Route(Layer):
         if self.aliases:
             return step.x
         return step.kernels.route(step.inputs, step.out)
+
+    def backward(self, step):
+        """For each source in cfg order and each image, its slice of the delta added."""
+        start = 0
+        for x, prev in zip(step.inputs, step.source_deltas):
+            c = x.shape[1]
+            if prev is not None:
+                for b in range(prev.shape[0]):
+                    train_kernels.add_into(step.delta[b, start:start + c].reshape(-1), prev[b].reshape(-1),
+                                           np.float32(1), False, False, step.numerics.ftz)
+            start += c

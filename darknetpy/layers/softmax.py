@@ -1,6 +1,8 @@
 """[softmax]: Darknet-19's classifier output (groups, temperature, optional tree)."""
 import numpy as np
 
+from ..cpu import backward as train_kernels
+from ..errors import DarknetError
 from ..tree import read_tree
 from .base import Layer
 from .paths import resolve
@@ -22,7 +24,7 @@ class Softmax(Layer):
         if self.tree is not None and int(self.tree.group_size.sum()) > self.inputs:
             raise self.error(f"tree {tree_path} has {self.tree.n} classes, the input only {self.inputs}", "tree")
         s.get_float("spatial", 0)
-        s.get_int("noloss", 0)
+        self.noloss = s.get_int("noloss", 0) != 0
 
     def summary(self):
         return f"softmax                                        {self.inputs:4d}"
@@ -35,4 +37,25 @@ class Softmax(Layer):
                                       vector, ftz)
         else:
             step.kernels.softmax(x, self.groups, self.temperature, out, vector, ftz)
+        if step.train and step.truth is not None and not self.noloss:
+            self.cross_entropy(out, step.truth.reshape(out.shape), step.delta.reshape(out.shape), vector, ftz)
         return step.out
+
+    def cross_entropy(self, p, t, delta, vector, ftz):
+        """softmax_x_ent_cpu: delta = t - p; loss = t ? -log(p) : 0 (the double log rounded
+        to float, see cpu/backward.log_loss); cost = sum_array(loss)."""
+        train_kernels.subtract(t.reshape(-1), p.reshape(-1), delta.reshape(-1), ftz)
+        self.loss = np.zeros(p.shape, np.float32)
+        head = p.size - p.size % 4    # -Ofast: libmvec's log over the first 4*floor(n/4)
+        for i, j in zip(*np.nonzero(t)):
+            lane = vector and i * p.shape[1] + j < head
+            self.loss[i, j] = train_kernels.log_loss(p[i, j], lane, ftz)
+        self.cost = train_kernels.sum_array(self.loss.reshape(-1), vector)
+
+    def backward(self, step):
+        """prev_delta += delta."""
+        if self.tree is not None:
+            raise DarknetError(f"layer {self.index} (softmax): training with a tree is not supported")
+        if step.source_deltas[0] is not None:
+            train_kernels.add_into(step.delta.reshape(-1), step.source_deltas[0].reshape(-1), np.float32(1), False,
+                                   False, step.numerics.ftz)
