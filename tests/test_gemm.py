@@ -98,7 +98,7 @@ def test_whole_products_take_longer_k_chunks():
     check the bits of that path too); column blocks and wide B keep _chunk's."""
     for K, N in [(4608, 361), (12800, 19), (2304, 361)]:
         assert gemm_blocking.chunk(K, N) < gemm_blocking.chunk_whole(K, N) < K
-    for K, N in [(3001, 20), (2049, 33), (1024, 361)]:
+    for K, N in [(8001, 20), (6001, 33), (1024, 361)]:
         assert gemm_blocking.chunk(K, N) < K <= gemm_blocking.chunk_whole(K, N)
     assert gemm_blocking.chunk_whole(1152, 5776) == gemm_blocking.chunk(1152, 5776)
 
@@ -116,7 +116,7 @@ def test_exact_layer_shapes(shape, threads):
 @pytest.mark.parametrize("M,K,N,packed,splits", [
     (70, 700, 49, True, ()), (70, 700, 52, True, (300,)), (131, 300, 100, True, ()),
     (45, 300, 775, False, ()), (45, 300, 775, False, (100,)), (8, 64, 3, True, ()),
-    (1, 17, 392, False, ())])
+    (1, 17, 391, False, ())])
 def test_tail_columns(M, K, N, packed, splits, threads):
     """Columns past whole vectors (1 to 8 of them) go to the column kernels, which
     must add in the same order: several k chunks (pack_a's chunk for wide B), more and
@@ -327,7 +327,7 @@ def _kernel_driver(use_asm, fma=None):
     mr, nv = gemm.MR, gemm_kernels.NV
     kf = gemm_kernels.make_kernel(mr, nv, True, use_asm)     # packs B while computing
     kp = gemm_kernels.make_kernel(mr, nv, False, use_asm)    # packed B
-    k1 = gemm_kernels.make_kernel(mr, 1, False, use_asm)     # packed B, 16 columns
+    k1 = gemm_kernels.make_kernel(mr, 1, False, use_asm)     # packed B, one vector of columns
     ka = gemm_kernels.make_kernel(mr, nv, False, use_asm, fused_a=True)   # packs A
 
     @njit(cache=False)
@@ -369,11 +369,12 @@ def test_micro_kernel_bits_and_no_fma(use_asm):
     c = c0.copy()
     drive(1, kc, ap, bp, b, c, nr, False, a)
     assert_same_bits(c, reference_from(c0, a[:, :kc], b[:, :nr]))
-    # 16-column variant
-    bp16 = np.ascontiguousarray(b[:, :16]).reshape(-1)
-    c = np.empty((mr, 16), np.float32)
-    drive(2, kc, ap, bp16, b, c, 16, True, a)
-    assert_same_bits(c, reference(a[:, :kc], b[:, :16]))
+    # one-vector variant (16 columns with AVX-512, 8 without)
+    vw = gemm_kernels.VW
+    bp1 = np.ascontiguousarray(b[:, :vw]).reshape(-1)
+    c = np.empty((mr, vw), np.float32)
+    drive(2, kc, ap, bp1, b, c, vw, True, a)
+    assert_same_bits(c, reference(a[:, :kc], b[:, :vw]))
     # A read from its rows and packed into ap
     if mr == 8:
         ap2 = np.zeros_like(ap)

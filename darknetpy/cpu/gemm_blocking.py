@@ -38,7 +38,7 @@ from .parallel import atomic_next
 
 # Blocking (tuned on AMD Zen 4: 32 KiB L1d, 1 MiB L2 per core).
 KC = 256                # k chunk: rows of B per packed block (at least)
-NCP = 8                 # micro-panels per packed B block (NC = NCP * NR columns)
+NCP = 384 // NR         # micro-panels per packed B block (NC = NCP * NR = 384 columns)
 B_BLOCK_BYTES = 384 * 1024      # packed B block budget (L2); small N gets a longer k chunk
 WHOLE_B_BYTES = 1536 * 1024     # the same for a whole product whose B is one block (chunk_whole)
 PF_CYCLES = 10000       # prefetch C tiles and B micro-panels about this many cycles ahead

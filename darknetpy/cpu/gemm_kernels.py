@@ -8,7 +8,8 @@ intrinsics: what computes the products for gemm_blocking.py's driver.
   accumulator (``vaddps``): separate multiply and add, each rounded -- exactly
   Darknet's ``C += A_PART * B``.  On x86-64 with AVX-512F the k loop is inline
   assembly, so no FMA can be selected; elsewhere it is LLVM vector IR whose
-  ``fmul``/``fadd`` carry no fast-math flags (LLVM may not contract them either).
+  ``fmul``/``fadd`` carry no fast-math flags (LLVM may not contract them either),
+  on a 6 x 16 tile of 8-float vectors (12 accumulators in AVX2's 16 registers).
   The kernel starts from +0.0f or from the tile of C, so that the driver can split k
   into chunks without changing any output's sequence of roundings.
 * Variants of the same loop read B from its rows and store the packed copy as they
@@ -31,15 +32,6 @@ import llvmlite.binding as llb
 
 from .llvm_ir import F32, I32, I64, c64, data_ptr
 
-# Tile geometry and prefetch (tuned on AMD Zen 4: 32 KiB L1d, 1 MiB L2 per core).
-MR = 8                  # rows of C per micro-tile (A elements broadcast per k)
-NV = 3                  # 16-float vectors per micro-tile row
-VW = 16                 # floats per vector (512 bits)
-NR = NV * VW            # columns of C per micro-tile
-BPK = 8                 # packed kernel: prefetch B rows this many k steps ahead
-PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
-
-
 def _use_asm():
     """Inline AVX-512 assembly iff numba compiles for x86-64 with avx512f.
 
@@ -58,6 +50,18 @@ def _use_asm():
 
 
 USE_ASM = _use_asm()
+
+# Tile geometry and prefetch (tuned on AMD Zen 4: 32 KiB L1d, 1 MiB L2 per core). With
+# AVX-512 (32 registers of 16 floats) the 8 x 48 tile's 24 accumulators fit; elsewhere
+# (AVX2 and the others: 16 registers of 8 floats) a 6 x 16 tile's 12 do, where 8 x 48 in
+# 256-bit halves would need 48 registers and spill to the stack at every k (measured in
+# bench/README.md).
+MR = 8 if USE_ASM else 6        # rows of C per micro-tile (A elements broadcast per k)
+NV = 3 if USE_ASM else 2        # vectors per micro-tile row
+VW = 16 if USE_ASM else 8       # floats per vector (512 or 256 bits)
+NR = NV * VW            # columns of C per micro-tile
+BPK = 8                 # packed kernel: prefetch B rows this many k steps ahead
+PFINS = "prefetcht1"    # prefetch for the B rows a fused kernel will pack next
 
 _vec = ir.VectorType(F32, VW)
 _vptr = _vec.as_pointer()
