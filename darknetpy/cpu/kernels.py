@@ -2,7 +2,9 @@
 
 Each function takes the batch (n, c, h, w) and runs the per-image kernel on each image in
 turn: Darknet's CPU layers loop over `l.batch` the same way, and every per-image kernel is
-already parallel inside.
+already parallel inside. The training kernels (TrainingKernels, after the inference ones)
+wrap cpu/backward.py, cpu/region_loss.py and the per-image kernels with the shapes the
+protocol gives each.
 """
 import numpy as np
 
