@@ -30,6 +30,11 @@ class Backend:
     def is_cpu(self) -> bool:
         return self.device == "cpu"
 
+    @property
+    def trains(self) -> bool:
+        """Whether the kernels include darknetpy/kernels.py's TrainingKernels (the module says so)."""
+        return bool(getattr(self.kernels, "TRAINING", False))
+
     def empty(self, shape):
         return self.xp.empty(shape, self.xp.float32)
 

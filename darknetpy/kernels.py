@@ -5,6 +5,10 @@ parameters: `darknetpy/cpu/kernels.py` (Numba) and `darknetpy/gpu/kernels.py` (C
 CuPy or the emulator). tests/test_kernel_protocol.py checks both against `Kernels`;
 tests/test_ops.py runs each on every backend against the CPU reference.
 
+Training needs more: `TrainingKernels`, provided in full by a backend whose kernels module
+says `TRAINING = True` (the CPU's) and not at all by one that says False (the GPU's, for
+now); run/training.py refuses a backend that does not train.
+
 Arrays are float32 and C-contiguous, on the backend's device; n is the batch (Darknet's
 `l.batch`). Integers are Python ints; `exact`, `ftz`, `vector`, `reciprocal` are the
 switches of `layers.base.Numerics`. A kernel writes into `out` and returns it.
@@ -12,6 +16,11 @@ switches of `layers.base.Numerics`. A kernel writes into `out` and returns it.
 from __future__ import annotations
 
 from typing import Protocol
+
+# The codes of the `activation` argument: Darknet's ACTIVATION enum order (cpu/activations.CODES; a test checks).
+ACTIVATIONS = {name: code for code, name in enumerate((
+    "logistic", "relu", "relie", "linear", "ramp", "tanh", "plse", "leaky", "elu", "loggy", "stair", "hardtan",
+    "lhtan", "selu"))}
 
 
 class Kernels(Protocol):
@@ -68,3 +77,98 @@ class Kernels(Protocol):
 
 
 NAMES = tuple(name for name in vars(Kernels) if not name.startswith("_"))
+
+
+# What `region_loss` returns, and the slots of its `stats` (float32): five printed averages, then the cost.
+REGION_OK, REGION_BAD_CELL, REGION_BAD_CLASS = 0, 1, 2
+REGION_AVG_IOU, REGION_CLASS, REGION_OBJ, REGION_NO_OBJ, REGION_RECALL, REGION_COST = range(6)
+
+
+class TrainingKernels(Protocol):
+    """The training forward, backward and update (Darknet's *_cpu training arithmetic).
+    Shapes as each line says; "flat" is any C-contiguous view read as one run; each kernel
+    writes in place into its last array argument(s) unless it returns a value."""
+
+    # x (n, c, h, w) -> out (n, filters, out_h, out_w): the product alone (no bias, batch norm, activation)
+    def convolution_product(self, x, weights, groups, size, stride, pad, out_hw, workspace, exact, out, ftz): ...
+
+    # x (c, h, w) -> out (c*size*size, out_h*out_w): one image's im2col
+    def im2col(self, x, size, stride, pad, out): ...
+
+    # x flat: activate_array in place (activation: a code, as `convolution` takes)
+    def activate_array(self, x, activation, ftz): ...
+
+    # out, delta flat: delta *= the activation's gradient at out (linear, leaky, logistic, relu)
+    def gradient(self, out, delta, activation, vector, ftz): ...
+
+    # x (n, c, spatial) -> mean (c), variance (c): this batch's statistics
+    def mean_variance(self, x, mean, variance, ftz): ...
+
+    # x (n, c, spatial), mean (c), variance (c) -> out (n, c, spatial)
+    def normalize(self, x, mean, variance, vector, out, ftz): ...
+
+    # x (n, c, spatial) in place: x * scales (if use_scales) + biases, per channel
+    def scale_add_bias(self, x, scales, biases, use_scales, ftz): ...
+
+    # x (n, c, spatial) in place: x * scales per channel
+    def scale_channels(self, x, scales, ftz): ...
+
+    # delta (n, c, spatial) -> bias_updates (c) +=: each channel's sum
+    def backward_bias(self, bias_updates, delta, vector, ftz): ...
+
+    # x_norm, delta (n, c, spatial) -> scale_updates (c) +=: each channel's sum of products
+    def backward_scale(self, x_norm, delta, vector, scale_updates, ftz): ...
+
+    # x, delta (n, c, spatial), mean, variance (c) -> mean_delta (c), variance_delta (c)
+    def batchnorm_deltas(self, x, mean, variance, delta, vector, mean_delta, variance_delta, ftz): ...
+
+    # x (n, c, spatial), mean, variance, mean_delta, variance_delta (c) -> delta (n, c, spatial) in place
+    def normalize_delta(self, x, mean, variance, mean_delta, variance_delta, vector, delta, ftz): ...
+
+    # a (m, k), b (n, k) -> c (m, n) +=: a times b transposed
+    def gemm_nt_add(self, a, b, vector, c, ftz): ...
+
+    # a (k, m), b (k, n) -> c (m, n) =: a transposed times b (Darknet's BETA 0)
+    def gemm_tn_beta0(self, a, b, c, ftz): ...
+
+    # col (c*size*size, out_h*out_w) -> im (c, h, w) +=: col2im
+    def col2im_add(self, col, c, h, w, size, stride, pad, im, ftz): ...
+
+    # x, y flat: y += alpha * x
+    def axpy(self, alpha, x, y, ftz): ...
+
+    # x flat: x *= alpha
+    def scal(self, alpha, x, ftz): ...
+
+    # x, y flat: y += x, or x * scale (use_scale), or x / scale (divide)
+    def add_into(self, x, y, scale, use_scale, divide, ftz): ...
+
+    # t, p flat -> out flat: t - p
+    def subtract(self, t, p, out, ftz): ...
+
+    # a flat -> float32: Darknet's sum_array
+    def sum_array(self, a, vector): ...
+
+    # p float32 -> float32: -log(p) rounded as softmax_x_ent_cpu computes it
+    def log_loss(self, p, vector, ftz): ...
+
+    # x (n, c, h, w) -> out (n, c, out_h, out_w), indexes (n, c, out_h, out_w): maxpool keeping each argmax
+    def maxpool_indexes(self, x, size, stride, pad, out, indexes, ftz): ...
+
+    # delta (n, c, out_h, out_w) -> prev_delta (n, c, h, w) +=: through indexes
+    def maxpool_backward(self, indexes, delta, prev_delta, ftz): ...
+
+    # delta (n, c2, h2, w2) -> out (n, c, h, w) assigned: reorg_cpu given out's sizes, `forward` = `reverse`
+    def reorg_delta(self, delta, stride, reverse, out): ...
+
+    # out, delta (n, outputs), truth (n, truths) -> delta, stats (6), counts (4); returns a REGION_* status
+    def region_loss(self, out, delta, truth, lw, lh, num, classes, coords, biases, use_tree, parent, group,
+                    group_offset, group_size, use_map, cmap, background, rescore, bias_match, tag, thresh,
+                    coord_scale, object_scale, noobject_scale, class_scale, mask_scale, seen, prior_rw, prior_rh,
+                    vector, ftz, stats, counts): ...
+
+    # out, delta (n, outputs) -> delta in place, source_delta (n, outputs) += (or (0, 0): none)
+    def region_backward(self, out, delta, source_delta, cells, num, entries, coords, background, vector, ftz): ...
+
+
+TRAINING_NAMES = tuple(name for name in vars(TrainingKernels) if not name.startswith("_"))

@@ -96,3 +96,22 @@ def test_the_graph_sees_relative_and_lazy_imports():
 def test_no_import_cycles(scope):
     inside = [c for c in cycles(graph_of()) if any(m == scope or m.startswith(scope + ".") for m in c)]
     assert not inside, f"import cycles through {scope}: {inside}"
+
+
+def backend_imports(graph):
+    """{module: the backend modules it imports} for the layers and the training executor,
+    which reach a device only through `step.kernels` (darknetpy/kernels.py's protocol)."""
+    users = [m for m in graph if m.startswith("darknetpy.layers") or m == "darknetpy.run.training"]
+    backends = ("darknetpy.cpu", "darknetpy.gpu")
+    found = {m: sorted(i for i in graph[m] if i in backends or i.startswith(tuple(b + "." for b in backends)))
+             for m in users}
+    return {m: i for m, i in found.items() if i}
+
+
+def test_layers_and_training_name_no_backend():
+    assert backend_imports(graph_of()) == {}
+
+
+def test_the_backend_check_sees_an_import():
+    graph = {"darknetpy.layers.maxpool": {"darknetpy.cpu.backward", "darknetpy.errors"}}
+    assert backend_imports(graph) == {"darknetpy.layers.maxpool": ["darknetpy.cpu.backward"]}

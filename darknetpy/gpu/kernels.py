@@ -13,6 +13,8 @@ from . import runtime
 from . import shortcut as shortcut_kernels
 from . import softmax as softmax_kernels
 
+TRAINING = False   # darknetpy/kernels.py's TrainingKernels: none of them on the GPU yet
+
 
 def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact, filters):
     """See gpu/convolution.workspace_floats."""

@@ -1,7 +1,6 @@
 """[avgpool]: the mean of each channel (global average pooling)."""
 import numpy as np
 
-from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -33,4 +32,4 @@ class Avgpool(Layer):
         delta = np.repeat(step.delta.reshape(n * c), h * w)
         reciprocal = step.numerics.reciprocal
         scale = np.float32(1) / np.float32(h * w) if reciprocal else np.float32(h * w)
-        train_kernels.add_into(delta, prev.reshape(-1), scale, True, not reciprocal, step.numerics.ftz)
+        step.kernels.add_into(delta, prev.reshape(-1), scale, True, not reciprocal, step.numerics.ftz)

@@ -180,9 +180,10 @@ class Layer:
         """Darknet's backward_*_layer: deltas to the sources and to the parameters."""
         raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
 
-    def update(self, learning_rate: float, momentum: float, decay: float, batch: int, ftz: bool = True) -> None:
-        """Darknet's update_*_layer: SGD with momentum and weight decay on `params`
-        (ftz: flush-to-zero as the stock build)."""
+    def update(self, kernels, learning_rate: float, momentum: float, decay: float, batch: int,
+               ftz: bool = True) -> None:
+        """Darknet's update_*_layer: SGD with momentum and weight decay on `params`, by the
+        backend's training `kernels` (ftz: flush-to-zero as the stock build)."""
         raise DarknetError(f"layer {self.index} ({self.type}): training is not supported yet")
 
     # -- description

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpu import activations
-from ..cpu import backward as train_kernels
-from ..cpu import convolution as conv_kernels
-from ..cpu.im2col import im2col
 from ..errors import DarknetError
+from ..kernels import ACTIVATIONS
 from .base import Layer, Parameter, ParameterValue, Step
 
 PARAMETERS = ("biases", "scales", "rolling_mean", "rolling_variance", "weights")
@@ -35,12 +32,12 @@ class Convolutional(Layer):
         if pad:
             self.padding = self.size // 2
         name = s.get_str("activation", "logistic")
-        if name not in activations.CODES:
+        if name not in ACTIVATIONS:
             if build.warn is not None:
                 print(f"{s.where('activation')}: Couldn't find activation function {name}, going with ReLU",
                       file=build.warn)
-        self.activation_name = name if name in activations.CODES else "relu"
-        self.activation = activations.CODES[self.activation_name]
+        self.activation_name = name if name in ACTIVATIONS else "relu"
+        self.activation = ACTIVATIONS[self.activation_name]
         self.batch_normalize = s.get_int("batch_normalize", 0) != 0
         for key in ("binary", "xnor"):
             if s.get_int(key, 0):
@@ -127,10 +124,10 @@ class Convolutional(Layer):
         l.x_norm, mean, variance, rolling averages) or the biases, then the activation."""
         n = step.x.shape[0]
         out = step.out
-        for b in range(n):
-            conv_kernels.convolution(step.x[b], self.weights, self.groups, self.size, self.stride, self.padding,
-                                     self.out_shape[1:], step.workspace, step.numerics.exact, out[b],
-                                     step.numerics.ftz)
+        kernels = step.kernels
+        kernels.convolution_product(step.x, self.weights, self.groups, self.size, self.stride, self.padding,
+                                    self.out_shape[1:], step.workspace, step.numerics.exact, out,
+                                    step.numerics.ftz)
         flat = out.reshape(n, self.filters, -1)
         ftz = step.numerics.ftz
         saved = self.saved = {}
@@ -138,17 +135,17 @@ class Convolutional(Layer):
             saved["x"] = flat.copy()
             mean = np.empty(self.filters, np.float32)
             variance = np.empty(self.filters, np.float32)
-            train_kernels.mean_variance(saved["x"], mean, variance, ftz)
+            kernels.mean_variance(saved["x"], mean, variance, ftz)
             saved["mean"], saved["variance"] = mean, variance
             for name, stat in (("rolling_mean", mean), ("rolling_variance", variance)):
                 rolling = self.params[name].value
-                train_kernels.scal(np.float32(.99), rolling, ftz)
-                train_kernels.axpy(np.float32(.01), stat, rolling, ftz)
+                kernels.scal(np.float32(.99), rolling, ftz)
+                kernels.axpy(np.float32(.01), stat, rolling, ftz)
             self.version += 1    # the rolling statistics changed: inference prepares them again
-            train_kernels.normalize(saved["x"], mean, variance, step.numerics.vector, flat, ftz)
+            kernels.normalize(saved["x"], mean, variance, step.numerics.vector, flat, ftz)
             saved["x_norm"] = flat.copy()
-        train_kernels.scale_add_bias(flat, self.scales, self.biases, self.batch_normalize, ftz)
-        activations.activate_array(flat.reshape(-1), self.activation, ftz)
+        kernels.scale_add_bias(flat, self.scales, self.biases, self.batch_normalize, ftz)
+        kernels.activate_array(flat.reshape(-1), self.activation, ftz)
         return out
 
     def backward(self, step: Step):
@@ -156,24 +153,24 @@ class Convolutional(Layer):
         bias's) backward, weight gradients by gemm_nt and the input delta by gemm_tn
         (BETA 0) and col2im (or, for 1x1, into the previous delta directly)."""
         n = step.delta.shape[0]
+        kernels = step.kernels
         vector, ftz = step.numerics.vector, step.numerics.ftz
         delta = step.delta.reshape(n, self.filters, -1)
         if self.activation_name not in GRADIENTS:
             raise DarknetError(f"layer {self.index} (convolutional): training with activation="
                                f"{self.activation_name} is not supported")
-        train_kernels.gradient(step.out.reshape(-1), step.delta.reshape(-1), GRADIENTS[self.activation_name],
-                               vector, ftz)
+        kernels.gradient(step.out.reshape(-1), step.delta.reshape(-1), self.activation, vector, ftz)
         saved = self.saved
-        train_kernels.backward_bias(self.params["biases"].updates, delta, vector, ftz)
+        kernels.backward_bias(self.params["biases"].updates, delta, vector, ftz)
         if self.batch_normalize:
-            train_kernels.backward_scale(saved["x_norm"], delta, vector, self.params["scales"].updates, ftz)
-            train_kernels.scale_channels(delta, self.scales, ftz)
+            kernels.backward_scale(saved["x_norm"], delta, vector, self.params["scales"].updates, ftz)
+            kernels.scale_channels(delta, self.scales, ftz)
             saved["mean_delta"] = np.empty(self.filters, np.float32)
             saved["variance_delta"] = np.empty(self.filters, np.float32)
-            train_kernels.batchnorm_deltas(saved["x"], saved["mean"], saved["variance"], delta, vector,
-                                           saved["mean_delta"], saved["variance_delta"], ftz)
-            train_kernels.normalize_delta(saved["x"], saved["mean"], saved["variance"], saved["mean_delta"],
-                                          saved["variance_delta"], vector, delta, ftz)
+            kernels.batchnorm_deltas(saved["x"], saved["mean"], saved["variance"], delta, vector,
+                                     saved["mean_delta"], saved["variance_delta"], ftz)
+            kernels.normalize_delta(saved["x"], saved["mean"], saved["variance"], saved["mean_delta"],
+                                    saved["variance_delta"], vector, delta, ftz)
         c, h, w = self.in_shape
         m, cg = self.filters // self.groups, c // self.groups
         k, spatial = cg * self.size * self.size, delta.shape[2]
@@ -187,31 +184,31 @@ class Convolutional(Layer):
                 if self.size == 1:
                     col = x.reshape(k, spatial)
                 else:
-                    im2col(x, self.size, self.stride, self.padding, col)
-                train_kernels.gemm_nt_add(d, col, vector, weight_updates[g * m:(g + 1) * m], ftz)
+                    kernels.im2col(x, self.size, self.stride, self.padding, col)
+                kernels.gemm_nt_add(d, col, vector, weight_updates[g * m:(g + 1) * m], ftz)
                 if prev is None:
                     continue
                 wg = self.weights[g * m:(g + 1) * m]
                 target = prev[b, g * cg:(g + 1) * cg]
                 if self.size == 1:
-                    train_kernels.gemm_tn_beta0(wg, d, target.reshape(k, spatial), ftz)
+                    kernels.gemm_tn_beta0(wg, d, target.reshape(k, spatial), ftz)
                 else:
-                    train_kernels.gemm_tn_beta0(wg, d, col, ftz)
-                    train_kernels.col2im_add(col, cg, h, w, self.size, self.stride, self.padding, target, ftz)
+                    kernels.gemm_tn_beta0(wg, d, col, ftz)
+                    kernels.col2im_add(col, cg, h, w, self.size, self.stride, self.padding, target, ftz)
 
-    def update(self, learning_rate, momentum, decay, batch, ftz=True):
+    def update(self, kernels, learning_rate, momentum, decay, batch, ftz=True):
         """update_convolutional_layer: biases, scales, then weights with decay, then the
         momentum scaling of each update buffer (float arithmetic, Darknet's order)."""
         f32 = np.float32
         lrb = f32(f32(learning_rate) / f32(batch))
         for name in ("biases", "scales") if self.batch_normalize else ("biases",):
             p = self.params[name]
-            train_kernels.axpy(lrb, p.updates, p.value, ftz)
-            train_kernels.scal(f32(momentum), p.updates, ftz)
+            kernels.axpy(lrb, p.updates, p.value, ftz)
+            kernels.scal(f32(momentum), p.updates, ftz)
         p = self.params["weights"]
-        train_kernels.axpy(f32(-f32(decay) * f32(batch)), p.value.reshape(-1), p.updates.reshape(-1), ftz)
-        train_kernels.axpy(lrb, p.updates.reshape(-1), p.value.reshape(-1), ftz)
-        train_kernels.scal(f32(momentum), p.updates.reshape(-1), ftz)
+        kernels.axpy(f32(-f32(decay) * f32(batch)), p.value.reshape(-1), p.updates.reshape(-1), ftz)
+        kernels.axpy(lrb, p.updates.reshape(-1), p.value.reshape(-1), ftz)
+        kernels.scal(f32(momentum), p.updates.reshape(-1), ftz)
         self.version += 1
 
     def fuses(self, pool, kernels, exact) -> bool:
@@ -247,6 +244,4 @@ class Convolutional(Layer):
                 f"{w:4d} x{h:4d} x{c:4d}   ->  {ow:4d} x{oh:4d} x{oc:4d}  {self.bflops():5.3f} BFLOPs")
 
 
-
-GRADIENTS = {"linear": train_kernels.LINEAR, "leaky": train_kernels.LEAKY, "logistic": train_kernels.LOGISTIC,
-             "relu": train_kernels.RELU}
+GRADIENTS = ("linear", "leaky", "logistic", "relu")   # the activations whose gradient training has

@@ -1,7 +1,6 @@
 """[maxpool]: Darknet's default padding is size-1, so a size-2 stride-1 pool keeps the size."""
 import numpy as np
 
-from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -30,12 +29,12 @@ class Maxpool(Layer):
     def forward(self, step):
         if step.train:
             self.indexes = np.empty(step.out.shape, np.int32)
-            train_kernels.maxpool_indexes(step.x, self.size, self.stride, self.padding, step.out, self.indexes,
-                                          step.numerics.ftz)
+            step.kernels.maxpool_indexes(step.x, self.size, self.stride, self.padding, step.out, self.indexes,
+                                         step.numerics.ftz)
             return step.out
         return step.kernels.maxpool(step.x, self.size, self.stride, self.padding, step.out, step.numerics.ftz)
 
     def backward(self, step):
         """prev_delta[indexes[i]] += delta[i], in order (overlapping windows add again)."""
         if step.source_deltas[0] is not None:
-            train_kernels.maxpool_backward(self.indexes, step.delta, step.source_deltas[0], step.numerics.ftz)
+            step.kernels.maxpool_backward(self.indexes, step.delta, step.source_deltas[0], step.numerics.ftz)

@@ -17,8 +17,9 @@ CPU build has an empty one, which `compat="darknet-cpu"` keeps.
 import numpy as np
 
 from ..cfg import atof
-from ..cpu import region_loss
 from ..errors import DataError
+from ..kernels import (REGION_AVG_IOU, REGION_BAD_CELL, REGION_CLASS, REGION_COST, REGION_NO_OBJ, REGION_OBJ,
+                       REGION_OK, REGION_RECALL)
 from ..tree import read_tree
 from .base import Layer
 from .paths import read_map, resolve
@@ -118,7 +119,7 @@ class Region(Layer):
         stats = np.zeros(6, np.float32)
         counts = np.zeros(4, np.int64)
         vector = step.numerics.vector
-        status = region_loss.region_loss(
+        status = step.kernels.region_loss(
             flat_out, delta, truth, w, h, self.num, self.classes, self.coords, self.biases, tree is not None,
             tree.parent if tree else NO_INDEX, tree.group if tree else NO_INDEX,
             tree.group_offset if tree else NO_INDEX, tree.group_size if tree else NO_INDEX,
@@ -126,15 +127,15 @@ class Region(Layer):
             self.thresh, self.coord_scale, self.object_scale, self.noobject_scale, self.class_scale,
             self.mask_scale, int(step.seen), ofast_reciprocal(w), ofast_reciprocal(h), vector,
             step.numerics.ftz, stats, counts)
-        if status != region_loss.OK:
-            what = "lies outside the grid" if status == region_loss.BAD_CELL else "has a class outside the layer's"
+        if status != REGION_OK:
+            what = "lies outside the grid" if status == REGION_BAD_CELL else "has a class outside the layer's"
             raise DataError(f"layer {self.index} (region): truth {counts[3]} of image {counts[2]} {what}")
-        self.cost = stats[region_loss.COST]
+        self.cost = stats[REGION_COST]
         if step.log is not None:
             s = stats
-            step.log(f"Region Avg IOU: {printed(s[region_loss.AVG_IOU])}, Class: {printed(s[region_loss.CLASS])}, "
-                     f"Obj: {printed(s[region_loss.OBJ])}, No Obj: {printed(s[region_loss.NO_OBJ])}, "
-                     f"Avg Recall: {printed(s[region_loss.RECALL])},  count: {counts[0]}")
+            step.log(f"Region Avg IOU: {printed(s[REGION_AVG_IOU])}, Class: {printed(s[REGION_CLASS])}, "
+                     f"Obj: {printed(s[REGION_OBJ])}, No Obj: {printed(s[REGION_NO_OBJ])}, "
+                     f"Avg Recall: {printed(s[REGION_RECALL])},  count: {counts[0]}")
 
     def backward(self, step):
         """The GPU build's backward_region_layer_gpu; the stock CPU build's is empty."""
@@ -144,9 +145,9 @@ class Region(Layer):
         c, h, w = self.out_shape
         source = step.source_deltas[0] if step.source_deltas else None
         target = source.reshape(n, -1) if source is not None else np.zeros((0, 0), np.float32)
-        region_loss.region_backward(step.out.reshape(n, -1), step.delta.reshape(n, -1), target, h * w, self.num,
-                                    self.classes + self.coords + 1, self.coords, self.background,
-                                    step.numerics.vector, step.numerics.ftz)
+        step.kernels.region_backward(step.out.reshape(n, -1), step.delta.reshape(n, -1), target, h * w, self.num,
+                                     self.classes + self.coords + 1, self.coords, self.background,
+                                     step.numerics.vector, step.numerics.ftz)
 
     def update(self, *args, **kwargs):
         """No parameters to learn (the anchors are fixed)."""

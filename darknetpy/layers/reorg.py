@@ -1,5 +1,4 @@
 """[reorg]: space-to-depth, as Darknet's forward pass actually permutes it."""
-from ..cpu import reorg as reorg_kernels
 from .base import Layer
 
 
@@ -39,7 +38,4 @@ class Reorg(Layer):
         prev = step.source_deltas[0]
         if prev is None:
             return
-        c, h, w = self.in_shape
-        for b in range(prev.shape[0]):
-            reorg_kernels.reorg(step.delta[b].reshape(-1), w, h, c, self.stride, not self.reverse,
-                                prev[b].reshape(-1))
+        step.kernels.reorg_delta(step.delta, self.stride, not self.reverse, prev.reshape(prev.shape[0], *self.in_shape))

@@ -2,7 +2,6 @@
 import numpy as np
 
 from ..cfg import atoi
-from ..cpu import backward as train_kernels
 from .base import Layer
 
 
@@ -52,6 +51,6 @@ class Route(Layer):
             c = x.shape[1]
             if prev is not None:
                 for b in range(prev.shape[0]):
-                    train_kernels.add_into(step.delta[b, start:start + c].reshape(-1), prev[b].reshape(-1),
+                    step.kernels.add_into(step.delta[b, start:start + c].reshape(-1), prev[b].reshape(-1),
                                            np.float32(1), False, False, step.numerics.ftz)
             start += c

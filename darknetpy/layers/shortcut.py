@@ -6,7 +6,7 @@ to every `sample`-th output, with a larger one every `stride`-th of them is read
 top-left of each block: ResNet-50's stride-2 shortcuts are no projection). Channels past
 the smaller count keep the previous layer's values. Then the activation (default linear).
 """
-from ..cpu import activations
+from ..kernels import ACTIVATIONS
 from .base import Layer
 
 
@@ -25,11 +25,11 @@ class Shortcut(Layer):
             raise self.error(f"layer {self.sources[1]} outputs {w1}x{h1}, this layer's input is {w}x{h}: "
                              f"the two grids must scale alike in width and height", "from")
         name = section.get_str("activation", "linear")
-        if name not in activations.CODES:
+        if name not in ACTIVATIONS:
             if build.warn is not None:
                 print(f"{section.where('activation')}: Couldn't find activation function {name}, going with ReLU",
                       file=build.warn)
-        self.activation = activations.CODES.get(name, activations.RELU)
+        self.activation = ACTIVATIONS.get(name, ACTIVATIONS["relu"])
         self.alpha = section.get_float("alpha", 1)
         self.beta = section.get_float("beta", 1)
 

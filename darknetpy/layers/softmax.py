@@ -1,7 +1,6 @@
 """[softmax]: Darknet-19's classifier output (groups, temperature, optional tree)."""
 import numpy as np
 
-from ..cpu import backward as train_kernels
 from ..errors import DarknetError
 from ..tree import read_tree
 from .base import Layer
@@ -38,24 +37,25 @@ class Softmax(Layer):
         else:
             step.kernels.softmax(x, self.groups, self.temperature, out, vector, ftz)
         if step.train and step.truth is not None and not self.noloss:
-            self.cross_entropy(out, step.truth.reshape(out.shape), step.delta.reshape(out.shape), vector, ftz)
+            self.cross_entropy(step.kernels, out, step.truth.reshape(out.shape), step.delta.reshape(out.shape), vector,
+                               ftz)
         return step.out
 
-    def cross_entropy(self, p, t, delta, vector, ftz):
+    def cross_entropy(self, kernels, p, t, delta, vector, ftz):
         """softmax_x_ent_cpu: delta = t - p; loss = t ? -log(p) : 0 (the double log rounded
         to float, see cpu/backward.log_loss); cost = sum_array(loss)."""
-        train_kernels.subtract(t.reshape(-1), p.reshape(-1), delta.reshape(-1), ftz)
+        kernels.subtract(t.reshape(-1), p.reshape(-1), delta.reshape(-1), ftz)
         self.loss = np.zeros(p.shape, np.float32)
         head = p.size - p.size % 4    # -Ofast: libmvec's log over the first 4*floor(n/4)
         for i, j in zip(*np.nonzero(t)):
             lane = vector and i * p.shape[1] + j < head
-            self.loss[i, j] = train_kernels.log_loss(p[i, j], lane, ftz)
-        self.cost = train_kernels.sum_array(self.loss.reshape(-1), vector)
+            self.loss[i, j] = kernels.log_loss(p[i, j], lane, ftz)
+        self.cost = kernels.sum_array(self.loss.reshape(-1), vector)
 
     def backward(self, step):
         """prev_delta += delta."""
         if self.tree is not None:
             raise DarknetError(f"layer {self.index} (softmax): training with a tree is not supported")
         if step.source_deltas[0] is not None:
-            train_kernels.add_into(step.delta.reshape(-1), step.source_deltas[0].reshape(-1), np.float32(1), False,
-                                   False, step.numerics.ftz)
+            step.kernels.add_into(step.delta.reshape(-1), step.source_deltas[0].reshape(-1), np.float32(1), False,
+                                  False, step.numerics.ftz)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cpu.convolution import workspace_floats
 from ..errors import DarknetError
 from ..layers.base import NETWORK_INPUT, Step
 from ..train.rate import TrainOptions, current_rate
@@ -22,8 +21,9 @@ class TrainingExecutor:
     """Runs training datums of `model` (CPU kernels of `backend`) in `numerics`."""
 
     def __init__(self, model, backend, numerics, options: TrainOptions, seen: int = 0, log=None):
-        if not backend.is_cpu:
-            raise DarknetError("training runs on the CPU only (device='cpu')")
+        if not backend.trains:
+            raise DarknetError(f"training runs on the CPU only (device='cpu'): {backend.device}'s kernels "
+                               "do not train")
         self.model = model
         self.layers = model.layers
         self.kernels = backend.kernels
@@ -50,7 +50,8 @@ class TrainingExecutor:
         c, h, w = layer.in_shape
         _, out_h, out_w = layer.out_shape
         return c // layer.groups * layer.size * layer.size * out_h * out_w + \
-            workspace_floats(c, h, w, layer.size, layer.stride, layer.padding, layer.groups, out_h, out_w)
+            self.kernels.workspace_floats(c, h, w, layer.size, layer.stride, layer.padding, layer.groups, out_h, out_w,
+                                          True, 0)
 
     @property
     def batch_num(self) -> int:
@@ -97,7 +98,7 @@ class TrainingExecutor:
         rate = self.rate()
         for layer in self.layers:
             if any(p.learned for p in layer.params.values()):
-                layer.update(rate, o.momentum, o.decay, o.batch * o.subdivisions, self.numerics.ftz)
+                layer.update(self.kernels, rate, o.momentum, o.decay, o.batch * o.subdivisions, self.numerics.ftz)
         self.t += 1
 
     def datum(self, x: np.ndarray, truth, stages=None) -> np.float32:
