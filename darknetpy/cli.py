@@ -536,6 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, metavar="DATA",
                    help="a .data file whose names= are the class names kept in the model (default: by class count)")
     p.set_defaults(func=cmd_export)
+
+    from .train.partial import cmd_partial
+
+    p = sub.add_parser("partial", help="'./darknet partial CFG WEIGHTS OUT N': the first N layers (seen = 0)")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("out", metavar="OUT", help="the new .weights file (written atomically)")
+    p.add_argument("n", metavar="N", type=int, help="layers to keep, e.g. 23 for darknet19_448.conv.23")
+    p.set_defaults(func=cmd_partial)
     return parser
 
 
