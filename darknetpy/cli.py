@@ -469,12 +469,20 @@ def build_parser() -> argparse.ArgumentParser:
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
     _evaluation_parsers(actions)
+    from .train.loop import add_classifier_train, add_detector_train
 
-    p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
-    _model_args(p, "predict", "images (none: read paths from stdin)")
+    add_detector_train(actions)
+
+    p = sub.add_parser("classifier", help="'./darknet classifier predict|train DATA CFG WEIGHTS [IMAGE]'")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("predict", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'")
+    p.add_argument("data", metavar="DATA")
+    _model_args(p, None, "images (none: read paths from stdin)")
     p.add_argument("-t", type=int, default=0, metavar="TOP", help="how many classes to print (the .data file's top=)")
     _numerics_args(p)
     p.set_defaults(func=cmd_classifier)
+    add_classifier_train(actions)
 
     from .download import MODELS
 
