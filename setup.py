@@ -12,7 +12,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["darknetpy", "darknetpy.*"]),
-    package_data={"darknetpy.gpu": ["*.cu", "*.cuh", "*.h"]},
+    package_data={"darknetpy.gpu": ["*.cu", "*.cuh", "*.h"], "darknetpy.loader": ["*.hex"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24,<3",

@@ -387,6 +387,12 @@ def cmd_dump_train(args) -> int:
     return run(args)
 
 
+def cmd_dump_batch(args) -> int:
+    from .loader.dump import run
+
+    return run(args)
+
+
 def cmd_export(args) -> int:
     from .export import save_onnx
     from .network import Network
@@ -527,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compat", choices=("darknet-cpu",), default=None,
                    help="darknet-cpu: the stock CPU build (empty region backward, YOLO9000's NaN tree)")
     p.set_defaults(func=cmd_dump_train)
+
+    p = sub.add_parser("dump-batch", help="one training-data loader call after srand(S): X.npy, y.npy, batch.json")
+    from .loader.dump import add_arguments as dump_batch_arguments
+
+    dump_batch_arguments(p)
+    p.set_defaults(func=cmd_dump_batch)
 
     p = sub.add_parser("export", help="write the network as an ONNX model, Darknet's semantics kept "
                                       "(--decode: boxes and scores)")

@@ -1,0 +1,56 @@
+"""One `load_data` call of Darknet's loader threads, as the deterministic mode runs it:
+threads t = 0..T-1 one after another (thread t loads (t+1)*n/T - t*n/T images with its
+own call, paths drawn first), rows concatenated in reverse thread order (`concat_datas`)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .classification import load_data_augment, load_data_old
+from .detection import load_data_detection
+from .images import ImageSource
+from .rand import GlibcRand
+
+_F32 = np.float32
+
+
+def f32(value) -> np.float32:
+    """A float argument as C's `(float)atof(text)`."""
+    return _F32(float(value))
+
+
+def load_call(rng: GlibcRand, kind: str, paths: list[str], args: dict, n: int, w: int, h: int, stock: bool,
+              labels: list[str] | None, images: ImageSource, warn=None, warned: set | None = None):
+    """One call of the kind's Darknet function for n images: X, y, paths drawn."""
+    if kind == "detection":
+        return load_data_detection(rng, paths, n, w, h, int(args.get("boxes", 30)), f32(args.get("jitter", .2)),
+                                   f32(args.get("hue", 0)), f32(args.get("saturation", 1)),
+                                   f32(args.get("exposure", 1)), stock, images, warn, warned)
+    labels = labels or []
+    if kind == "classification":
+        size = w
+        lo = int(args.get("min", size))
+        hi = int(args.get("max", size))
+        return load_data_augment(rng, paths, n, labels, lo, hi, size, f32(args.get("angle", 0)),
+                                 f32(args.get("aspect", 1)), f32(args.get("hue", 0)), f32(args.get("saturation", 1)),
+                                 f32(args.get("exposure", 1)), stock, images, warn)
+    if kind == "classification_old":
+        return load_data_old(rng, paths, n, labels, w, h, images, warn)
+    raise ValueError(f"unknown loader kind {kind!r}")
+
+
+def load_threads(rng: GlibcRand, kind: str, paths: list[str], args: dict, w: int, h: int, stock: bool,
+                 labels: list[str] | None, images: ImageSource, warn=None, warned: set | None = None):
+    """`load_threads` run single-threaded: X, y and the paths in row order."""
+    n = int(args["n"])
+    threads = max(1, int(args.get("threads", 1)))
+    parts = []
+    for t in range(threads):
+        count = (t + 1) * n // threads - t * n // threads
+        if count == 0 and threads > 1:
+            continue
+        parts.append(load_call(rng, kind, paths, args, count, w, h, stock, labels, images, warn, warned))
+    parts.reverse()
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    picked = [q for p in parts for q in p[2]]
+    return X, y, picked
