@@ -402,10 +402,12 @@ def run(session: Session, job: Job, loader, opts: RunOptions, resumed) -> str:
 
     with StopFlag() as flag:
         while session.trainer.executor.batch_num < stop or (job.kind == "classifier" and stop == 0):
-            if job.random and count % (10 if job.kind == "detector" else 40) == 0:
-                out.line("Resizing")
+            if job.random:
+                # the loader keeps Darknet's `count++ % period == 0` and draws on its rand stream
                 w, h = loader.next_size(session.trainer.executor.batch_num, max_batches, *session.size)
-                out.line(f"{w}")
+                if count % (10 if job.kind == "detector" else 40) == 0:
+                    out.line("Resizing")
+                    out.line(f"{w}")
                 session.resize(w, h)
                 tr = session.trainer
             count += 1
