@@ -19,47 +19,7 @@ The names here are the interface the training loop codes against:
 """
 from __future__ import annotations
 
-import numpy as np
+from .options import classification_args, detection_args
+from .pipeline import KINDS, Loader, batch_seed
 
-KINDS = ("detection", "classification", "classification_old")
-
-
-def detection_args(options, region_layer) -> dict:
-    """`train_detector`'s load_args: from [net] (`options`: a cfg Section or a dict of
-    strings) and the last layer (a region/yolo layer: its cfg section gives `jitter`
-    and `max`, its `classes` attribute the class count)."""
-    raise NotImplementedError
-
-
-def classification_args(options, classes) -> dict:
-    """`train_classifier`'s load_args (size, min, max, angle, aspect, hue, saturation,
-    exposure, center=0, k=classes)."""
-    raise NotImplementedError
-
-
-class Loader:
-    """Batches in Darknet's order; see the module docstring for the two modes."""
-
-    def __init__(self, paths: list[str], kind: str, args: dict, seed: int, workers: int = 0,
-                 labels: list[str] | None = None, warn=None):
-        raise NotImplementedError
-
-    def next_size(self, iteration: int, max_batches: int, width: int, height: int) -> tuple[int, int]:
-        """The multi-scale size for this iteration (Darknet's `count++ % 10 == 0` draw)."""
-        raise NotImplementedError
-
-    def load(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next batch at size w x h: X (n, 3, h, w) and y (n, truths), float32."""
-        raise NotImplementedError
-
-    def state(self) -> dict:
-        """JSON-able: rand state, data position, current size, batch number."""
-        raise NotImplementedError
-
-    def restore(self, state: dict) -> None:
-        """Continue exactly where `state()` was taken."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Stop the worker processes (fast mode); a no-op in deterministic mode."""
-        raise NotImplementedError
+__all__ = ["KINDS", "Loader", "batch_seed", "classification_args", "detection_args"]

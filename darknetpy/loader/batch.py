@@ -28,8 +28,11 @@ def load_call(rng: GlibcRand, kind: str, paths: list[str], args: dict, n: int, w
     labels = labels or []
     if kind == "classification":
         size = w
-        lo = int(args.get("min", size))
-        hi = int(args.get("max", size))
+        if "min_ratio" in args:
+            lo = int(_F32(f32(args["min_ratio"]) * _F32(size)))
+            hi = int(_F32(f32(args["max_ratio"]) * _F32(size)))
+        else:
+            lo, hi = int(args.get("min", size)), int(args.get("max", size))
         return load_data_augment(rng, paths, n, labels, lo, hi, size, f32(args.get("angle", 0)),
                                  f32(args.get("aspect", 1)), f32(args.get("hue", 0)), f32(args.get("saturation", 1)),
                                  f32(args.get("exposure", 1)), stock, images, warn)
