@@ -1,6 +1,7 @@
 """`darknetpy partial`, `detector train` and `classifier train` through a real subprocess, and
 the checkpoint rules (names, times, atomic writes, the resume state file)."""
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -111,3 +112,104 @@ def test_partial_short_weights_is_one_line_exit_2_and_writes_nothing(tmp_path, s
     r = run("partial", cfg, weights, tmp_path / "out.conv", 2)
     assert r.returncode == 2 and r.stderr.count("darknetpy: error:") == 1 and "Traceback" not in r.stderr
     assert not (tmp_path / "out.conv").exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+# -- detector train / classifier train
+
+import re  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from test_resume import CFG, setup  # noqa: E402
+
+LINE = re.compile(r"^(\d+): (-?[\d.]+|nan), (-?[\d.]+|nan) avg, [\d.]+ rate, [\d.]+ seconds, (\d+) images$")
+
+
+def test_detector_train_prints_darknets_lines_and_writes_its_files(tmp_path):
+    data, cfg = setup(tmp_path)
+    r = run("detector", "train", data, cfg, "--deterministic", "--max-batches", 4, "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "tiny" and out[1] == "Learning Rate: 0.01, Momentum: 0.9, Decay: 0.0005"
+    lines = [m.groups() for m in map(LINE.match, out) if m]
+    assert [(int(b), int(n)) for b, _, _, n in lines] == [(i, i * 4) for i in range(1, 5)]
+    loss = [float(x) for _, x, _, _ in lines]
+    avg = np.float32(loss[0])
+    for x in loss[1:]:
+        avg = np.float32(float(avg) * .9 + x * .1)
+    assert abs(float(lines[-1][2]) - avg) < 1e-5
+    assert sum(line.startswith("Loaded: ") for line in out) == 4
+    assert sum(line.startswith("Region Avg IOU: ") for line in out) == 8     # one per datum (subdivisions=2)
+    backup = tmp_path / "backup"
+    assert [json.loads(x)["batch"] for x in (backup / "tiny.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert (backup / "tiny_loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (backup / "tiny.backup").stat().st_size == 20 + 4 * (8 + 24 + 8 * 27 + 16 + 48 + 16 * 72 + 18 + 18 * 16)
+    assert not list(backup.glob(".tmp-*"))
+
+
+def test_ctrl_c_saves_and_stops_cleanly(tmp_path):
+    data, cfg = setup(tmp_path)
+    p = subprocess.Popen([sys.executable, "-m", "darknetpy", "detector", "train", data, cfg, "--deterministic",
+                          "--no-progress", "--chart", "none"], env=ENV, cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "backup" / "tiny.jsonl"
+    deadline = time.time() + 300
+    while p.poll() is None and not (log.exists() and log.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "continue with --resume" in err and "Traceback" not in err
+    assert (tmp_path / "backup" / "tiny.backup.state").is_file()
+
+
+def test_data_without_train_and_cfg_without_max_batches_are_one_line_exit_2(tmp_path):
+    data, cfg = setup(tmp_path)
+    bad = tmp_path / "bad.data"
+    bad.write_text("classes=4\nvalid=valid.txt\n")
+    r = run("detector", "train", bad, cfg, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no train= line" in r.stderr
+    nomax = tmp_path / "nomax.cfg"
+    nomax.write_text(CFG.replace("max_batches=36\n", ""))
+    r = run("detector", "train", data, nomax, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no max_batches=" in r.stderr
+
+
+def test_a_full_disk_is_reported_and_the_previous_checkpoint_kept(tmp_path, monkeypatch):
+    import errno
+
+    from darknetpy import fileio
+    from darknetpy.errors import DarknetError
+    from darknetpy.model import Model
+    from darknetpy.train import checkpoint
+
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(PARTIAL_CFG)
+    model = Model(cfg)
+    model.init_weights()
+    path = str(tmp_path / "small.backup")
+    checkpoint.save(path, model.layers, 8, {"batch": 1})
+    before = (open(path, "rb").read(), open(path + ".state", "rb").read())
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    model.layers[0].biases = model.layers[0].biases + 1
+    with pytest.raises(DarknetError, match="No space left on device"):
+        checkpoint.save(path, model.layers, 16, {"batch": 2})
+    assert (open(path, "rb").read(), open(path + ".state", "rb").read()) == before
+    assert sorted(os.listdir(tmp_path)) == ["small.backup", "small.backup.state", "small.cfg"]
+    monkeypatch.undo()
+    assert checkpoint.latest(str(tmp_path), "small").record["batch"] == 1
+
+
+def test_checkpoint_names_and_times_are_darknets():
+    from darknetpy.train.checkpoint import basecfg, classifier_backups, detector_backups
+
+    assert basecfg("cfg/yolov2-voc.cfg") == "yolov2-voc" and basecfg("a/b.c.cfg") == "b"
+    saved = {i: detector_backups(i) for i in range(1, 30001) if detector_backups(i)}
+    assert saved[100] == [".backup", "_100.weights"] and saved[900] == [".backup", "_900.weights"]
+    assert saved[1000] == [".backup"] and saved[10000] == [".backup", "_10000.weights"]
+    assert sorted(saved) == list(range(100, 30001, 100))
+    assert sum("_" in n for v in saved.values() for n in v) == 9 + 3
+    assert classifier_backups(1000, 3, 3) == [".backup"] and classifier_backups(7, 3, 4) == ["_4.weights"]

@@ -347,7 +347,7 @@ def train(kind: str, data_path: str, cfg_path: str, weights: str | None, opts: R
                   f"{weights or 'random weights'}", file=sys.stderr)
     workers = 0 if opts.deterministic else opts.workers
     loader = Loader(job.paths, job.loader_kind, job.args, opts.seed, workers=workers, labels=job.labels,
-                    warn=sys.stderr)
+                    warn=sys.stderr, numerics="ieee" if opts.numerics == "ieee" else "darknet")
     try:
         return run(session, job, loader, opts, resumed)
     finally:
