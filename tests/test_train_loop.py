@@ -213,3 +213,71 @@ def test_checkpoint_names_and_times_are_darknets():
     assert sorted(saved) == list(range(100, 30001, 100))
     assert sum("_" in n for v in saved.values() for n in v) == 9 + 3
     assert classifier_backups(1000, 3, 3) == [".backup"] and classifier_backups(7, 3, 4) == ["_4.weights"]
+
+
+CLASSIFIER_CFG = """[net]
+batch=8
+subdivisions=1
+width=24
+height=24
+channels=3
+momentum=0.9
+decay=0.0005
+learning_rate=0.05
+max_batches=6
+policy=poly
+power=4
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=4
+size=1
+stride=1
+pad=1
+activation=linear
+
+[avgpool]
+
+[softmax]
+groups=1
+"""
+
+
+def test_classifier_train_runs_darknets_loop(tmp_path):
+    import cv2
+
+    from darknetpy.datasets import SHAPES, background, draw_shape
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(12):
+        shape = i % len(SHAPES)
+        im = background(rng, 32)
+        draw_shape(im, shape, (6, 6, 26, 26), (255, 255, 255))
+        path = tmp_path / f"{i:03d}_{SHAPES[shape]}.png"
+        cv2.imwrite(str(path), im)
+        paths.append(str(path))
+    (tmp_path / "train.list").write_text("\n".join(paths) + "\n")
+    (tmp_path / "labels.list").write_text("\n".join(SHAPES) + "\n")
+    (tmp_path / "shapes.data").write_text("classes=4\ntrain=train.list\nlabels=labels.list\nbackup=backup\n")
+    (tmp_path / "cls.cfg").write_text(CLASSIFIER_CFG)
+    r = run("classifier", "train", "shapes.data", "cls.cfg", "--deterministic", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if re.match(r"^\d+, ", line)]
+    assert len(lines) == 6
+    m = re.match(r"^6, ([\d.]+): [\d.]+, [\d.]+ avg, [\d.]+ rate, [\d.]+ seconds, 48 images$", lines[-1])
+    assert m and m.group(1) == "4.000"               # seen / N = 48 / 12
+    backup = tmp_path / "backup"
+    assert sorted(p.name for p in backup.glob("*.weights")) == ["cls.weights", "cls_1.weights", "cls_2.weights",
+                                                                  "cls_3.weights", "cls_4.weights"]
