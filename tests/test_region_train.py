@@ -4,13 +4,21 @@ from region_layer.c in float32; then the training kit (region output, delta, cos
 printed lines) where the training executor is available."""
 import ctypes
 import ctypes.util
+import json
 import math
+import os
+import re
+from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
 import darknetpy
+import kit
 from darknetpy.cpu import kernels
+from darknetpy.cpu import region_loss
+from darknetpy.cpu.region_loss import sum_squares
 from darknetpy.errors import DataError
 from darknetpy.layers.base import Step
 from darknetpy.layers.region import ofast_reciprocal, printed
@@ -79,6 +87,33 @@ def test_ofast_reciprocal_is_the_reference_cpus():
     assert ofast_reciprocal(11) == F(1) / F(11)
 
 
+def test_sum_squares_lanes():
+    """mag_array's -Ofast sum: lanes j = k mod 4, then (v0+v2)+(v1+v3): 1 + (2^-24 + 2^-24)
+    keeps 2^-23; the sequential sum (-O2) loses both halves of an ulp."""
+    a = np.array([1, 2.0 ** -12, 0, 2.0 ** -12, 0.5], F)
+    assert sum_squares(a, True) == F(1 + 2.0 ** -23) + F(0.25)
+    assert sum_squares(a, False) == F(1.25)
+
+
+@pytest.mark.slow
+def test_no_fma_in_the_region_kernels(tmp_path):
+    """Darknet's build has no fused multiply-add: neither may the loss and backward kernels."""
+    layer = region_layer(tmp_path)
+    _, _, _, step = train(layer, inputs(layer), [[[F(0.3), F(0.6), F(0.4), F(0.5), F(1)]]])
+    step.source_deltas = [np.zeros_like(step.delta)]
+    layer.backward(step)
+    fma = re.compile(r"\bv?f(n)?m(add|sub)[a-z0-9]*\b", re.I)
+    for fn in (region_loss.region_loss, region_loss.region_backward, region_loss.sum_squares):
+        assert fn.signatures, fn
+        options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
+        assert not options.get("fastmath")
+        fresh = numba.njit(**options)(fn.py_func)   # cached code keeps no assembly to inspect
+        for sig in fn.signatures:
+            fresh.compile(sig)
+            asm = fresh.inspect_asm(sig)
+            assert "mulss" in asm and not fma.search(asm), fn
+
+
 def test_printed_nan_as_glibc():
     assert printed(F(0.5)) == "0.500000"
     assert printed(F(0) * F(np.inf)) == "-nan"          # x86's default NaN has the sign bit
@@ -138,10 +173,10 @@ def test_prior_term_stops_at_12800_seen(tmp_path):
 def test_one_truth(tmp_path, rescore):
     """Truth (0.3, 0.6, ~0.4, 0.5, class 1): cell i = (int)(0.3*2) = 0, j = (int)(0.6*2) = 1;
     with bias_match, anchor 0 (1x1 on a 2-grid: 0.5 x 0.5) overlaps it best. The width is
-    one whose logf(w*2) differs from (float)log((double)(w*2)) (the -Ofast tw)."""
+    one whose logf(w*2) differs from (float)log((double)(w*2)) in the delta (the -Ofast tw)."""
     layer = region_layer(tmp_path, extra=f"bias_match=1\nrescore={rescore}\n")
     x = inputs(layer)
-    box = [F(0.3), F(0.6), F(float.fromhex("0x1.99a2c6p-2")), F(0.5)]
+    box = [F(0.3), F(0.6), F(float.fromhex("0x1.99a2dap-2")), F(0.5)]
     out, delta, lines, _ = train(layer, x, [[box + [F(1)]]])
     o, d = entries(out, layer)[0], entries(delta, layer)[0]
     cell = 1 * 2 + 0
@@ -265,3 +300,128 @@ def test_backward_stock_cpu_is_empty(tmp_path):
     step.source_deltas = [np.zeros_like(x)]
     layer.backward(step)
     assert np.array_equal(delta, before) and not step.source_deltas[0].any()
+
+
+# -- the training kit: the region layer of every detector case and flavor
+
+TRAIN_KIT = Path(os.environ.get("DARKNETPY_TRAIN_KIT", kit.REPO.parent / "shared" / "reference-train"))
+# flavor -> (numerics, compat, region backward as Darknet's CPU build: empty)
+FLAVORS = {"stock": ("darknet", "darknet-cpu"), "O2": ("ieee", "darknet-cpu"),
+           "region-backward": ("darknet", None), "O2-region-backward": ("ieee", None),
+           "fixed-tree": ("darknet", None), "O2-fixed-tree": ("ieee", None)}
+# one run per model by default (and both backwards of the smallest); the rest is slow
+FAST = {("tiny-voc-b2", "stock"), ("tiny-voc-b2", "region-backward"), ("yolov2-b2", "region-backward"),
+        ("yolo9000-b2", "fixed-tree")}
+
+
+def train_manifest():
+    return json.loads((TRAIN_KIT / "manifest.json").read_text())
+
+
+def detector_cases():
+    if not (TRAIN_KIT / "manifest.json").is_file():
+        return []
+    return [(c["id"], f) for c in train_manifest()["cases"] if c["kind"] != "classifier" for f in c["flavors"]]
+
+
+def kit_params():
+    params = []
+    for case_id, flavor in detector_cases():
+        marks = () if (case_id, flavor) in FAST else (pytest.mark.slow,)
+        params.append(pytest.param(case_id, flavor, id=f"{case_id}-{flavor}", marks=marks))
+    return params or [pytest.param(None, None, marks=pytest.mark.skip(reason=f"training kit not found at {TRAIN_KIT}"))]
+
+
+def expected(m, case, flavor, stage, index, name):
+    """The kit's record of a tensor: an O2 flavor's where it differs, else its base flavor's."""
+    base = flavor
+    if flavor.startswith("O2"):
+        diff = m["flavor_results"][flavor][case["id"]]
+        base = diff["compared_with"]
+        for d in diff["stages"].get(stage, {}).get("differing_tensors", []):
+            if d["index"] == index and d["tensor"] == name:
+                return d
+    layers = next(s for s in case["results"][base]["stages"] if s["stage"] == stage)["layers"]
+    return next(rec for rec in layers if rec["index"] == index)["tensors"][name]
+
+
+def expected_cost(m, case, flavor):
+    base = flavor
+    if flavor.startswith("O2"):
+        diff = m["flavor_results"][flavor][case["id"]]
+        base = diff["compared_with"]
+        if "cost" in diff["stages"].get("d1_forward", {}):
+            return diff["stages"]["d1_forward"]["cost"]
+    return case["results"][base]["stages"][0]["cost"]
+
+
+def expected_lines(m, case, flavor):
+    lines = case["results"][flavor if not flavor.startswith("O2") else
+                            m["flavor_results"][flavor][case["id"]]["compared_with"]]["region_lines"]
+    if flavor.startswith("O2"):
+        lines = m["flavor_results"][flavor][case["id"]].get("region_lines") or lines
+    return [line for k in sorted(lines, key=int) for line in lines[k]]
+
+
+def kit_run(case, flavor):
+    """All K datums of a case through the Trainer, from the inference kit's darknet/ folder
+    (YOLO9000's tree= and map=); keeps the region layer's d1 tensors and every printed line.
+    The fixed-tree flavors are Darknet's CPU build with the GPU's tree softmax: the
+    network is built without compat and the region layer's backward made empty here."""
+    from darknetpy.network import Network
+    from darknetpy.train.trainer import Trainer
+    numerics, compat = FLAVORS[flavor]
+    weights = kit.weights(case["weights"]["file"])
+    cwd = os.getcwd()
+    os.chdir(kit.V2.root / "darknet")
+    try:
+        net = Network(str(TRAIN_KIT / case["cfg"]), str(weights), numerics=numerics, compat=compat, warn=None)
+        region = net.layers[-1]
+        if "fixed-tree" in flavor:
+            region.backward = lambda step: None
+        lines = []
+        trainer = Trainer(net, compat=compat, log=lambda line: lines.append(line) if line.startswith("Region") else None)
+        X = np.load(TRAIN_KIT / "inputs" / f"{case['id']}_X.npy")
+        y = np.load(TRAIN_KIT / "inputs" / f"{case['id']}_y.npy")
+        got = {}
+
+        def stages(name):
+            if "cost" in got and name != "backward" or "d1_backward" in got:
+                return
+            r, prev = region.index, region.index - 1
+            if name == "forward":
+                got.update(output=trainer.outputs[r].copy(), delta=trainer.deltas[r].copy(),
+                           cost=trainer.executor.cost)
+            elif name == "backward":
+                got["d1_backward"] = (trainer.deltas[r].copy(), trainer.deltas[prev].copy())
+
+        b, subdivisions = trainer.options.batch, trainer.options.subdivisions
+        for k in range(case["K_datums"]):
+            rows = slice((k % subdivisions) * b, (k % subdivisions + 1) * b)
+            trainer.datum(X[rows], y[rows], stages if k == 0 else None)
+        return region, got, lines
+    finally:
+        os.chdir(cwd)
+
+
+def matches(record, a):
+    return kit.layer_matches(record, np.asarray(a).reshape(-1))
+
+
+@pytest.mark.parametrize("case_id,flavor", kit_params())
+def test_kit_region_layer(case_id, flavor):
+    m = train_manifest()
+    case = next(c for c in m["cases"] if c["id"] == case_id)
+    region, got, lines = kit_run(case, flavor)
+    r = region.index
+    assert matches(expected(m, case, flavor, "d1_forward", r, "output"), got["output"]), "d1_forward output"
+    assert matches(expected(m, case, flavor, "d1_forward", r, "delta"), got["delta"]), "d1_forward delta"
+    want = expected_cost(m, case, flavor)
+    if "nan" in want:
+        assert np.isnan(got["cost"]) and np.signbit(got["cost"]) == want.startswith("-")
+    else:
+        assert got["cost"] == F(float.fromhex(want))
+    delta, prev = got["d1_backward"]
+    assert matches(expected(m, case, flavor, "d1_backward", r, "delta"), delta), "d1_backward region delta"
+    assert matches(expected(m, case, flavor, "d1_backward", r - 1, "delta"), prev), "d1_backward delta below"
+    assert lines == expected_lines(m, case, flavor)

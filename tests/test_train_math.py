@@ -76,3 +76,61 @@ def test_softmax_loss_log_follows_libmvec_where_it_differs_from_log():
     assert log_loss(np.float32(0.25), True, True) == np.float32(-np.log(0.25))
     tiny = np.float32(1e-40)
     assert log_loss(tiny, True, True) == np.inf and log_loss(tiny, True, False) == np.float32(-np.log(float(tiny)))
+
+
+def gemm_nt_reference(a, b, vector, c):
+    """The README's gemm_nt pattern written out element by element (float32 steps)."""
+    m, k = a.shape
+    head, rem = k - k % 4, k % 4
+    out = c.copy()
+    for i in range(m):
+        for j in range(b.shape[0]):
+            p = [F32(b[j, t] * a[i, t]) for t in range(k)]
+            if not vector:
+                s = F32(0)
+                for v in p:
+                    s = F32(s + v)
+            else:
+                lanes = [F32(0)] * 4
+                for t in range(head):
+                    lanes[t % 4] = F32(lanes[t % 4] + p[t])
+                even, odd = F32(lanes[0] + lanes[2]), F32(lanes[1] + lanes[3])
+                if rem == 0:
+                    s = F32(even + odd)
+                elif rem == 1:
+                    s = F32(F32(even + odd) + p[head])
+                else:
+                    s = F32(F32(even + p[head]) + F32(odd + p[head + 1]))
+                    if rem == 3:
+                        s = F32(s + p[head + 2])
+            out[i, j] = F32(s + c[i, j])
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 9, 16, 17])
+@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize("m", [3, 20])    # both forms of cpu/backward.gemm_nt_add
+def test_gemm_nt_lanes_and_remainders(k, vector, m):
+    from darknetpy.cpu.backward import gemm_nt_add
+    rng = np.random.default_rng(k)
+    a, b = rng.standard_normal((m, k)).astype(F32), rng.standard_normal((5, k)).astype(F32)
+    c = rng.standard_normal((m, 5)).astype(F32)
+    got = c.copy()
+    gemm_nt_add(a, b, vector, got, True)
+    assert np.array_equal(got.view(np.uint32), gemm_nt_reference(a, b, vector, c).view(np.uint32))
+
+
+@pytest.mark.parametrize("columns", [5, 80])    # both forms of cpu/backward.gemm_tn_beta0
+def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(columns):
+    from darknetpy.cpu.backward import gemm_tn_beta0
+    rng = np.random.default_rng(columns)
+    a, b = np.abs(rng.standard_normal((6, 7))).astype(F32), rng.standard_normal((6, columns)).astype(F32)
+    c = rng.standard_normal((7, columns)).astype(F32)
+    b[:, 0] = -0.0      # column 0: every product -0, and c*0 = -0 where c < 0
+    c[:, 0] = -np.abs(c[:, 0])
+    want = c * F32(0)
+    for k in range(6):
+        want = want + a[k][:, None] * b[k][None, :]
+    gemm_tn_beta0(a, b, c, True)
+    assert np.array_equal(c.view(np.uint32), want.view(np.uint32))
+    assert np.signbit(c[:, 0]).all()

@@ -208,48 +208,131 @@ def _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delt
                     delta[b, f, k] = F32((np.float64(delta[b, f, k]) / sq + ((vd * 2.0) * d) / count) + cm)
 
 
-@njit(cache=True, parallel=True, fastmath=False)
 def gemm_nt_add(a, b, vector, c, ftz):
     """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1):
-    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern).
-    Rows of c in parallel (each element's sum is the same), MXCSR set in each worker."""
+    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern),
+    else one sequential sum. Computed for all i at once (a transposed), so the lanes
+    vectorise across i; each element's operations are the same."""
+    if a.shape[0] >= WIDE_ROWS:
+        _gemm_nt_add(np.ascontiguousarray(a.T), b, vector, c, ftz)
+    else:
+        _gemm_nt_rows(a, b, vector, c, ftz)
+
+
+WIDE_ROWS = 16   # rows of a from which the transposed form measured faster (its inner loop is over them)
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def _gemm_nt_rows(a, b, vector, c, ftz):
+    """The same sums element by element, rows of c in parallel."""
+    k = a.shape[1]
+    head = k - k % 4
+    rem = k % 4
     for i in prange(a.shape[0]):
         old = fpenv.enter(ftz)
-        _gemm_nt_row(a, b, vector, c, i)
+        for j in range(b.shape[0]):
+            if vector:
+                v0 = v1 = v2 = v3 = F32(0.0)
+                for t in range(0, head, 4):
+                    v0 += b[j, t] * a[i, t]
+                    v1 += b[j, t + 1] * a[i, t + 1]
+                    v2 += b[j, t + 2] * a[i, t + 2]
+                    v3 += b[j, t + 3] * a[i, t + 3]
+                if rem == 0:
+                    s = (v0 + v2) + (v1 + v3)
+                elif rem == 1:
+                    s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
+                else:
+                    s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
+                    if rem == 3:
+                        s = s + b[j, head + 2] * a[i, head + 2]
+            else:
+                s = F32(0.0)
+                for t in range(k):
+                    s += a[i, t] * b[j, t]
+            c[i, j] = s + c[i, j]
         fpenv.leave(old)
 
 
-@njit(inline="always", fastmath=False)
-def _gemm_nt_row(a, b, vector, c, i):
-    k = a.shape[1]
+@njit(cache=True, parallel=True, fastmath=False)
+def _gemm_nt_add(at, b, vector, c, ftz):
+    k, m = at.shape
     n = b.shape[0]
-    head = k - k % 4
-    rem = k % 4
-    for j in range(n):
-        if vector:
-            v0 = v1 = v2 = v3 = F32(0.0)
-            for t in range(0, head, 4):
-                v0 += b[j, t] * a[i, t]
-                v1 += b[j, t + 1] * a[i, t + 1]
-                v2 += b[j, t + 2] * a[i, t + 2]
-                v3 += b[j, t + 3] * a[i, t + 3]
-            if rem == 0:
-                s = (v0 + v2) + (v1 + v3)
-            elif rem == 1:
-                s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
-            else:
-                s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
-                if rem == 3:
-                    s = s + b[j, head + 2] * a[i, head + 2]
+    lanes_n = 4 if vector else 1
+    head = k - k % 4 if vector else k
+    rem = k - head
+    blocks = (n + J_BLOCK - 1) // J_BLOCK
+    for jb in prange(blocks):
+        old = fpenv.enter(ftz)
+        lanes = np.empty((lanes_n, m), np.float32)
+        for j in range(jb * J_BLOCK, min(n, (jb + 1) * J_BLOCK)):
+            _gemm_nt_column(at, b, vector, c, lanes, j, head, rem)
+        fpenv.leave(old)
+
+
+J_BLOCK = 16    # columns of c per parallel task (one lanes buffer each)
+
+
+@njit(inline="always", fastmath=False)
+def _gemm_nt_column(at, b, vector, c, lanes, j, head, rem):
+    lanes_n, m = lanes.shape
+    lanes[:] = 0.0
+    for t in range(0, head, lanes_n):
+        for lane_i in range(lanes_n):
+            bv = b[j, t + lane_i]
+            arow = at[t + lane_i]
+            lane = lanes[lane_i]
+            for i in range(m):
+                lane[i] += arow[i] * bv
+    for i in range(m):
+        if not vector:
+            s = lanes[0, i]
+        elif rem == 0:
+            s = (lanes[0, i] + lanes[2, i]) + (lanes[1, i] + lanes[3, i])
+        elif rem == 1:
+            s = ((lanes[0, i] + lanes[2, i]) + (lanes[1, i] + lanes[3, i])) + at[head, i] * b[j, head]
         else:
-            s = F32(0.0)
-            for t in range(k):
-                s += a[i, t] * b[j, t]
+            s = (((lanes[0, i] + lanes[2, i]) + at[head, i] * b[j, head])
+                 + ((lanes[1, i] + lanes[3, i]) + at[head + 1, i] * b[j, head + 1]))
+            if rem == 3:
+                s = s + at[head + 2, i] * b[j, head + 2]
         c[i, j] = s + c[i, j]
 
 
-@njit(cache=True, parallel=True, fastmath=False)
 def gemm_tn_beta0(a, b, c, ftz):
+    """Darknet's gemm with TA=1, BETA=0 (see `gemm_tn_rows`); for a narrow c (few
+    columns: the late layers' small feature maps) computed transposed, so that the
+    inner loop runs along c's many rows. The same operations per element."""
+    if c.shape[1] >= NARROW_COLUMNS:
+        gemm_tn_rows(a, b, c, ftz)
+        return
+    ct = np.ascontiguousarray(c.T)
+    _gemm_tn_transposed(a, np.ascontiguousarray(b.T), ct, ftz)
+    c[...] = ct.T
+
+
+NARROW_COLUMNS = 64
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def _gemm_tn_transposed(a, bt, ct, ftz):
+    """ct[j, i] = ct[j, i]*0, then += a[k, i]*bt[j, k] for k in order; columns in parallel."""
+    kk = a.shape[0]
+    for j in prange(ct.shape[0]):
+        old = fpenv.enter(ftz)
+        row = ct[j]
+        for i in range(row.size):
+            row[i] = row[i] * F32(0.0)
+        for k in range(kk):
+            w = bt[j, k]
+            src = a[k]
+            for i in range(row.size):
+                row[i] += src[i] * w
+        fpenv.leave(old)
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def gemm_tn_rows(a, b, c, ftz):
     """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
     c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N). Rows of c
     in parallel, MXCSR set in each worker."""
