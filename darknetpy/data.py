@@ -186,3 +186,44 @@ def read_boxes(path: str, classes: int | None = None) -> list[TruthBox]:
             raise DataError(f"{where}: class {k} is outside {limit}")
         boxes.append(TruthBox(k, x, y, w, h))
     return boxes
+
+
+# ---------------------------------------------------------------------------
+# Training keys of a .data file (detector train / classifier train)
+# ---------------------------------------------------------------------------
+
+class TrainingData(NamedTuple):
+    """What `train_detector` / `train_classifier` read from a `.data` file. `train` is
+    the resolved list file (required here; Darknet silently falls back to
+    data/train.list); `backup` defaults to Darknet's `/backup/`."""
+
+    train: str
+    backup: str
+    labels: str | None
+    names: str | None
+    classes: int | None
+    valid: str | None
+    top: int | None
+    tree: str | None
+    map: str | None
+    options: dict
+
+
+def training_data(path: str, warn=sys.stderr) -> TrainingData:
+    """The training keys of a `.data` file: `train=` (one clear error if absent), `backup=`,
+    `labels=`, `names=`, `classes=`, `valid=`, `top=`, `tree=`, `map=`."""
+    options = read_data_cfg(path, warn)
+    train = data_list(path, "train", options)
+
+    def number(key: str) -> int | None:
+        value = options.get(key)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise DataError(f"{path}: {key}={value} is not a whole number") from None
+
+    return TrainingData(train=train, backup=options.get("backup", "/backup/"), labels=options.get("labels"),
+                        names=options.get("names"), classes=number("classes"), valid=options.get("valid"),
+                        top=number("top"), tree=options.get("tree"), map=options.get("map"), options=options)

@@ -116,3 +116,21 @@ def test_load_args_from_the_yolov2_and_darknet19_cfgs():
     c = classification_args(read_cfg(os.path.join(CFGS, "darknet19.cfg"))[0], 1000)
     assert (c["size"], c["min"], c["max"], c["k"], c["center"], c["threads"]) == (256, 128, 448, 1000, 0, 32)
     assert np.float32(c["aspect"]) == np.float32(.75) and np.float32(c["angle"]) == np.float32(7)
+
+
+@pytest.mark.parametrize("case_id", ["cls_64_n2_s1", "det_102x90_n2_s4", "old_64_n4_s1"])
+def test_first_batch_is_the_kits_call(in_kit, case_id):
+    """A deterministic Loader's first batch is one Darknet call after srand(seed) (one thread)."""
+    with open("manifest.json") as f:
+        case = next(c for c in json.load(f)["cases"] if c["id"] == case_id)
+    with open("labels.list") as f:
+        labels = [line.rstrip("\n") for line in f]
+    args = dict(case["args"], threads=1)
+    loader = Loader(in_kit, case["kind"], args, seed=case["seed"], labels=labels, warn=lambda m: None)
+    w = args.get("size") or args["w"]
+    h = args.get("size") or args["h"]
+    X, y = loader.load(w, h)
+    want = case["results"]["stock"]
+    assert hashlib.sha256(X.tobytes()).hexdigest() == want["X"]["sha256"]
+    assert hashlib.sha256(y.tobytes()).hexdigest() == want["y"]["sha256"]
+    assert loader.rng.calls == want["rand_calls"]

@@ -34,19 +34,20 @@ def write_rcpps_table(manifest_path: str) -> None:
         f.write(table + "\n")
 
 
+def rcpps_values() -> np.ndarray:
+    """The table as float32 values (what the kernels index)."""
+    return rcpps_table().view(np.float32)
+
+
 @njit(cache=True, error_model="numpy")
 def _rcpps(x, table):
-    bits = np.array([x], np.float32).view(np.uint32)[0]
-    exp = (bits >> 23) & 0xFF
-    if exp == 0:
+    """rcpps(x) = T[top 12 mantissa bits] * 2^-exponent (x normal, as in the data path)."""
+    if x == 0:
         return np.float32(np.inf)
-    t = table[(bits >> 11) & 0xFFF]
-    scale_bits = np.array([np.uint32((254 - exp) << 23)], np.uint32).view(np.float32)[0]
-    tv = np.array([t], np.uint32).view(np.float32)[0]
-    r = np.float32(tv * scale_bits)
-    if bits >> 31:
-        r = -r
-    return r
+    m, e = math.frexp(abs(np.float64(x)))
+    k = int((2.0 * m - 1.0) * 4096.0)
+    r = np.float32(math.ldexp(np.float64(table[k]), 1 - e))
+    return r if x > 0 else -r
 
 
 @njit(cache=True, error_model="numpy")
@@ -80,28 +81,61 @@ def _bilinear(im, x, y, c, stock):
 
 
 @njit(cache=True, error_model="numpy")
+def _pixel(im, c, y, x):
+    if 0 <= x < im.shape[2] and 0 <= y < im.shape[1]:
+        return im[c, y, x]
+    return np.float32(0)
+
+
+@njit(cache=True, error_model="numpy")
 def place_image(im, w, h, dx, dy, canvas, stock):
-    """`place_image`: im resized (bilinear, sampled at x/w*im.w) into canvas at (dx, dy)."""
+    """`place_image`: im resized (bilinear, sampled at x/w*im.w) into canvas at (dx, dy).
+    The sample positions and weights depend on x or y only, so they are computed once per
+    column and row (the same float32 operations as the per-pixel C code)."""
     c_n, ih, iw = im.shape
     ch, cw = canvas.shape[1], canvas.shape[2]
-    sx = np.float32(np.float32(iw) * np.float32(np.float32(1) / np.float32(w)))
-    sy = np.float32(np.float32(ih) * np.float32(np.float32(1) / np.float32(h)))
+    one = np.float32(1)
+    sx = np.float32(np.float32(iw) * np.float32(one / np.float32(w)))
+    sy = np.float32(np.float32(ih) * np.float32(one / np.float32(h)))
+    x0, x1 = max(0, -dx), min(w, cw - dx)
+    y0, y1 = max(0, -dy), min(h, ch - dy)
+    if x1 <= x0 or y1 <= y0:
+        return
+    ixs = np.empty(x1 - x0, np.int64)
+    fxs = np.empty(x1 - x0, np.float32)
+    for x in range(x0, x1):
+        if stock:
+            rx = np.float32(np.float32(x) * sx)
+        else:
+            rx = np.float32(np.float32(np.float32(x) / np.float32(w)) * np.float32(iw))
+        ix = int(math.floor(rx))
+        ixs[x - x0] = ix
+        fxs[x - x0] = np.float32(rx - np.float32(ix))
     for c in range(c_n):
-        for y in range(h):
-            yy = y + dy
+        for y in range(y0, y1):
             if stock:
                 ry = np.float32(np.float32(y) * sy)
             else:
                 ry = np.float32(np.float32(np.float32(y) / np.float32(h)) * np.float32(ih))
-            for x in range(w):
-                xx = x + dx
+            iy = int(math.floor(ry))
+            fy = np.float32(ry - np.float32(iy))
+            oy = np.float32(one - fy)
+            for k in range(x1 - x0):
+                ix = ixs[k]
+                fx = fxs[k]
+                ox = np.float32(one - fx)
+                p00 = _pixel(im, c, iy, ix)
+                p01 = _pixel(im, c, iy + 1, ix)
+                p10 = _pixel(im, c, iy, ix + 1)
+                p11 = _pixel(im, c, iy + 1, ix + 1)
                 if stock:
-                    rx = np.float32(np.float32(x) * sx)
+                    t1 = np.float32(np.float32(p00 * ox) * oy)
                 else:
-                    rx = np.float32(np.float32(np.float32(x) / np.float32(w)) * np.float32(iw))
-                val = _bilinear(im, rx, ry, c, stock)
-                if 0 <= xx < cw and 0 <= yy < ch:
-                    canvas[c, yy, xx] = val
+                    t1 = np.float32(np.float32(oy * ox) * p00)
+                t2 = np.float32(np.float32(fy * ox) * p01)
+                t3 = np.float32(np.float32(oy * fx) * p10)
+                t4 = np.float32(np.float32(fy * fx) * p11)
+                canvas[c, y + dy, x0 + k + dx] = np.float32(np.float32(np.float32(t1 + t2) + t3) + t4)
 
 
 @njit(cache=True, error_model="numpy")

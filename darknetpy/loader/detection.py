@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .augment import distort_image, flip_image, place_image, rcpps_table
+from .augment import distort_image, flip_image, place_image, rcpps_values
 from .images import ImageSource
 from .labels import detection_label_file, read_truth_boxes
 from .rand import GlibcRand, rand_scale, rand_uniform, random_paths
@@ -18,7 +18,7 @@ def table() -> np.ndarray:
     """The rcpps table, loaded once per process."""
     global _TABLE
     if _TABLE is None:
-        _TABLE = rcpps_table()
+        _TABLE = rcpps_values()
     return _TABLE
 
 

@@ -66,6 +66,7 @@ def read_truth_boxes(path: str, warn=None, warned: set | None = None) -> np.ndar
     if warned is None or path not in warned:
         bad = [n for n, line in enumerate(data.split(b"\n"), 1) if line.split() and len(line.split()) != 5]
         if stop is not None:
+            stop += len(data[stop:]) - len(data[stop:].lstrip())
             stop_line = data.count(b"\n", 0, stop) + 1
             emit(warn, f"{path}:{stop_line}: a label line is 'class x y width height'; "
                        f"Darknet stops reading the file here ({len(boxes)} boxes kept)")
