@@ -281,3 +281,31 @@ def test_classifier_train_runs_darknets_loop(tmp_path):
     backup = tmp_path / "backup"
     assert sorted(p.name for p in backup.glob("*.weights")) == ["cls.weights", "cls_1.weights", "cls_2.weights",
                                                                   "cls_3.weights", "cls_4.weights"]
+
+
+TREE = "round -1\nangular -1\ncircle 0\nsquare 1\ntriangle 1\ncross 1\n"
+
+
+def test_yolo9000_joint_training_from_the_command(tmp_path):
+    """A list mixing detection images and classification-only ones (label lines with x = y = 0,
+    which Darknet's loader turns into classification-only truths) trains through a tree."""
+    data, cfg = setup(tmp_path)
+    (tmp_path / "shapes.tree").write_text(TREE)
+    text = CFG.replace("classes=4\n", "classes=6\ntree=shapes.tree\n").replace("filters=18\n", "filters=22\n")
+    cfg.write_text(text)
+    labels = sorted((tmp_path / "labels" / "train").glob("*.txt"))
+    for i, path in enumerate(labels):
+        rows = [line.split() for line in path.read_text().splitlines()]
+        if i % 2:   # classification-only: the first object's leaf, no box
+            rows = [[str(int(rows[0][0]) + 2), "0", "0", "0.5", "0.5"]]
+        else:
+            rows = [[str(int(r[0]) + 2), *r[1:]] for r in rows]
+        path.write_text("".join(" ".join(r) + "\n" for r in rows))
+    r = run("detector", "train", data, cfg, "--deterministic", "--max-batches", 3, "--no-progress", "--chart", "none",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = [m.groups() for m in map(LINE.match, r.stdout.splitlines()) if m]
+    assert len(lines) == 3 and all(np.isfinite(float(loss)) for _, loss, _, _ in lines)
+    region = [line for line in r.stdout.splitlines() if line.startswith("Region Avg IOU")]
+    assert len(region) == 6
+    assert (tmp_path / "backup" / "tiny.backup").is_file()
