@@ -147,6 +147,8 @@ def test_killed_and_resumed_runs_end_bit_identical(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stderr
     assert final_sha(cut) == want
+    batches = [json.loads(x)["batch"] for x in log.read_text().splitlines()]
+    assert batches == list(range(1, BATCHES + 1))
 
 
 def test_state_file_sits_beside_each_checkpoint_and_a_stale_one_is_skipped(tmp_path):

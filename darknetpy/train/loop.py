@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -96,9 +97,13 @@ class Session:
         self.opts = opts
         self.print_line = lambda line: print(line, file=sys.stderr)   # the loop points it at its output
         self.quiet = False
-        self.folder = tempfile.mkdtemp(prefix="darknetpy-train-")
+        self.folder = None       # resized cfg copies (random=1), made on the first resize
         self.net = build_network(cfg_path, opts.numerics, opts.device)
         self.trainer = None
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def log(self, line: str) -> None:
         if not self.quiet:
@@ -116,6 +121,8 @@ class Session:
         if (w, h) == self.size:
             return
         old, trainer = self.net, self.trainer
+        if self.folder is None:
+            self.folder = tempfile.mkdtemp(prefix="darknetpy-train-")
         net = build_network(resized_cfg(self.cfg_path, w, h, self.folder), self.opts.numerics, self.opts.device)
         move_parameters(old, net)
         net.model.header = old.model.header
@@ -171,6 +178,26 @@ class Outputs:
                 import matplotlib  # noqa: F401
             except ImportError:
                 self.chart = None
+
+    def resume_at(self, batch: int) -> None:
+        """Keep the log's records up to `batch` (a resumed run writes the later ones again)
+        and take them into the chart."""
+        if not self.jsonl or not os.path.isfile(self.jsonl):
+            return
+        from ..fileio import atomic_write
+
+        kept = []
+        with open(self.jsonl) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:      # a line cut short by a kill
+                    continue
+                if record.get("batch", 0) <= batch:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+                    self.history.append((record["batch"], record["loss"], record["avg"]))
+        text = "".join(kept)
+        atomic_write(self.jsonl, lambda f: f.write(text.encode()))
 
     def line(self, text: str) -> None:
         if self.bar is not None:
@@ -352,6 +379,7 @@ def train(kind: str, data_path: str, cfg_path: str, weights: str | None, opts: R
         return run(session, job, loader, opts, resumed)
     finally:
         loader.close()
+        session.close()
 
 
 def restore(session: Session, loader, resumed) -> dict:
@@ -384,6 +412,8 @@ def run(session: Session, job: Job, loader, opts: RunOptions, resumed) -> str:
         tr = session.trainer
     epoch = tr.seen // job.images if job.images else 0
     out = Outputs(opts, job.backup, job.base, max(stop - tr.executor.batch_num, 0))
+    if resumed is not None:
+        out.resume_at(tr.executor.batch_num)
     session.print_line = out.line
     out.line(f"Learning Rate: {float(o.learning_rate):g}, Momentum: {float(o.momentum):g}, "
              f"Decay: {float(o.decay):g}")
