@@ -338,8 +338,9 @@ def classifier_job(data_path: str, session: Session) -> Job:
     labels = get_labels(resolve(options.get("labels", "data/labels.list"), [data_path], "labels= file"))
     args = classification_args(read_cfg(session.cfg_path)[0], classes)
     args["n"] = session.trainer.rows
+    random = bool(read_cfg(session.cfg_path)[0].get_int("random", 0))     # train_classifier: net->random
     return Job("classifier", paths, "classification", args, labels, backup_folder(options, data_path),
-               checkpoint.basecfg(session.cfg_path), images=len(paths))
+               checkpoint.basecfg(session.cfg_path), random=random, images=len(paths))
 
 
 def start_parameters(session: Session, weights: str | None, opts: RunOptions) -> None:
