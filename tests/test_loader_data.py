@@ -99,3 +99,16 @@ def test_data_file_needs_train(tmp_path):
     with pytest.raises(DataError) as e:
         training_data(str(bad))
     assert "train=" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_fill_hierarchy_sets_parents_and_marks_empty_groups():
+    from darknetpy.loader.labels import SECRET_NUM, fill_hierarchy
+
+    class Tree:
+        parent = np.array([-1, -1, 0, 0, 1], np.int32)        # groups: {0, 1}, {2, 3}, {4}
+        group_size = np.array([2, 2, 1], np.int32)
+        n = 5
+
+    row = np.array([0, 0, 0, 1, 0], np.float32)
+    fill_hierarchy(row, Tree())
+    assert row.tolist() == [1, 0, 0, 1, SECRET_NUM]

@@ -16,6 +16,11 @@ The names here are the interface the training loop codes against:
 * `Loader.load(w, h)`: the next batch, X float32 (n, 3, h, w) and y float32 (n, truths).
 * `Loader.state()` / `Loader.restore(state)`: JSON-able position (rand state, data
   position, current size, batch number) for exact resume.
+
+Extra keyword arguments of `Loader`: `numerics` ("darknet": the stock -Ofast build's
+arithmetic; "ieee": the source's, the kit's O2), `prefetch` (batches in flight in the fast
+mode), `trace` (a callable given each load and resize, for tests). A classifier with a
+label tree sets `args["tree"]` to the tree file (`fill_hierarchy`).
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def rcpps_values() -> np.ndarray:
     return rcpps_table().view(np.float32)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _rcpps(x, table):
     """rcpps(x) = T[top 12 mantissa bits] * 2^-exponent (x normal, as in the data path)."""
     if x == 0:
@@ -50,13 +50,13 @@ def _rcpps(x, table):
     return r if x > 0 else -r
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _newton_recip(x, table):
     r0 = _rcpps(x, table)
     return np.float32(np.float32(r0 + r0) - np.float32(np.float32(r0 * x) * r0))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _bilinear(im, x, y, c, stock):
     h, w = im.shape[1], im.shape[2]
     ix = int(math.floor(x))
@@ -80,14 +80,14 @@ def _bilinear(im, x, y, c, stock):
     return np.float32(np.float32(np.float32(t1 + t2) + t3) + t4)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _pixel(im, c, y, x):
     if 0 <= x < im.shape[2] and 0 <= y < im.shape[1]:
         return im[c, y, x]
     return np.float32(0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def place_image(im, w, h, dx, dy, canvas, stock):
     """`place_image`: im resized (bilinear, sampled at x/w*im.w) into canvas at (dx, dy).
     The sample positions and weights depend on x or y only, so they are computed once per
@@ -138,7 +138,7 @@ def place_image(im, w, h, dx, dy, canvas, stock):
                 canvas[c, y + dy, x0 + k + dx] = np.float32(np.float32(np.float32(t1 + t2) + t3) + t4)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _hsv_pixel(r, g, b, stock_vector, stock, table):
     mx = (r if r > b else b) if r > g else (g if g > b else b)
     mn = (r if r < b else b) if r < g else (g if g < b else b)
@@ -172,7 +172,7 @@ def _hsv_pixel(r, g, b, stock_vector, stock, table):
     return h, s, v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def distort_image(im, hue, sat, val, stock, table):
     """hue, sat, val: float32.
     `distort_image` in place: rgb_to_hsv, saturation and exposure scaled, hue shifted
@@ -217,7 +217,7 @@ def distort_image(im, hue, sat, val, stock, table):
             im[2, y, x] = min(max(b, np.float32(0)), one)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def flip_image(im):
     """`flip_image`: mirrored left to right, in place."""
     c_n, h_n, w_n = im.shape
@@ -229,7 +229,7 @@ def flip_image(im):
                 im[c, y, w_n - 1 - x] = a
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def rotate_crop_image(im, rad, scale, w, h, dx, dy, aspect, stock):
     """`rotate_crop_image`: a w x h crop, rotated by rad and scaled, shifted by (dx, dy);
     the source `bilinear_interpolate` term order in both builds (not inlined there)."""

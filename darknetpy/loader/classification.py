@@ -8,7 +8,7 @@ from ..image import resize_image
 from .augment import flip_image, rotate_crop_image
 from .detection import random_distort
 from .images import ImageSource
-from .labels import fill_truth
+from .labels import fill_hierarchy, fill_truth
 from .rand import GlibcRand, rand_int, rand_scale, rand_uniform, random_paths
 
 _F32 = np.float32
@@ -34,9 +34,10 @@ def random_augment_args(rng: GlibcRand, ow: int, oh: int, angle, aspect, low: in
 
 def load_data_augment(rng: GlibcRand, paths: list[str], n: int, labels: list[str], low: int, high: int,
                       size: int, angle, aspect, hue, saturation, exposure, stock: bool = True,
-                      images: ImageSource | None = None, warn=None, picked: list[str] | None = None):
-    """`load_data_augment` with center=0 and no hierarchy: X (n, 3, size, size), y (n, k),
-    the paths drawn (n rand() unless `picked` is given)."""
+                      images: ImageSource | None = None, warn=None, picked: list[str] | None = None,
+                      hierarchy=None):
+    """`load_data_augment` with center=0: X (n, 3, size, size), y (n, k) (with a tree:
+    `fill_hierarchy` applied to each row), the paths drawn (n rand() unless `picked`)."""
     if picked is None:
         picked = random_paths(rng, paths, n)
     images = images or ImageSource(paths, warn)
@@ -53,6 +54,9 @@ def load_data_augment(rng: GlibcRand, paths: list[str], n: int, labels: list[str
         random_distort(rng, crop, hue, saturation, exposure, stock)
         X[i] = crop
     y = np.stack([fill_truth(p, labels, warn) for p in used]) if used else np.zeros((0, len(labels)), np.float32)
+    if hierarchy is not None:
+        for row in y:
+            fill_hierarchy(row, hierarchy)
     return X, y, picked
 
 

@@ -98,3 +98,23 @@ def fill_truth(path: str, labels: list[str], warn=None) -> np.ndarray:
     if count != 1 and (len(labels) != 1 or count != 0):
         emit(warn, f"Too many or too few labels: {count}, {path}")
     return row
+
+
+SECRET_NUM = -1234
+
+
+def fill_hierarchy(row: np.ndarray, tree) -> None:
+    """`fill_hierarchy`: every positive's ancestors set to 1, then each group of the tree
+    with no positive marked SECRET_NUM (-1234: the softmax-tree loss skips it)."""
+    for j in range(min(len(row), tree.n)):
+        if row[j]:
+            parent = int(tree.parent[j])
+            while parent >= 0:
+                row[parent] = 1
+                parent = int(tree.parent[parent])
+    count = 0
+    for size in tree.group_size:
+        size = int(size)
+        if not row[count:count + size].any():
+            row[count:count + size] = SECRET_NUM
+        count += size

@@ -34,8 +34,48 @@ def multiscale_dim(rng: GlibcRand, kind: str, iteration: int, max_batches: int) 
     return (rng.rand() % 11 + 4) * 32
 
 
+def to_shared(X: np.ndarray, y: np.ndarray) -> tuple:
+    """X and y in one new shared-memory block (the training process unlinks it): a batch
+    crosses processes with one copy instead of a pickle through a pipe."""
+    from multiprocessing import resource_tracker, shared_memory
+
+    shm = shared_memory.SharedMemory(create=True, size=max(1, X.nbytes + y.nbytes))
+    try:
+        resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001 - the reader unlinks it
+    except Exception:
+        pass
+    buf = np.ndarray(X.nbytes + y.nbytes, np.uint8, shm.buf)
+    buf[:X.nbytes] = X.reshape(-1).view(np.uint8)
+    buf[X.nbytes:] = y.reshape(-1).view(np.uint8)
+    del buf
+    shm.close()
+    return shm.name, X.shape, y.shape
+
+
+def from_shared(ref: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The batch of a `to_shared` block, copied out; the block is unlinked."""
+    from multiprocessing import shared_memory
+
+    name, xs, ys = ref
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        nx = int(np.prod(xs)) * 4
+        ny = int(np.prod(ys)) * 4
+        flat = np.ndarray(nx + ny, np.uint8, shm.buf)
+        X = flat[:nx].view(np.float32).reshape(xs).copy()
+        y = flat[nx:nx + ny].view(np.float32).reshape(ys).copy()
+        del flat
+    finally:
+        shm.close()
+        shm.unlink()
+    return X, y
+
+
 def _worker(kind, paths, args, stock, labels, tasks, results):
-    """A fast-mode worker: (batch, w, h) -> (batch, w, h, X, y, warnings)."""
+    """A fast-mode worker: (batch, w, h, seed) -> (batch, w, h, shared block, warnings, error)."""
+    from .detection import set_augment_threads
+
+    set_augment_threads(1)
     images = ImageSource(paths)
     warned: set = set()
     while True:
@@ -48,9 +88,9 @@ def _worker(kind, paths, args, stock, labels, tasks, results):
         try:
             X, y, _ = load_threads(GlibcRand(seed), kind, paths, args, w, h, stock, labels, images,
                                    notes.append, warned)
-            results.put((b, w, h, X, y, notes, None))
+            results.put((b, w, h, to_shared(X, y), notes, None))
         except Exception as e:  # sent to the training process, which raises it there
-            results.put((b, w, h, None, None, notes, f"{type(e).__name__}: {e}"))
+            results.put((b, w, h, None, notes, f"{type(e).__name__}: {e}"))
 
 
 class Loader:
@@ -157,11 +197,12 @@ class Loader:
                 if not all(p.is_alive() for p in self.pool):
                     raise DataError("a data loader worker process died")
                 continue
-            k, rw, rh, X, y, notes, error = r
+            k, rw, rh, ref, notes, error = r
             for note in notes:
                 emit(self.warn, note)
             if error:
                 raise DataError(f"data loader worker: {error}")
+            X, y = from_shared(ref)
             if self.inflight.get(k) == (rw, rh):
                 del self.inflight[k]
                 if k >= b:
@@ -189,13 +230,26 @@ class Loader:
             self.close()
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes and free the batches they had sent."""
+        if not self.pool:
+            return
         for _ in self.pool:
             self.tasks.put(None)
         for p in self.pool:
             p.join(timeout=1)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=1)
+        while True:
+            try:
+                r = self.results.get(timeout=0.05)
+            except (queue.Empty, OSError, EOFError):
+                break
+            if r[3] is not None:
+                try:
+                    from_shared(r[3])
+                except OSError:
+                    pass
         self.pool = []
 
     def __enter__(self):
