@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("detector", help="'./darknet detector test|valid|recall|map|calc_anchors DATA ...'",
-                       description="Darknet's detector verbs (no training). Each takes the .data file "
+                       description="Darknet's detector verbs. Each takes the .data file "
                                    "(names=, valid=, train=, ...) first; 'darknetpy detector VERB --help' "
                                    "describes one.")
     actions = p.add_subparsers(dest="action", metavar="VERB")
@@ -525,9 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     _numerics_args(p)
     p.set_defaults(func=cmd_detector)
     _evaluation_parsers(actions)
+    from .train.loop import add_classifier_train, add_detector_train
 
-    p = sub.add_parser("classifier", help="'./darknet classifier predict DATA CFG WEIGHTS [IMAGE]'",
-                       description="Darknet's classifier verbs (no training).")
+    add_detector_train(actions)
+
+    p = sub.add_parser("classifier", help="'./darknet classifier predict|train DATA CFG WEIGHTS [IMAGE]'",
+                       description="Darknet's classifier verbs: predict, train.")
     actions = p.add_subparsers(dest="action", metavar="VERB")
     actions.required = True
     p = actions.add_parser("predict", help="the top classes of each image",
@@ -543,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     _many_flags(p)
     _numerics_args(p)
     p.set_defaults(func=cmd_classifier)
+    add_classifier_train(actions)
 
     from .download import MODELS
 
@@ -643,6 +647,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YOLO9000's tree as the stock CPU build computes it (see detect --help)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line when done")
     p.set_defaults(func=cmd_compile)
+
+    from .train.partial import cmd_partial
+
+    p = sub.add_parser("partial", help="'./darknet partial CFG WEIGHTS OUT N': the first N layers (seen = 0)",
+                       description="Write the first N layers of WEIGHTS (read with CFG) as a new weights file, as "
+                                   "'./darknet partial' does (e.g. darknet19_448.conv.23 to start detector training).")
+    p.add_argument("cfg", metavar="CFG", help="the network's .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="the .weights file to cut")
+    p.add_argument("out", metavar="OUT", help="the new .weights file (written atomically)")
+    p.add_argument("n", metavar="N", type=int, help="layers to keep, e.g. 23 for darknet19_448.conv.23")
+    p.set_defaults(func=cmd_partial)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import signal
 
 import numpy as np
 
@@ -72,9 +73,12 @@ def from_shared(ref: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _worker(kind, paths, args, stock, labels, tasks, results):
-    """A fast-mode worker: (batch, w, h, seed) -> (batch, w, h, shared block, warnings, error)."""
+    """A fast-mode worker: (batch, w, h, seed) -> (batch, w, h, shared block, warnings, error).
+    Ctrl-C is the training process's to handle (it saves and stops the workers): a worker
+    ignores SIGINT instead of printing its own traceback."""
     from .detection import set_augment_threads
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_augment_threads(1)
     images = ImageSource(paths)
     warned: set = set()
