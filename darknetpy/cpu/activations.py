@@ -31,16 +31,6 @@ def activate(x, a):
         return x if x > 0 else F32(0.1 * F64(x))
     if a == LOGISTIC:
         return F32(1.0 / (1.0 + math.exp(-F64(x))))
-    return activate_other(x, a)
-
-
-@njit(fastmath=False, error_model="numpy")
-def activate_other(x, a):
-    """`activate` for the activations other than linear, leaky and logistic. A function of
-    its own, not inlined by Numba: `activate` is inlined into every epilogue loop, and
-    Numba's inliner copies the IR of the whole chain each time (its cost grows with the
-    square of the function's size: this alone cut the first compilation of the
-    convolution epilogues from about a minute to seconds)."""
     if a == RELU:
         return x * F32(1.0 if x > 0 else 0.0)
     if a == RELIE:

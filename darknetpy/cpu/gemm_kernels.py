@@ -534,7 +534,7 @@ def store_fence(typingctx):
 
 pack_a16 = make_pack_a(MR)
 _KF = make_kernel(MR, NV, True, USE_ASM)
-_KA = make_kernel(MR, NV, False, USE_ASM, fused_a=(MR == 8))
+_KA = make_kernel(MR, NV, False, USE_ASM, fused_a=True)
 _K1 = make_kernel(MR, 1, False, USE_ASM)
 _K2 = make_kernel(MR, 2, False, USE_ASM) if NV >= 2 else _K1
 _K3 = make_kernel(MR, 3, False, USE_ASM) if NV >= 3 else _K1
