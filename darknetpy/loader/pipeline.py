@@ -3,6 +3,7 @@ the fast mode (see the package docstring)."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 
@@ -40,11 +41,15 @@ def to_shared(X: np.ndarray, y: np.ndarray) -> tuple:
     crosses processes with one copy instead of a pickle through a pipe."""
     from multiprocessing import resource_tracker, shared_memory
 
-    shm = shared_memory.SharedMemory(create=True, size=max(1, X.nbytes + y.nbytes))
+    size = max(1, X.nbytes + y.nbytes)
     try:
-        resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001 - the reader unlinks it
-    except Exception:
-        pass
+        shm = shared_memory.SharedMemory(create=True, size=size, track=False)   # Python 3.13+
+    except TypeError:
+        # older Pythons track every block they create: untrack it (POSIX names start
+        # with "/"), or this worker's exit would unlink a block the reader still needs
+        shm = shared_memory.SharedMemory(create=True, size=size)
+        if os.name == "posix":
+            resource_tracker.unregister("/" + shm.name, "shared_memory")
     buf = np.ndarray(X.nbytes + y.nbytes, np.uint8, shm.buf)
     buf[:X.nbytes] = X.reshape(-1).view(np.uint8)
     buf[X.nbytes:] = y.reshape(-1).view(np.uint8)
