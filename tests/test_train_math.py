@@ -107,29 +107,36 @@ def gemm_nt_reference(a, b, vector, c):
     return out
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 9, 16, 17])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 7, 9, 16, 17, 70])
 @pytest.mark.parametrize("vector", [True, False])
-@pytest.mark.parametrize("m", [3, 20])    # both forms of cpu/backward.gemm_nt_add
-def test_gemm_nt_lanes_and_remainders(k, vector, m):
-    from darknetpy.cpu.backward import gemm_nt_add
+@pytest.mark.parametrize("m, n", [(3, 5), (20, 150)])
+def test_gemm_nt_lanes_and_remainders(k, vector, m, n, monkeypatch):
+    """Every lane and remainder form; 20 x 150 in three column blocks of 64."""
+    from darknetpy.cpu import backward
+    monkeypatch.setattr(backward, "NT_LANE_FLOATS", 1)
     rng = np.random.default_rng(k)
-    a, b = rng.standard_normal((m, k)).astype(F32), rng.standard_normal((5, k)).astype(F32)
-    c = rng.standard_normal((m, 5)).astype(F32)
+    a, b = rng.standard_normal((m, k)).astype(F32), rng.standard_normal((n, k)).astype(F32)
+    c = rng.standard_normal((m, n)).astype(F32)
     got = c.copy()
-    gemm_nt_add(a, b, vector, got, True)
+    backward.gemm_nt_add(a, b, vector, got, True)
     assert np.array_equal(got.view(np.uint32), gemm_nt_reference(a, b, vector, c).view(np.uint32))
 
 
-@pytest.mark.parametrize("columns", [5, 80])    # both forms of cpu/backward.gemm_tn_beta0
-def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(columns):
+@pytest.mark.parametrize("rows, columns, depth", [(7, 5, 6), (7, 80, 6), (300, 80, 130), (300, 4, 50),
+                                                   (2000, 16, 130)])
+def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(rows, columns, depth):
+    """a transposed (the first three) or b and c (the last two, where a is the larger copy),
+    serial and threaded."""
     from darknetpy.cpu.backward import gemm_tn_beta0
     rng = np.random.default_rng(columns)
-    a, b = np.abs(rng.standard_normal((6, 7))).astype(F32), rng.standard_normal((6, columns)).astype(F32)
-    c = rng.standard_normal((7, columns)).astype(F32)
+    a = np.abs(rng.standard_normal((depth, rows))).astype(F32)
+    b = rng.standard_normal((depth, columns)).astype(F32)
+    c = rng.standard_normal((rows, columns)).astype(F32)
     b[:, 0] = -0.0      # column 0: every product -0, and c*0 = -0 where c < 0
     c[:, 0] = -np.abs(c[:, 0])
+    c[1, 1] = np.inf    # inf * 0 is NaN, and stays NaN
     want = c * F32(0)
-    for k in range(6):
+    for k in range(depth):
         want = want + a[k][:, None] * b[k][None, :]
     gemm_tn_beta0(a, b, c, True)
     assert np.array_equal(c.view(np.uint32), want.view(np.uint32))

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import fpenv
+from .gemm import gemm_exact
 
 F32 = np.float32
 FLT_MAX = F32(3.4028234663852886e38)
@@ -209,146 +210,81 @@ def _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delt
 
 
 def gemm_nt_add(a, b, vector, c, ftz):
-    """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1):
-    under -Ofast four lanes with the remainder folded in (README's gemm_nt pattern),
-    else one sequential sum. Computed for all i at once (a transposed), so the lanes
-    vectorise across i; each element's operations are the same."""
-    if a.shape[0] >= WIDE_ROWS:
-        _gemm_nt_add(np.ascontiguousarray(a.T), b, vector, c, ftz)
-    else:
-        _gemm_nt_rows(a, b, vector, c, ftz)
+    """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1).
 
-
-WIDE_ROWS = 16   # rows of a from which the transposed form measured faster (its inner loop is over them)
-
-
-@njit(cache=True, parallel=True, fastmath=False)
-def _gemm_nt_rows(a, b, vector, c, ftz):
-    """The same sums element by element, rows of c in parallel."""
-    k = a.shape[1]
-    head = k - k % 4
-    rem = k % 4
-    for i in prange(a.shape[0]):
-        old = fpenv.enter(ftz)
-        for j in range(b.shape[0]):
-            if vector:
-                v0 = v1 = v2 = v3 = F32(0.0)
-                for t in range(0, head, 4):
-                    v0 += b[j, t] * a[i, t]
-                    v1 += b[j, t + 1] * a[i, t + 1]
-                    v2 += b[j, t + 2] * a[i, t + 2]
-                    v3 += b[j, t + 3] * a[i, t + 3]
-                if rem == 0:
-                    s = (v0 + v2) + (v1 + v3)
-                elif rem == 1:
-                    s = ((v0 + v2) + (v1 + v3)) + b[j, head] * a[i, head]
-                else:
-                    s = ((v0 + v2) + b[j, head] * a[i, head]) + ((v1 + v3) + b[j, head + 1] * a[i, head + 1])
-                    if rem == 3:
-                        s = s + b[j, head + 2] * a[i, head + 2]
-            else:
-                s = F32(0.0)
-                for t in range(k):
-                    s += a[i, t] * b[j, t]
-            c[i, j] = s + c[i, j]
-        fpenv.leave(old)
-
-
-@njit(cache=True, parallel=True, fastmath=False)
-def _gemm_nt_add(at, b, vector, c, ftz):
-    k, m = at.shape
-    n = b.shape[0]
-    lanes_n = 4 if vector else 1
+    Under -Ofast the sum is four lanes, lane r adding the products of k = r, r + 4, ...
+    below 4*floor(K/4) in order, combined with the remainder folded in (README's gemm_nt
+    pattern); without, one sequential sum. Each lane is a sequential sum from +0, which is
+    what the exact GEMM computes: lane r is gemm_exact of a's and b's every fourth column
+    from r, and a small kernel combines the lanes. c is done in column blocks so that the
+    lanes stay in cache. a (M, K), b (N, K), c (M, N) rows contiguous."""
+    m, k = a.shape
+    lanes = 4 if vector else 1
     head = k - k % 4 if vector else k
-    rem = k - head
-    blocks = (n + J_BLOCK - 1) // J_BLOCK
-    for jb in prange(blocks):
+    block = max(NT_MIN_COLUMNS, NT_LANE_FLOATS // max(1, lanes * m))
+    a_lanes = [np.ascontiguousarray(a[:, r:head:lanes]) for r in range(lanes)]
+    tail_a = np.ascontiguousarray(a[:, head:])
+    sums = np.empty((lanes, m, min(block, b.shape[0])), np.float32)
+    for j0 in range(0, b.shape[0], block):
+        bj = b[j0:j0 + block]
+        part = sums[:, :, :bj.shape[0]]
+        for r in range(lanes):
+            gemm_exact(a_lanes[r], np.ascontiguousarray(bj[:, r:head:lanes].T), part[r], ftz=ftz)
+        _gemm_nt_combine(part, tail_a, np.ascontiguousarray(bj[:, head:].T), c[:, j0:j0 + bj.shape[0]], ftz)
+
+
+NT_LANE_FLOATS = 1 << 20   # floats of lane sums per column block (4 MiB)
+NT_MIN_COLUMNS = 64
+
+
+@njit(cache=True, parallel=True, fastmath=False)
+def _gemm_nt_combine(sums, tail_a, tail_b, c, ftz):
+    """c[i, j] = lanes combined + c[i, j], the K % 4 tail products folded in as gcc -Ofast
+    folds them. sums (lanes, M, N) (rows contiguous); tail_a (M, rem); tail_b (rem, N); c (M, N)."""
+    lanes, rem, n = sums.shape[0], tail_a.shape[1], c.shape[1]
+    for i in prange(c.shape[0]):
         old = fpenv.enter(ftz)
-        lanes = np.empty((lanes_n, m), np.float32)
-        for j in range(jb * J_BLOCK, min(n, (jb + 1) * J_BLOCK)):
-            _gemm_nt_column(at, b, vector, c, lanes, j, head, rem)
-        fpenv.leave(old)
-
-
-J_BLOCK = 16    # columns of c per parallel task (one lanes buffer each)
-
-
-@njit(inline="always", fastmath=False)
-def _gemm_nt_column(at, b, vector, c, lanes, j, head, rem):
-    lanes_n, m = lanes.shape
-    lanes[:] = 0.0
-    for t in range(0, head, lanes_n):
-        for lane_i in range(lanes_n):
-            bv = b[j, t + lane_i]
-            arow = at[t + lane_i]
-            lane = lanes[lane_i]
-            for i in range(m):
-                lane[i] += arow[i] * bv
-    for i in range(m):
-        if not vector:
-            s = lanes[0, i]
-        elif rem == 0:
-            s = (lanes[0, i] + lanes[2, i]) + (lanes[1, i] + lanes[3, i])
-        elif rem == 1:
-            s = ((lanes[0, i] + lanes[2, i]) + (lanes[1, i] + lanes[3, i])) + at[head, i] * b[j, head]
+        row = c[i]
+        if lanes == 1:
+            s0 = sums[0, i]
+            for j in range(n):
+                row[j] = s0[j] + row[j]
         else:
-            s = (((lanes[0, i] + lanes[2, i]) + at[head, i] * b[j, head])
-                 + ((lanes[1, i] + lanes[3, i]) + at[head + 1, i] * b[j, head + 1]))
-            if rem == 3:
-                s = s + at[head + 2, i] * b[j, head + 2]
-        c[i, j] = s + c[i, j]
+            s0, s1, s2, s3 = sums[0, i], sums[1, i], sums[2, i], sums[3, i]
+            if rem == 0:
+                for j in range(n):
+                    row[j] = ((s0[j] + s2[j]) + (s1[j] + s3[j])) + row[j]
+            elif rem == 1:
+                a0, b0 = tail_a[i, 0], tail_b[0]
+                for j in range(n):
+                    row[j] = (((s0[j] + s2[j]) + (s1[j] + s3[j])) + a0 * b0[j]) + row[j]
+            elif rem == 2:
+                a0, a1, b0, b1 = tail_a[i, 0], tail_a[i, 1], tail_b[0], tail_b[1]
+                for j in range(n):
+                    row[j] = (((s0[j] + s2[j]) + a0 * b0[j]) + ((s1[j] + s3[j]) + a1 * b1[j])) + row[j]
+            else:
+                a0, a1, a2 = tail_a[i, 0], tail_a[i, 1], tail_a[i, 2]
+                b0, b1, b2 = tail_b[0], tail_b[1], tail_b[2]
+                for j in range(n):
+                    row[j] = ((((s0[j] + s2[j]) + a0 * b0[j]) + ((s1[j] + s3[j]) + a1 * b1[j]))
+                              + a2 * b2[j]) + row[j]
+        fpenv.leave(old)
 
 
 def gemm_tn_beta0(a, b, c, ftz):
-    """Darknet's gemm with TA=1, BETA=0 (see `gemm_tn_rows`); for a narrow c (few
-    columns: the late layers' small feature maps) computed transposed, so that the
-    inner loop runs along c's many rows. The same operations per element."""
-    if c.shape[1] >= NARROW_COLUMNS:
-        gemm_tn_rows(a, b, c, ftz)
+    """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs and NaNs survive),
+    then c[i, j] += a[k, i]*b[k, j] for k in order: the exact GEMM's accumulate mode,
+    which goes on from c's value in that order. It needs one operand transposed: a, or
+    b and c (c^T = b^T a, the same products and sums); whichever copies fewer floats
+    (a: a layer's weights; b and c: its delta and a column matrix). a (K, M), b (K, N),
+    c (M, N) rows contiguous."""
+    np.multiply(c, F32(0.0), out=c)
+    if a.size <= b.size + 2 * c.size:
+        gemm_exact(np.ascontiguousarray(a.T), b, c, accumulate=True, ftz=ftz)
         return
     ct = np.ascontiguousarray(c.T)
-    _gemm_tn_transposed(a, np.ascontiguousarray(b.T), ct, ftz)
+    gemm_exact(np.ascontiguousarray(b.T), a, ct, accumulate=True, ftz=ftz)
     c[...] = ct.T
-
-
-NARROW_COLUMNS = 64
-
-
-@njit(cache=True, parallel=True, fastmath=False)
-def _gemm_tn_transposed(a, bt, ct, ftz):
-    """ct[j, i] = ct[j, i]*0, then += a[k, i]*bt[j, k] for k in order; columns in parallel."""
-    kk = a.shape[0]
-    for j in prange(ct.shape[0]):
-        old = fpenv.enter(ftz)
-        row = ct[j]
-        for i in range(row.size):
-            row[i] = row[i] * F32(0.0)
-        for k in range(kk):
-            w = bt[j, k]
-            src = a[k]
-            for i in range(row.size):
-                row[i] += src[i] * w
-        fpenv.leave(old)
-
-
-@njit(cache=True, parallel=True, fastmath=False)
-def gemm_tn_rows(a, b, c, ftz):
-    """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs survive), then
-    c[i, j] += a[k, i]*b[k, j] for k in order. a (K, M), b (K, N), c (M, N). Rows of c
-    in parallel, MXCSR set in each worker."""
-    kk = a.shape[0]
-    n = b.shape[1]
-    for i in prange(a.shape[1]):
-        old = fpenv.enter(ftz)
-        row = c[i]
-        for j in range(n):
-            row[j] = row[j] * F32(0.0)
-        for k in range(kk):
-            w = a[k, i]
-            src = b[k]
-            for j in range(n):
-                row[j] += w * src[j]
-        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
