@@ -118,8 +118,23 @@ def test_gemm_nt_lanes_and_remainders(k, vector, m, n, monkeypatch):
     a, b = rng.standard_normal((m, k)).astype(F32), rng.standard_normal((n, k)).astype(F32)
     c = rng.standard_normal((m, n)).astype(F32)
     got = c.copy()
-    backward.gemm_nt_add(a, b, vector, got, True)
+    backward.gemm_nt_add(a, b, vector, True, got, True)
     assert np.array_equal(got.view(np.uint32), gemm_nt_reference(a, b, vector, c).view(np.uint32))
+
+
+@pytest.mark.parametrize("rows, columns, depth", [(7, 80, 6), (300, 4, 50)])
+def test_fast_backward_gemms_are_close_to_float64(rows, columns, depth):
+    """numerics="fast": one FMA GEMM each, within float32 rounding of the float64 products."""
+    from darknetpy.cpu.backward import gemm_nt_add, gemm_tn_beta0
+    rng = np.random.default_rng(rows)
+    a, b = rng.standard_normal((depth, rows)).astype(F32), rng.standard_normal((depth, columns)).astype(F32)
+    c = np.full((rows, columns), np.nan, F32)
+    gemm_tn_beta0(a, b, False, c, True)
+    np.testing.assert_allclose(c, a.T.astype(float) @ b.astype(float), rtol=1e-4, atol=1e-4)
+    base = rng.standard_normal((rows, columns)).astype(F32)
+    got = base.copy()
+    gemm_nt_add(np.ascontiguousarray(a.T), np.ascontiguousarray(b.T), True, False, got, True)
+    np.testing.assert_allclose(got, base + a.T.astype(float) @ b.astype(float), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("rows, columns, depth", [(7, 5, 6), (7, 80, 6), (300, 80, 130), (300, 4, 50),
@@ -138,6 +153,6 @@ def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(rows, columns, dept
     want = c * F32(0)
     for k in range(depth):
         want = want + a[k][:, None] * b[k][None, :]
-    gemm_tn_beta0(a, b, c, True)
+    gemm_tn_beta0(a, b, True, c, True)
     assert np.array_equal(c.view(np.uint32), want.view(np.uint32))
     assert np.signbit(c[:, 0]).all()

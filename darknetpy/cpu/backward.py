@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import fpenv
-from .gemm import gemm_exact
+from .gemm import gemm_exact, gemm_fast
 
 F32 = np.float32
 FLT_MAX = F32(3.4028234663852886e38)
@@ -209,8 +209,9 @@ def _normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delt
                     delta[b, f, k] = F32((np.float64(delta[b, f, k]) / sq + ((vd * 2.0) * d) / count) + cm)
 
 
-def gemm_nt_add(a, b, vector, c, ftz):
+def gemm_nt_add(a, b, vector, exact, c, ftz):
     """c[i, j] = sum_k a[i, k]*b[j, k] + c[i, j] (Darknet's gemm_nt, ALPHA = BETA = 1).
+    Not exact: one fused multiply-add GEMM on b transposed.
 
     Under -Ofast the sum is four lanes, lane r adding the products of k = r, r + 4, ...
     below 4*floor(K/4) in order, combined with the remainder folded in (README's gemm_nt
@@ -218,6 +219,9 @@ def gemm_nt_add(a, b, vector, c, ftz):
     what the exact GEMM computes: lane r is gemm_exact of a's and b's every fourth column
     from r, and a small kernel combines the lanes. c is done in column blocks so that the
     lanes stay in cache. a (M, K), b (N, K), c (M, N) rows contiguous."""
+    if not exact:
+        gemm_fast(a, np.ascontiguousarray(b.T), c, accumulate=True, ftz=ftz)
+        return
     m, k = a.shape
     lanes = 4 if vector else 1
     head = k - k % 4 if vector else k
@@ -271,19 +275,21 @@ def _gemm_nt_combine(sums, tail_a, tail_b, c, ftz):
         fpenv.leave(old)
 
 
-def gemm_tn_beta0(a, b, c, ftz):
+def gemm_tn_beta0(a, b, exact, c, ftz):
     """Darknet's gemm with TA=1, BETA=0: c *= 0 (a real multiply: signs and NaNs survive),
     then c[i, j] += a[k, i]*b[k, j] for k in order: the exact GEMM's accumulate mode,
     which goes on from c's value in that order. It needs one operand transposed: a, or
     b and c (c^T = b^T a, the same products and sums); whichever copies fewer floats
     (a: a layer's weights; b and c: its delta and a column matrix). a (K, M), b (K, N),
-    c (M, N) rows contiguous."""
-    np.multiply(c, F32(0.0), out=c)
+    c (M, N) rows contiguous. Not exact: c = the fused multiply-add GEMM's product."""
+    gemm = gemm_exact if exact else gemm_fast
+    if exact:
+        np.multiply(c, F32(0.0), out=c)
     if a.size <= b.size + 2 * c.size:
-        gemm_exact(np.ascontiguousarray(a.T), b, c, accumulate=True, ftz=ftz)
+        gemm(np.ascontiguousarray(a.T), b, c, accumulate=exact, ftz=ftz)
         return
-    ct = np.ascontiguousarray(c.T)
-    gemm_exact(np.ascontiguousarray(b.T), a, ct, accumulate=True, ftz=ftz)
+    ct = np.ascontiguousarray(c.T) if exact else np.empty(c.shape[::-1], np.float32)
+    gemm(np.ascontiguousarray(b.T), a, ct, accumulate=exact, ftz=ftz)
     c[...] = ct.T
 
 

@@ -212,15 +212,15 @@ def normalize_delta(x, mean, variance, mean_delta, variance_delta, vector, delta
     return delta
 
 
-def gemm_nt_add(a, b, vector, c, ftz):
+def gemm_nt_add(a, b, vector, exact, c, ftz):
     """See cpu/backward.gemm_nt_add."""
-    backward.gemm_nt_add(a, b, vector, c, ftz)
+    backward.gemm_nt_add(a, b, vector, exact, c, ftz)
     return c
 
 
-def gemm_tn_beta0(a, b, c, ftz):
+def gemm_tn_beta0(a, b, exact, c, ftz):
     """See cpu/backward.gemm_tn_beta0."""
-    backward.gemm_tn_beta0(a, b, c, ftz)
+    backward.gemm_tn_beta0(a, b, exact, c, ftz)
     return c
 
 

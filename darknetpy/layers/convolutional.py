@@ -154,7 +154,7 @@ class Convolutional(Layer):
         (BETA 0) and col2im (or, for 1x1, into the previous delta directly)."""
         n = step.delta.shape[0]
         kernels = step.kernels
-        vector, ftz = step.numerics.vector, step.numerics.ftz
+        vector, ftz, exact = step.numerics.vector, step.numerics.ftz, step.numerics.exact
         delta = step.delta.reshape(n, self.filters, -1)
         if self.activation_name not in GRADIENTS:
             raise DarknetError(f"layer {self.index} (convolutional): training with activation="
@@ -185,15 +185,15 @@ class Convolutional(Layer):
                     col = x.reshape(k, spatial)
                 else:
                     kernels.im2col(x, self.size, self.stride, self.padding, col)
-                kernels.gemm_nt_add(d, col, vector, weight_updates[g * m:(g + 1) * m], ftz)
+                kernels.gemm_nt_add(d, col, vector, exact, weight_updates[g * m:(g + 1) * m], ftz)
                 if prev is None:
                     continue
                 wg = self.weights[g * m:(g + 1) * m]
                 target = prev[b, g * cg:(g + 1) * cg]
                 if self.size == 1:
-                    kernels.gemm_tn_beta0(wg, d, target.reshape(k, spatial), ftz)
+                    kernels.gemm_tn_beta0(wg, d, exact, target.reshape(k, spatial), ftz)
                 else:
-                    kernels.gemm_tn_beta0(wg, d, col, ftz)
+                    kernels.gemm_tn_beta0(wg, d, exact, col, ftz)
                     kernels.col2im_add(col, cg, h, w, self.size, self.stride, self.padding, target, ftz)
 
     def update(self, kernels, learning_rate, momentum, decay, batch, ftz=True):
