@@ -1,8 +1,16 @@
-"""Fixtures shared by the GEMM test modules."""
+"""Fixtures shared by the GEMM test modules; SIGINT as an interactive run has it."""
+import signal
+
 import numba
 import pytest
 
 from darknetpy.cpu import gemm
+
+# A run started as a background job inherits SIGINT ignored; Python then installs no
+# KeyboardInterrupt handler, neither here nor in the commands the tests start, and the
+# Ctrl-C tests would test nothing. Give this process (and so its children) the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

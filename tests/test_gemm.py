@@ -75,6 +75,21 @@ def test_exact_random_shapes(shape, threads):
     assert_same_bits(run_exact(a, b), reference(a, b))
 
 
+@pytest.mark.parametrize("shape", [(7, 3, 5), (13, 2, 9), (20, 5, 30)], ids=lambda s: "x".join(map(str, s)))
+def test_row_panels_with_a_shared_packed_a(shape, threads):
+    """A k chunk rounded up past K (K < 8) with several row panels: the threads pack A into
+    one shared buffer, each panel at its own place. They once all packed at offset 0 (a
+    race: one panel's rows computed with another's A), so each product runs 20 times."""
+    M, K, N = shape
+    rng = np.random.default_rng(M + K + N)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    want = reference(a, b)
+    for _ in range(20):
+        assert_same_bits(run_exact(a, b), want)
+        fast = gemm.gemm_fast(a, b, np.full((M, N), np.nan, np.float32))
+        np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5)
+
+
 # The real layer shapes (M filters, K = c*size*size, N = out_h*out_w), with
 # N (and for the largest K, M) scaled down to keep the reference fast.
 REAL = [

@@ -307,19 +307,20 @@ def _col_shift(cf, ldc, M, N):
 
 
 @njit(cache=True, inline="always")
-def _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a):
+def _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile, shift, pack_a, ring):
     """gemm_block, with the columns [j0, j0 + shift) done on their own so
-    that the other tiles of C are 64-byte aligned."""
+    that the other tiles of C are 64-byte aligned. ring: ap is this thread's
+    own ring (see gemm_block), not a buffer that threads share panel by panel."""
     M, N = g[7], g[9]
     nt_ok = NT_STORES and M * N * 4 >= NT_MIN_BYTES
     # (np.bool_/np.int64 of a constant: not a literal type, so the calls
     # share one compiled specialisation of the callee)
-    no, yes = np.bool_(False), np.bool_(True)
+    no = np.bool_(False)
     if shift > 0 and j0 + shift < j1:
         gemm_block(g, ap, p0, p1, j0, j0 + shift, kcs, bp, tile, no, pack_a, no)
         gemm_block(g, ap, p0, p1, j0 + shift, j1, kcs, bp, tile, nt_ok, no, no)
     else:
-        gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, yes)
+        gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring)
 
 
 @njit(cache=True)
@@ -375,7 +376,7 @@ def _serial(g, ap, kcs, pack_a):
     bp = aligned_empty(_bp_size(N, kcs))
     tile = aligned_empty(MR * NR)
     _block_aligned(g, ap, np.int64(0), _cdiv(M, MR), np.int64(0), N, kcs, bp, tile,
-                   _col_shift(cf, ldc, M, N), pack_a)
+                   _col_shift(cf, ldc, M, N), pack_a, np.bool_(True))
 
 
 @njit(cache=True)
@@ -408,12 +409,13 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
             j1 = min(N, shift + (u + 1) * per)
             if j0 < j1:
                 _block_aligned(g, ap, np.int64(0), npan, j0, j1, kcs, bp, tile,
-                               shift if u == 0 else np.int64(0), np.bool_(False))
+                               shift if u == 0 else np.int64(0), np.bool_(False), np.bool_(False))
         else:
             p0 = u * per
             p1 = min(npan, p0 + per)
+            # a shared A buffer (ring False) holds each panel at its own place
             _block_aligned(g, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
-                           not packed)
+                           not packed, ring)
     fpenv.leave(old)
 
 
