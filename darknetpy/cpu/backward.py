@@ -81,33 +81,34 @@ def _backward_scale(x_norm, delta, vector, scale_updates):
         scale_updates[f] += s
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def mean_variance(x, mean, variance, ftz):
     """Batch statistics of x (n, c, s): sequential float sums in (b, s) order, mean times
-    f32(1/(n*s)), variance accumulated in double and rounded each step, times f32(1/(n*s - 1))."""
-    old = fpenv.enter(ftz)
-    _mean_variance(x, mean, variance)
-    fpenv.leave(old)
+    f32(1/(n*s)), variance accumulated in double and rounded each step, times f32(1/(n*s - 1)).
+    Channels in parallel (each channel's sums keep their order)."""
+    for f in prange(x.shape[1]):
+        old = fpenv.enter(ftz)
+        _mean_variance(x, f, mean, variance)
+        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
-def _mean_variance(x, mean, variance):
+def _mean_variance(x, f, mean, variance):
     n, c, spatial = x.shape
     scale = F32(1.0 / (n * spatial))
     vscale = F32(1.0 / (n * spatial - 1))
-    for f in range(c):
-        s = F32(0.0)
-        for b in range(n):
-            for k in range(spatial):
-                s += x[b, f, k]
-        m = s * scale
-        mean[f] = m
-        acc = F32(0.0)
-        for b in range(n):
-            for k in range(spatial):
-                d = np.float64(x[b, f, k] - m)
-                acc = F32(np.float64(acc) + d * d)
-        variance[f] = acc * vscale
+    s = F32(0.0)
+    for b in range(n):
+        for k in range(spatial):
+            s += x[b, f, k]
+    m = s * scale
+    mean[f] = m
+    acc = F32(0.0)
+    for b in range(n):
+        for k in range(spatial):
+            d = np.float64(x[b, f, k] - m)
+            acc = F32(np.float64(acc) + d * d)
+    variance[f] = acc * vscale
 
 
 @njit(cache=True, fastmath=False)
@@ -135,34 +136,34 @@ def _normalize(x, mean, variance, vector, out):
                 out[b, f, k] = F32(np.float64(x[b, f, k] - m) / den)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta, ftz):
     """mean_delta_cpu and variance_delta_cpu (sequential sums in (b, s) order); under
-    -Ofast pow(e, -1.5) is 1/(e*sqrt(e)) and the -0.5 multiplies first."""
-    old = fpenv.enter(ftz)
-    _batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta)
-    fpenv.leave(old)
+    -Ofast pow(e, -1.5) is 1/(e*sqrt(e)) and the -0.5 multiplies first. Channels in parallel."""
+    for f in prange(x.shape[1]):
+        old = fpenv.enter(ftz)
+        _batchnorm_deltas(x, f, mean, variance, delta, vector, mean_delta, variance_delta)
+        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
-def _batchnorm_deltas(x, mean, variance, delta, vector, mean_delta, variance_delta):
+def _batchnorm_deltas(x, f, mean, variance, delta, vector, mean_delta, variance_delta):
     n, c, spatial = x.shape
-    for f in range(c):
-        s1 = F32(0.0)
-        for b in range(n):
-            for k in range(spatial):
-                s1 += delta[b, f, k]
-        e = np.float64(variance[f] + F32(1e-5))
-        mean_delta[f] = F32(np.float64(s1) * (-1.0 / np.sqrt(e)))
-        s2 = F32(0.0)
-        m = mean[f]
-        for b in range(n):
-            for k in range(spatial):
-                s2 += (x[b, f, k] - m) * delta[b, f, k]
-        if vector:
-            variance_delta[f] = F32((np.float64(s2) * -0.5) * (1.0 / (e * np.sqrt(e))))
-        else:
-            variance_delta[f] = F32(np.float64(s2) * (-0.5 * e ** -1.5))
+    s1 = F32(0.0)
+    for b in range(n):
+        for k in range(spatial):
+            s1 += delta[b, f, k]
+    e = np.float64(variance[f] + F32(1e-5))
+    mean_delta[f] = F32(np.float64(s1) * (-1.0 / np.sqrt(e)))
+    s2 = F32(0.0)
+    m = mean[f]
+    for b in range(n):
+        for k in range(spatial):
+            s2 += (x[b, f, k] - m) * delta[b, f, k]
+    if vector:
+        variance_delta[f] = F32((np.float64(s2) * -0.5) * (1.0 / (e * np.sqrt(e))))
+    else:
+        variance_delta[f] = F32(np.float64(s2) * (-0.5 * e ** -1.5))
 
 
 @njit(cache=True, fastmath=False)
@@ -293,22 +294,23 @@ def gemm_tn_beta0(a, b, exact, c, ftz):
     c[...] = ct.T
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def col2im_add(col, c, h, w, size, stride, pad, im, ftz):
-    """col2im_cpu: each im2col row (channel, ky, kx) in order added into im (c, h, w)."""
-    old = fpenv.enter(ftz)
-    _col2im_add(col, c, h, w, size, stride, pad, im)
-    fpenv.leave(old)
+    """col2im_cpu: each im2col row (channel, ky, kx) in order added into im (c, h, w).
+    Channels in parallel: a channel's rows only add into that channel, in order."""
+    for ch in prange(c):
+        old = fpenv.enter(ftz)
+        _col2im_add(col, ch, h, w, size, stride, pad, im)
+        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
-def _col2im_add(col, c, h, w, size, stride, pad, im):
+def _col2im_add(col, ch, h, w, size, stride, pad, im):
     out_h = (h + 2 * pad - size) // stride + 1
     out_w = (w + 2 * pad - size) // stride + 1
-    for row in range(c * size * size):
+    for row in range(ch * size * size, (ch + 1) * size * size):
         kx = row % size
         ky = (row // size) % size
-        ch = row // size // size
         for y in range(out_h):
             iy = ky + y * stride - pad
             if iy < 0 or iy >= h:
@@ -319,39 +321,40 @@ def _col2im_add(col, c, h, w, size, stride, pad, im):
                     im[ch, iy, ix] += col[row, y * out_w + x]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, parallel=True, fastmath=False)
 def maxpool_indexes(x, size, stride, pad, out, indexes, ftz):
     """forward_maxpool_layer: out and the flat input index (image offset included) of the
-    first strict maximum in window order; taps outside the input are -FLT_MAX."""
-    old = fpenv.enter(ftz)
-    _maxpool_indexes(x, size, stride, pad, out, indexes)
-    fpenv.leave(old)
+    first strict maximum in window order; taps outside the input are -FLT_MAX. Channels
+    of every image in parallel."""
+    nb, c = x.shape[0], x.shape[1]
+    for bk in prange(nb * c):
+        old = fpenv.enter(ftz)
+        _maxpool_indexes(x, size, stride, pad, out, indexes, bk // c, bk % c)
+        fpenv.leave(old)
 
 
 @njit(cache=True, fastmath=False)
-def _maxpool_indexes(x, size, stride, pad, out, indexes):
+def _maxpool_indexes(x, size, stride, pad, out, indexes, b, k):
     nb, c, h, w = x.shape
     _, _, out_h, out_w = out.shape
     off = -(pad // 2)
     flat = x.reshape(-1)
-    for b in range(nb):
-        for k in range(c):
-            for i in range(out_h):
-                for j in range(out_w):
-                    best = -FLT_MAX
-                    best_i = -1
-                    for dy in range(size):
-                        for dx in range(size):
-                            cy = off + i * stride + dy
-                            cx = off + j * stride + dx
-                            index = cx + w * (cy + h * (k + b * c))
-                            valid = 0 <= cy < h and 0 <= cx < w
-                            v = flat[index] if valid else -FLT_MAX
-                            if v > best:
-                                best = v
-                                best_i = index
-                    out[b, k, i, j] = best
-                    indexes[b, k, i, j] = best_i
+    for i in range(out_h):
+        for j in range(out_w):
+            best = -FLT_MAX
+            best_i = -1
+            for dy in range(size):
+                for dx in range(size):
+                    cy = off + i * stride + dy
+                    cx = off + j * stride + dx
+                    index = cx + w * (cy + h * (k + b * c))
+                    valid = 0 <= cy < h and 0 <= cx < w
+                    v = flat[index] if valid else -FLT_MAX
+                    if v > best:
+                        best = v
+                        best_i = index
+            out[b, k, i, j] = best
+            indexes[b, k, i, j] = best_i
 
 
 @njit(cache=True, fastmath=False)
