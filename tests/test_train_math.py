@@ -156,3 +156,27 @@ def test_gemm_tn_beta0_multiplies_by_zero_then_adds_in_order(rows, columns, dept
     gemm_tn_beta0(a, b, True, c, True)
     assert np.array_equal(c.view(np.uint32), want.view(np.uint32))
     assert np.signbit(c[:, 0]).all()
+
+
+@pytest.mark.slow
+def test_no_fma_in_the_gemm_nt_lane_combination():
+    """Darknet's build has no fused multiply-add, nor may the kernel that folds gemm_nt's tail
+    products into its lanes (compiled here without threads: the same loop body)."""
+    import re
+
+    import numba
+    from darknetpy.cpu import backward
+    rng = np.random.default_rng(3)
+    for k in (8, 9, 10, 11):      # every remainder form
+        a, b = rng.standard_normal((3, k)).astype(F32), rng.standard_normal((4, k)).astype(F32)
+        backward.gemm_nt_add(a, b, True, True, np.zeros((3, 4), F32), True)
+    fn = backward._gemm_nt_combine
+    options = {key: v for key, v in fn.targetoptions.items() if key not in ("nopython", "cache", "parallel")}
+    assert not options.get("fastmath")
+    fresh = numba.njit(**options)(fn.py_func)   # cached code keeps no assembly to inspect
+    fma = re.compile(r"\bv?f(n)?m(add|sub)[a-z0-9]*\b", re.I)
+    for sig in fn.signatures:
+        fresh.compile(sig)
+        asm = fresh.inspect_asm(sig)
+        assert "mulss" in asm or "mulps" in asm
+        assert not fma.search(asm)
