@@ -18,6 +18,9 @@ setup(
         "numpy>=1.24,<3",
         "numba>=0.59,<0.70",
         "opencv-python-headless>=4.8,<6",
+        # Numba's TBB threading layer (see darknetpy/cpu/parallel.py), where PyPI has wheels
+        'tbb>=2021.6; (sys_platform == "linux" or sys_platform == "win32")'
+        ' and (platform_machine == "x86_64" or platform_machine == "AMD64")',
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "pycocotools>=2.0.6", "matplotlib>=3.5", "onnx>=1.15",
