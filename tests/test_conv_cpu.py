@@ -97,7 +97,7 @@ def test_blocked_path_is_taken(small_blocks):
     c, h, w, f, size, stride, pad = SHAPES[0]
     oh, ow = out_hw(h, w, size, stride, pad)
     k, n = c * size * size, oh * ow
-    assert conv._blocked(k, n, 2)
+    assert conv.blocked(k, n, 2)
     assert conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow) == \
         min(k * n, numba.config.NUMBA_NUM_THREADS * k * conv.block_columns(k))
     assert conv.workspace_floats(c, h, w, 1, 1, 0, 1, h, w) == 0
@@ -125,7 +125,7 @@ def test_narrow_layer_by_row_chunks(monkeypatch, threads, shape):
     x, weights = data(shape)
     oh, ow = out_hw(h, w, size, stride, pad)
     k, n = c * size * size, oh * ow
-    assert not conv._blocked(k, n, numba.config.NUMBA_NUM_THREADS)
+    assert not conv.blocked(k, n, numba.config.NUMBA_NUM_THREADS)
     rows = conv.chunk_rows(k, n)
     assert rows < k and rows % 256 == 0
     assert conv.workspace_floats(c, h, w, size, stride, pad, 1, oh, ow) == rows * n
@@ -284,7 +284,7 @@ def test_ftz_daz_in_the_product(monkeypatch, threads, shape, path):
     x, weights = tiny_data(shape, seed=5)
     oh, ow = out_hw(h, w, size, stride, pad)
     k, n = c * size * size, oh * ow
-    assert conv._blocked(k, n, numba.get_num_threads()) == (path == "blocked")
+    assert conv.blocked(k, n, numba.get_num_threads()) == (path == "blocked")
     want = reference_ftz(x, weights, size, stride, pad)
     assert not same_bits(want, reference(x, weights, 1, size, stride, pad))
     out = conv.convolution(x, weights, 1, size, stride, pad, (oh, ow), None, True, ftz=True)

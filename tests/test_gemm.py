@@ -90,6 +90,25 @@ def test_row_panels_with_a_shared_packed_a(shape, threads):
         np.testing.assert_allclose(fast, want, rtol=1e-5, atol=1e-5)
 
 
+TILED = [(22 * gemm.MR - 2, 300, 3 * gemm.NR - 5), (17 * gemm.MR - 1, 64, 2 * gemm.NR - 3)]
+
+
+@pytest.mark.parametrize("shape", TILED, ids=lambda s: "x".join(map(str, s)))
+def test_tiles_of_c(shape, threads):
+    """Too few column and row units for 2 threads: the column units are cut into row
+    groups (tiles of C), every tile's sums in the same k order; the same bits as the
+    plain loop, with A packed ahead (a layer's weights) and packed in the call."""
+    M, K, N = shape
+    by_cols, per, count, rows_per = gemm_blocking.work_units(M, N, 2, K)
+    assert by_cols and rows_per < -(-M // gemm.MR) and count > -(-N // per)
+    rng = np.random.default_rng(M + K + N)
+    a, b = rand(rng, (M, K)), rand(rng, (K, N))
+    want = reference(a, b)
+    for _ in range(3):
+        assert_same_bits(run_exact(a, b), want)
+        assert_same_bits(run_exact(gemm.pack_a(a, N), b), want)
+
+
 # The real layer shapes (M filters, K = c*size*size, N = out_h*out_w), with
 # N (and for the largest K, M) scaled down to keep the reference fast.
 REAL = [

@@ -28,7 +28,8 @@ def block_columns(k):
     return BLOCK_QUANTUM * max(1, BLOCK_FLOATS // (k * BLOCK_QUANTUM))
 
 
-def _blocked(k, n, threads):
+def blocked(k, n, threads):
+    """Whether a layer runs by column blocks (enough of them for every thread)."""
     return n >= BLOCKS_PER_THREAD * threads * block_columns(k)
 
 
@@ -65,7 +66,7 @@ def workspace_floats(c, h, w, size, stride, pad, groups, out_h, out_w, exact=Tru
         return 0
     k, n = c // groups * size * size, out_h * out_w
     threads = numba.config.NUMBA_NUM_THREADS
-    if groups == 1 and _blocked(k, n, threads):
+    if groups == 1 and blocked(k, n, threads):
         return min(k * n, threads * k * block_columns(k))
     return chunk_rows(k, n) * n
 
@@ -143,14 +144,14 @@ def _columns(x, weights, size, stride, pad, out_w, out, workspace, nb, threads, 
 
 # ---------------------------------------------------------------- convolution + maxpool
 
-def _pool_bands(k, out_w, pool_size):
+def pool_bands(k, out_w, pool_size):
     """Pooled rows per work unit of the fused kernel: a unit's columns are whole bands of
     pool_size output rows, about a column block's worth."""
     return max(1, block_columns(k) // (pool_size * out_w))
 
 
 def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_size, pool_stride,
-                    pool_pad, exact=True):
+                    pool_pad, exact=True, threads=None):
     """Whether `convolution_epilogue_maxpool` can run this pair: pool windows that tile
     the rows without overlap from the origin (size == stride, offset 0; Darknet's 2x2/2
     pools), and enough bands to keep every thread busy (wide layers); for a Winograd
@@ -161,14 +162,14 @@ def maxpool_fusable(in_shape, filters, size, stride, pad, groups, out_hw, pool_s
         return pool_size == 2 and out_hw[0] % 2 == 0 and out_hw[1] % 2 == 0
     c = in_shape[0]
     k, (out_h, out_w) = c * size * size, out_hw
-    units = -(-out_h // pool_size) // _pool_bands(k, out_w, pool_size)
-    return units >= BLOCKS_PER_THREAD * numba.config.NUMBA_NUM_THREADS
+    units = -(-out_h // pool_size) // pool_bands(k, out_w, pool_size)
+    return units >= BLOCKS_PER_THREAD * (threads or numba.config.NUMBA_NUM_THREADS)
 
 
 def _pooled_floats_per_thread(k, filters, size, out_w, pool_size):
     """A thread's room in the fused kernel: an im2col block (none for 1x1) and the
     block's convolution output."""
-    nb = _pool_bands(k, out_w, pool_size) * pool_size * out_w
+    nb = pool_bands(k, out_w, pool_size) * pool_size * out_w
     return ((k if size > 1 else 0) + filters) * nb
 
 
@@ -247,7 +248,7 @@ def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspac
                                        _winograd_epilogue(bn, biases, activation, ftz), pooled)
     filters, k = weights.shape
     out_h, out_w = out_hw
-    bands = _pool_bands(k, out_w, pool_size)
+    bands = pool_bands(k, out_w, pool_size)
     per_thread = _pooled_floats_per_thread(k, filters, size, out_w, pool_size)
     threads = numba.get_num_threads()
     if workspace is None or workspace.size < per_thread:
@@ -270,13 +271,13 @@ def _convolve(x, weights, groups, size, stride, pad, out_hw, workspace, exact, e
     out = np.empty((filters, n), np.float32) if out is None else out.reshape(filters, n)
     threads = numba.get_num_threads()
     nb = block_columns(k)
-    blocked = groups == 1 and _blocked(k, n, threads)
+    by_blocks = groups == 1 and blocked(k, n, threads)
     rows = chunk_rows(k, n)
-    need = 0 if size == 1 else k * nb if blocked else rows * n
+    need = 0 if size == 1 else k * nb if by_blocks else rows * n
     if workspace is None or workspace.size < need:
         workspace = np.empty(need, np.float32)
     mode, mean, variance, scales, biases, a, ftz = epilogue_args
-    if blocked:
+    if by_blocks:
         if size > 1:
             threads = min(threads, workspace.size // (k * nb))
         _columns(x, weights, size, stride, pad, out_hw[1], out, workspace, nb, threads,

@@ -273,13 +273,15 @@ def gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
 
 
 @njit(cache=True)
-def _split(M, N, nt, K):
-    """Work units for nt threads: (by_cols, size, count).
+def work_units(M, N, nt, K):
+    """Work units for nt threads: (by_cols, per, count, rows_per).
 
-    By columns (size: columns, a multiple of NR) when there are enough
-    micro-panels, else by row panels (size: panels).  About UNITS_PER_THREAD
-    units per thread, taken dynamically, so a thread slowed down by other
-    work on its core takes fewer.
+    By columns (per: columns, a multiple of NR) when there are enough
+    micro-panels, else by row panels (per: panels, rows_per unused).  When
+    that gives a thread fewer than two units (many threads, a small C), by
+    tiles: column units cut into row groups of rows_per panels (see
+    _row_groups).  About UNITS_PER_THREAD units per thread, taken dynamically,
+    so a thread slowed down by other work on its core takes fewer.
     """
     npan = _cdiv(M, MR)
     nj = _cdiv(N, NR)
@@ -287,13 +289,37 @@ def _split(M, N, nt, K):
     # by columns every thread reads all of (packed) A: fine while A is small
     if nj >= 2 * target or nj >= npan or (nj >= 2 * nt and M * K * 4 <= COL_SPLIT_MAX_A):
         per = _cdiv(nj, target) * NR
-        return True, per, _cdiv(N, per)
-    # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
-    # there are enough, with a whole number of units per thread
-    nunits = min(target, npan // ROW_UNIT_MIN) // nt * nt
-    per = _cdiv(npan, max(nt, nunits))
-    return False, per, _cdiv(npan, per)
+        if _cdiv(N, per) >= 2 * nt or npan < 2 * ROW_UNIT_MIN:
+            return True, per, _cdiv(N, per), npan
+    else:
+        # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
+        # there are enough, with a whole number of units per thread
+        nunits = min(target, npan // ROW_UNIT_MIN) // nt * nt
+        per = _cdiv(npan, max(nt, nunits))
+        if _cdiv(npan, per) >= 2 * nt or nj < 2:
+            return False, per, _cdiv(npan, per), npan
+    groups = _row_groups(M, K, N, target)
+    rows_per = _cdiv(npan, groups)
+    per = _cdiv(nj, _cdiv(target, groups)) * NR
+    return True, per, _cdiv(N, per) * _cdiv(npan, rows_per), rows_per
 
+
+@njit(cache=True)
+def _row_groups(M, K, N, target):
+    """Row groups for a split by columns: the number R of groups with C = target / R
+    column units each that reads the fewest floats (every unit reads its rows of
+    packed A and its columns of B: C * M * K + R * K * N), row groups of at least
+    ROW_UNIT_MIN panels, and R * C at least `target` units where the rows allow."""
+    nj = _cdiv(N, NR)
+    best, best_units, best_cost = 1, 0, 0.0
+    for r in range(1, max(1, _cdiv(M, MR) // ROW_UNIT_MIN) + 1):
+        units = r * min(nj, _cdiv(target, r))
+        cost = float(min(nj, _cdiv(target, r))) * M * K + float(r) * K * N
+        # enough units and fewer floats read, or more units while there are too few
+        if (units >= target and (best_units < target or cost < best_cost)) or \
+                (best_units < target and units > best_units):
+            best, best_units, best_cost = r, units, cost
+    return best
 
 
 @njit(cache=True)
@@ -386,13 +412,15 @@ def _bp_size(N, kcs):
 
 
 @njit(cache=True)
-def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work, ftz):
-    """One thread's share: take work units from counter until none is left.
+def _worker(g, ap, counter, by_cols, per, nunits, rows_per, kcs, shift, ring, packed, work, ftz):
+    """One thread's share: take work units from counter until none is left (a
+    column unit's row group: unit // column units; see work_units).
     work: this thread's scratch (packed B, edge tile, ring A); packed: A
     is packed already (else row units pack their own panels); ftz: see
     gemm_serial_entry."""
     M, K, N = g[7:10]
     npan = _cdiv(M, MR)
+    ncols = _cdiv(N, per)
     nbp = _bp_size(per if by_cols else N, kcs)
     bp = work[:nbp]
     tile = work[nbp:nbp + MR * NR]
@@ -404,12 +432,15 @@ def _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed, work
         if u >= nunits:
             break
         if by_cols:
-            # unit boundaries on aligned columns: unit 0 takes the shift
-            j0 = 0 if u == 0 else min(N, shift + u * per)
-            j1 = min(N, shift + (u + 1) * per)
+            # unit boundaries on aligned columns: column unit 0 takes the shift
+            r, cu = u // ncols, u % ncols
+            j0 = 0 if cu == 0 else min(N, shift + cu * per)
+            j1 = min(N, shift + (cu + 1) * per)
+            p0 = r * rows_per
+            p1 = min(npan, p0 + rows_per)
             if j0 < j1:
-                _block_aligned(g, ap, np.int64(0), npan, j0, j1, kcs, bp, tile,
-                               shift if u == 0 else np.int64(0), np.bool_(False), np.bool_(False))
+                _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile,
+                               shift if cu == 0 else np.int64(0), np.bool_(False), np.bool_(False))
         else:
             p0 = u * per
             p1 = min(npan, p0 + per)
@@ -425,7 +456,7 @@ def gemm_parallel(g, nt, ap, kcs, ftz):
     (then A is packed here, kcs ignored); ftz: see gemm_serial_entry."""
     af, lda, bf, ldb, cf, ldc, M, K, N = g[1:10]
     npan = _cdiv(M, MR)
-    by_cols, per, nunits = _split(M, N, nt, K)
+    by_cols, per, nunits, rows_per = work_units(M, N, nt, K)
     packed = ap.size > 0
     if not packed:
         kcs = chunk(K, per) if by_cols else chunk_whole(K, N)
@@ -444,5 +475,5 @@ def gemm_parallel(g, nt, ap, kcs, ftz):
         for t in prange(nt):
             pack_a_panels(af, lda, M, K, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
-        _worker(g, ap, counter, by_cols, per, nunits, kcs, shift, ring, packed,
+        _worker(g, ap, counter, by_cols, per, nunits, rows_per, kcs, shift, ring, packed,
                 work[t * nwork:(t + 1) * nwork], ftz)
