@@ -9,6 +9,10 @@ weight decay (the region loss itself is not written in torch). Weights are rando
 
     python3 bench/train.py --models yolov2-tiny-voc --size 416 --batch 8 --threads 1 2
     python3 bench/train.py --quick      # 128x128, batch 2, tiny-voc: a minute or so
+
+Each engine runs in a process of its own and the parent asks them for one step each in
+turn: in one process, PyTorch's OpenMP workers spin after each of its steps on the cores
+darknetpy's next step needs (and the other way round), which slowed both.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import os
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -103,25 +108,21 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(model: str, size: int, batch: int, threads: int, repeat: int, numerics: list[str], folder: str) -> dict:
-    import numba
-    import torch
-
+def make_step(engine: str, cfg: str, batch: int, size: int):
+    """The training step of one engine: "darknet" or "fast" (darknetpy's numerics) or
+    "torch", on the same random inputs and truths."""
     import darknetpy
     from darknetpy.train import Trainer
 
-    numba.set_num_threads(threads)
-    torch.set_num_threads(threads)
-    cfg = cfg_copy(model, size, batch, folder)
     rng = np.random.default_rng(0)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = truths(batch)
-    runners = {}
-    for name in numerics:
-        net = darknetpy.load(cfg, None, numerics=name)
-        random_weights(net, rng)
-        trainer = Trainer(net, numerics=name, log=lambda line: None)
-        runners[f"darknetpy {name}"] = (lambda t=trainer: t.train(x, y))
+    net = darknetpy.load(cfg, None, numerics="darknet" if engine == "torch" else engine)
+    random_weights(net, rng)
+    if engine != "torch":
+        trainer = Trainer(net, numerics=engine, log=lambda line: None)
+        return lambda: trainer.train(x, y)
+    import torch
     module = torch_model(net)
     opt = torch.optim.SGD(module.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     tx = torch.from_numpy(x)
@@ -132,19 +133,70 @@ def bench(model: str, size: int, batch: int, threads: int, repeat: int, numerics
         loss = (out * out).sum()
         loss.backward()
         opt.step()
-    runners["pytorch fp32"] = torch_step
-    for run in runners.values():       # compile / warm up
-        run()
-    times = {name: [] for name in runners}
-    for _ in range(repeat):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    return torch_step
+
+
+def serve(engine: str, cfg: str, batch: int, size: int, threads: int) -> None:
+    """A child process: one engine, one step per line read; answers the step's ms, and
+    its peak RSS on "rss". Each engine in a process of its own: two thread pools in one
+    process (Numba's and PyTorch's OpenMP) take each other's cores while they wait."""
+    import numba
+    numba.set_num_threads(threads)
+    if engine == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    step = make_step(engine, cfg, batch, size)
+    step()                                   # compile / warm up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "rss":
+            print(f"{peak_rss_mib():.0f}", flush=True)
+            continue
+        start = time.perf_counter()
+        step()
+        print(f"{(time.perf_counter() - start) * 1e3:.3f}", flush=True)
+
+
+class Child:
+    def __init__(self, engine, cfg, batch, size, threads):
+        self.p = subprocess.Popen([sys.executable, __file__, "--serve", engine, cfg, str(batch), str(size),
+                                   str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{engine}: the child process ended before its first step")
+
+    def ask(self, line: str) -> float:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        return float(self.p.stdout.readline())
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
+def bench(model: str, size: int, batch: int, threads: int, repeat: int, numerics: list[str], folder: str) -> dict:
+    """Median ms per step of each engine, steps interleaved (one of each in turn), and
+    each child's peak RSS in MiB."""
+    cfg = cfg_copy(model, size, batch, folder)
+    names = {n: f"darknetpy {n}" for n in numerics} | {"torch": "pytorch fp32"}
+    children = {name: Child(engine, cfg, batch, size, threads) for engine, name in names.items()}
+    try:
+        times = {name: [] for name in children}
+        for _ in range(repeat):
+            for name, child in children.items():
+                times[name].append(child.ask("step"))
+        rss = {name: child.ask("rss") for name, child in children.items()}
+    finally:
+        for child in children.values():
+            child.close()
+    return {name: statistics.median(t) for name, t in times.items()}, rss
 
 
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        engine, cfg, batch, size, threads = sys.argv[2:7]
+        serve(engine, cfg, int(batch), int(size), int(threads))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["yolov2-tiny-voc", "yolov2-voc"])
     p.add_argument("--size", type=int, default=416)
@@ -161,17 +213,18 @@ def main(argv=None) -> int:
     except ImportError:
         print("PyTorch is not installed: pip install torch", file=sys.stderr)
         return 2
-    print(f"| model | size | batch | threads | " + " | ".join(f"{n} ms" for n in
-          [f"darknetpy {k}" for k in args.numerics] + ["pytorch fp32"]) + " | exact/torch |")
-    print("|" + " --- |" * (5 + len(args.numerics)))
+    engines = [f"darknetpy {k}" for k in args.numerics] + ["pytorch fp32"]
+    print("| model | size | batch | threads | " + " | ".join(f"{n} ms" for n in engines)
+          + " | exact/torch | " + " | ".join(f"{n} peak RSS MiB" for n in engines) + " |")
+    print("|" + " --- |" * (5 + 2 * len(engines)))
     with tempfile.TemporaryDirectory() as folder:
         for model in args.models:
             for threads in args.threads:
-                ms = bench(model, args.size, args.batch, threads, args.repeat, args.numerics, folder)
+                ms, rss = bench(model, args.size, args.batch, threads, args.repeat, args.numerics, folder)
                 ratio = ms.get("darknetpy darknet", float("nan")) / ms["pytorch fp32"]
                 print(f"| {model} | {args.size} | {args.batch} | {threads} | "
-                      + " | ".join(f"{v:.0f}" for v in ms.values()) + f" | {ratio:.1f} |", flush=True)
-    print(f"peak RSS of this process (all runs): {peak_rss_mib():.0f} MiB")
+                      + " | ".join(f"{v:.0f}" for v in ms.values()) + f" | {ratio:.1f} | "
+                      + " | ".join(f"{v:.0f}" for v in rss.values()) + " |", flush=True)
     return 0
 
 
