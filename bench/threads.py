@@ -201,12 +201,13 @@ def split_table(model, threads_list) -> list[str]:
     by_layer = {t: {i: s for i, _, s in splits[t]} for t in threads_list}
     kinds = {i: kind for t in threads_list for i, kind, _ in splits[t]}
     for index in sorted(kinds):
-        cells = [f"{by_layer[t][index].units} {by_layer[t][index].region}, {by_layer[t][index].idle:.0%}"
-                 if index in by_layer[t] else "fused" for t in threads_list]
+        cells = ["fused" if index not in by_layer[t] else "small: one thread" if by_layer[t][index].serial
+                 else f"{by_layer[t][index].units} {by_layer[t][index].region}, {by_layer[t][index].idle:.0%}"
+                 for t in threads_list]
         out.append(f"| {index} {kinds[index]} | " + " | ".join(cells) + " |")
     out.append("")
-    out.append("worst layer: " + ", ".join(f"{t} threads {max(s.idle for _, _, s in splits[t]):.0%}"
-                                           for t in threads_list))
+    out.append("worst layer (of those split among threads): " + ", ".join(
+        f"{t} threads {max(s.idle for _, _, s in splits[t] if not s.serial):.0%}" for t in threads_list))
     return out
 
 

@@ -48,9 +48,11 @@ def sample(shape, seed):
 @pytest.mark.parametrize("shape,size,stride,pad", [
     ((4, 12, 12), 2, 2, 1), ((3, 13, 13), 2, 1, 1), ((5, 11, 9), 3, 2, 2),
     ((2, 7, 10), 3, 1, 2), ((3, 9, 9), 2, 2, 0), ((2, 8, 8), 3, 3, -2), ((1, 5, 6), 5, 2, 4),
-    ((16, 301, 300), 2, 2, 1), ((8, 200, 201), 3, 1, 2)])
+    ((16, 301, 300), 2, 2, 1), ((8, 200, 201), 3, 1, 2), ((2, 800, 700), 2, 2, 1), ((3, 901, 640), 2, 2, 1)])
 def test_maxpool_matches_the_model(ftz, shape, size, stride, pad):
-    """The last two are over SERIAL_MAX taps: their channels run in parallel."""
+    """The last four are over SERIAL_MAX taps: their channels run in parallel, and the
+    last two's, fewer than the units the threads need, by bands of rows (451 rows in 3
+    bands: uneven)."""
     x = sample(shape, seed=size * 10 + stride)
     expected = model(x, size, stride, pad, ftz)
     out = np.empty(expected.shape, np.float32)
@@ -70,3 +72,8 @@ def test_a_window_far_larger_than_the_image_takes_no_time(ftz, shape, size, stri
     out = np.empty(expected.shape, np.float32)
     pool.maxpool(x, size, stride, pad, out, ftz)
     assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))
+
+
+def test_few_channels_run_by_bands_of_rows():
+    assert pool.row_bands(2, 400, 2) == 4 and pool.row_bands(3, 451, 2) == 3
+    assert pool.row_bands(8, 100, 2) == 1 and pool.row_bands(3, 2, 64) == 2

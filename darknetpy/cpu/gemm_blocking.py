@@ -274,34 +274,40 @@ def gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
 
 @njit(cache=True)
 def work_units(M, N, nt, K):
-    """Work units for nt threads: (by_cols, per, count, rows_per).
+    """Work units for nt threads: (by_cols, cols, rows, width), cols column units by
+    rows row units, each at most width columns wide (by rows: cols 1, width N).
 
-    By columns (per: columns, a multiple of NR) when there are enough
-    micro-panels, else by row panels (per: panels, rows_per unused).  When
-    that gives a thread fewer than two units (many threads, a small C), by
-    tiles: column units cut into row groups of rows_per panels (see
-    _row_groups).  About UNITS_PER_THREAD units per thread, taken dynamically,
-    so a thread slowed down by other work on its core takes fewer.
+    By columns when there are enough micro-panels, else by row panels.  When that
+    gives a thread fewer than two units (many threads, a small C), by tiles:
+    column units cut into row groups (see _row_groups).  About UNITS_PER_THREAD
+    units per thread, taken dynamically, so a thread slowed down by other work on
+    its core takes fewer; units split panels as evenly as whole panels allow
+    (unit_start).
     """
     npan = _cdiv(M, MR)
     nj = _cdiv(N, NR)
     target = nt * UNITS_PER_THREAD
     # by columns every thread reads all of (packed) A: fine while A is small
     if nj >= 2 * target or nj >= npan or (nj >= 2 * nt and M * K * 4 <= COL_SPLIT_MAX_A):
-        per = _cdiv(nj, target) * NR
-        if _cdiv(N, per) >= 2 * nt or npan < 2 * ROW_UNIT_MIN:
-            return True, per, _cdiv(N, per), npan
+        cols = min(nj, target)
+        if cols >= 2 * nt or npan < 2 * ROW_UNIT_MIN:
+            return True, cols, np.int64(1), _cdiv(nj, cols) * NR
     else:
         # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
         # there are enough, with a whole number of units per thread
-        nunits = min(target, npan // ROW_UNIT_MIN) // nt * nt
-        per = _cdiv(npan, max(nt, nunits))
-        if _cdiv(npan, per) >= 2 * nt or nj < 2:
-            return False, per, _cdiv(npan, per), npan
-    groups = _row_groups(M, K, N, target)
-    rows_per = _cdiv(npan, groups)
-    per = _cdiv(nj, _cdiv(target, groups)) * NR
-    return True, per, _cdiv(N, per) * _cdiv(npan, rows_per), rows_per
+        rows = min(npan, max(nt, min(target, npan // ROW_UNIT_MIN) // nt * nt))
+        if rows >= 2 * nt or nj < 2:
+            return False, np.int64(1), rows, N
+    rows = _row_groups(M, K, N, target)
+    cols = min(nj, _cdiv(target, rows))
+    return True, cols, rows, _cdiv(nj, cols) * NR
+
+
+@njit(cache=True, inline="always")
+def unit_start(i, units, panels):
+    """First panel of unit i when `panels` are cut into `units` as evenly as whole
+    panels allow (sizes differ by at most one)."""
+    return i * panels // units
 
 
 @njit(cache=True)
@@ -309,10 +315,15 @@ def _row_groups(M, K, N, target):
     """Row groups for a split by columns: the number R of groups with C = target / R
     column units each that reads the fewest floats (every unit reads its rows of
     packed A and its columns of B: C * M * K + R * K * N), row groups of at least
-    ROW_UNIT_MIN panels, and R * C at least `target` units where the rows allow."""
+    ROW_UNIT_MIN panels where that gives `target` units (else down to one panel),
+    and R * C at least `target` units where the rows allow."""
     nj = _cdiv(N, NR)
+    npan = _cdiv(M, MR)
     best, best_units, best_cost = 1, 0, 0.0
-    for r in range(1, max(1, _cdiv(M, MR) // ROW_UNIT_MIN) + 1):
+    rmax = npan // ROW_UNIT_MIN
+    if rmax * min(nj, target) < target:
+        rmax = npan
+    for r in range(1, max(1, rmax) + 1):
         units = r * min(nj, _cdiv(target, r))
         cost = float(min(nj, _cdiv(target, r))) * M * K + float(r) * K * N
         # enough units and fewer floats read, or more units while there are too few
@@ -412,16 +423,16 @@ def _bp_size(N, kcs):
 
 
 @njit(cache=True)
-def _worker(g, ap, counter, by_cols, per, nunits, rows_per, kcs, shift, ring, packed, work, ftz):
-    """One thread's share: take work units from counter until none is left (a
-    column unit's row group: unit // column units; see work_units).
+def _worker(g, ap, counter, by_cols, cols, rows, width, kcs, shift, ring, packed, work, ftz):
+    """One thread's share: take work units from counter until none is left (unit u
+    is row unit u // cols, column unit u % cols; see work_units).
     work: this thread's scratch (packed B, edge tile, ring A); packed: A
     is packed already (else row units pack their own panels); ftz: see
     gemm_serial_entry."""
     M, K, N = g[7:10]
     npan = _cdiv(M, MR)
-    ncols = _cdiv(N, per)
-    nbp = _bp_size(per if by_cols else N, kcs)
+    nj = _cdiv(N, NR)
+    nbp = _bp_size(width, kcs)
     bp = work[:nbp]
     tile = work[nbp:nbp + MR * NR]
     if ring:
@@ -429,21 +440,19 @@ def _worker(g, ap, counter, by_cols, per, nunits, rows_per, kcs, shift, ring, pa
     old = fpenv.enter(ftz)
     while True:
         u = atomic_next(counter)
-        if u >= nunits:
+        if u >= cols * rows:
             break
+        r, cu = u // cols, u % cols
+        p0 = unit_start(r, rows, npan)
+        p1 = unit_start(r + 1, rows, npan)
         if by_cols:
             # unit boundaries on aligned columns: column unit 0 takes the shift
-            r, cu = u // ncols, u % ncols
-            j0 = 0 if cu == 0 else min(N, shift + cu * per)
-            j1 = min(N, shift + (cu + 1) * per)
-            p0 = r * rows_per
-            p1 = min(npan, p0 + rows_per)
+            j0 = 0 if cu == 0 else min(N, shift + unit_start(cu, cols, nj) * NR)
+            j1 = min(N, shift + unit_start(cu + 1, cols, nj) * NR)
             if j0 < j1:
                 _block_aligned(g, ap, p0, p1, j0, j1, kcs, bp, tile,
                                shift if cu == 0 else np.int64(0), np.bool_(False), np.bool_(False))
         else:
-            p0 = u * per
-            p1 = min(npan, p0 + per)
             # a shared A buffer (ring False) holds each panel at its own place
             _block_aligned(g, ap, p0, p1, np.int64(0), N, kcs, bp, tile, shift,
                            not packed, ring)
@@ -456,10 +465,10 @@ def gemm_parallel(g, nt, ap, kcs, ftz):
     (then A is packed here, kcs ignored); ftz: see gemm_serial_entry."""
     af, lda, bf, ldb, cf, ldc, M, K, N = g[1:10]
     npan = _cdiv(M, MR)
-    by_cols, per, nunits, rows_per = work_units(M, N, nt, K)
+    by_cols, cols, rows, width = work_units(M, N, nt, K)
     packed = ap.size > 0
     if not packed:
-        kcs = chunk(K, per) if by_cols else chunk_whole(K, N)
+        kcs = chunk(K, width) if by_cols else chunk_whole(K, N)
     ring = not packed and not by_cols and _ap_size(M, K, N, kcs) < npan * MR * K
     if not packed:
         ap = aligned_empty(0 if ring else npan * MR * K)
@@ -467,7 +476,7 @@ def gemm_parallel(g, nt, ap, kcs, ftz):
     counter = np.zeros(16, np.int64)
     # per-thread scratch, allocated here (not in the threads: their malloc
     # arenas would map and fault in fresh pages at every call), 64-byte rows
-    nwork = _cdiv(_bp_size(per if by_cols else N, kcs) + MR * NR + MR * kcs, 16) * 16
+    nwork = _cdiv(_bp_size(width, kcs) + MR * NR + MR * kcs, 16) * 16
     work = aligned_empty(nt * nwork)
     if by_cols and not packed:
         # every column unit needs all of A: pack it first
@@ -475,5 +484,5 @@ def gemm_parallel(g, nt, ap, kcs, ftz):
         for t in prange(nt):
             pack_a_panels(af, lda, M, K, ap, min(npan, t * pp), min(npan, (t + 1) * pp), kcs)
     for t in prange(nt):
-        _worker(g, ap, counter, by_cols, per, nunits, rows_per, kcs, shift, ring, packed,
+        _worker(g, ap, counter, by_cols, cols, rows, width, kcs, shift, ring, packed,
                 work[t * nwork:(t + 1) * nwork], ftz)

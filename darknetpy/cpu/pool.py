@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit, prange
 
-from . import fpenv
+from . import fpenv, parallel
 
 F32 = np.float32
 FLT_MAX = F32(3.4028234663852886e38)
@@ -10,6 +10,7 @@ FLT_MIN = F32(1.1754943508222875e-38)
 
 
 SERIAL_MAX = 1 << 20      # taps (about a millisecond) below which a pool runs on the calling thread
+UNITS_PER_THREAD = 4      # a parallel maxpool's units (channels, or bands of rows) per thread
 
 
 @njit(inline="always", fastmath=False, error_model="numpy")
@@ -65,15 +66,15 @@ def _edge(xrow, orow, j, size, x0, ftz):
 
 
 @njit(fastmath=False, error_model="numpy")
-def _maxpool_channel(x, k, size, stride, offset, out, ftz):
-    """Channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
+def _maxpool_channel(x, k, i0, i1, size, stride, offset, out, ftz):
+    """Output rows [i0, i1) of channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
     -FLT_MAX and takes its taps in window order (rows, then columns), each only if
     strictly greater; a window row's taps go in one pass over the output row. Only the
     window rows in the image are visited: a window can be far larger than the image.
     (Called, not inlined, from both branches of _maxpool: compiled once.)"""
     _, h, w = x.shape
-    _, out_h, out_w = out.shape
-    for i in range(out_h):
+    out_w = out.shape[2]
+    for i in range(i0, i1):
         orow = out[k, i]
         for j in range(out_w):
             orow[j] = -FLT_MAX
@@ -82,17 +83,27 @@ def _maxpool_channel(x, k, size, stride, offset, out, ftz):
             window_row(x[k, y0 + n], orow, size, stride, offset, ftz)
 
 
+def row_bands(channels, out_h, threads):
+    """Bands of output rows per channel, the units of a parallel maxpool: whole channels
+    when there are several for each thread, else enough bands for four units a thread."""
+    if channels >= UNITS_PER_THREAD * threads:
+        return 1
+    return min(out_h, -(-UNITS_PER_THREAD * threads // channels))
+
+
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")
-def _maxpool(x, size, stride, offset, out, ftz):
+def _maxpool(x, size, stride, offset, out, bands, ftz):
+    out_h = out.shape[1]
     if out.size * size * size < SERIAL_MAX:
         old = fpenv.enter(ftz)
         for k in range(x.shape[0]):
-            _maxpool_channel(x, np.int64(k), size, stride, offset, out, ftz)
+            _maxpool_channel(x, np.int64(k), np.int64(0), out_h, size, stride, offset, out, ftz)
         fpenv.leave(old)
         return
-    for k in prange(x.shape[0]):
+    for u in prange(x.shape[0] * bands):
+        k, b = u // bands, u % bands
         old = fpenv.enter(ftz)
-        _maxpool_channel(x, np.int64(k), size, stride, offset, out, ftz)
+        _maxpool_channel(x, k, b * out_h // bands, (b + 1) * out_h // bands, size, stride, offset, out, ftz)
         fpenv.leave(old)
 
 
@@ -105,7 +116,8 @@ def maxpool(x, size, stride, pad, out, ftz):
     runs on this thread: a parallel region costs more than it saves there.
     """
     offset = -(pad // 2) if pad >= 0 else (-pad) // 2
-    _maxpool(np.ascontiguousarray(x), size, stride, offset, out, ftz)
+    bands = row_bands(x.shape[0], out.shape[1], parallel.num_threads())
+    _maxpool(np.ascontiguousarray(x), size, stride, offset, out, bands, ftz)
 
 
 @njit(cache=True, parallel=True, fastmath=False, error_model="numpy")

@@ -11,8 +11,9 @@ import heapq
 from dataclasses import dataclass
 
 from . import convolution as conv
+from . import pool as pool_kernels
 from .gemm import PAR_MIN_FLOPS
-from .gemm_blocking import MR, work_units
+from .gemm_blocking import MR, NR, unit_start, work_units
 
 
 @dataclass
@@ -21,6 +22,11 @@ class Split:
     region: str         # which kernel: "column blocks", "pooled bands", "gemm columns", ...
     units: int
     idle: float         # largest fraction of the region's time one thread is idle
+
+    @property
+    def serial(self):
+        """A region too small to split: it runs on the calling thread by design."""
+        return self.units == 1 and self.region.endswith("one thread")
 
 
 def idle_fraction(costs, threads):
@@ -57,18 +63,28 @@ def convolution_split(in_shape, filters, size, stride, pad, groups, out_hw, thre
     m = filters // groups
     if threads == 1 or 2.0 * m * k * n < PAR_MIN_FLOPS:
         return Split("gemm on one thread", 1, idle_fraction([1.0], threads))
-    by_cols, per, count, rows_per = work_units(m, n, threads, k)
-    npan = -(-m // MR)
-    if not by_cols:
-        sizes = _sizes(npan, per)
-        return Split("gemm row panels", len(sizes), idle_fraction(sizes, threads))
-    sizes = [r * c for r in _sizes(npan, rows_per) for c in _sizes(n, per)]
-    return Split("gemm columns" if rows_per == npan else "gemm tiles", len(sizes), idle_fraction(sizes, threads))
+    by_cols, cols, rows, _ = work_units(m, n, threads, k)
+    npan, nj = -(-m // MR), -(-n // NR)
+    row_sizes = [unit_start(r + 1, rows, npan) - unit_start(r, rows, npan) for r in range(rows)]
+    col_sizes = [unit_start(c + 1, cols, nj) - unit_start(c, cols, nj) for c in range(cols)]
+    sizes = [float(r * c) for r in row_sizes for c in col_sizes]
+    region = "gemm row panels" if not by_cols else "gemm columns" if rows == 1 else "gemm tiles"
+    return Split(region, len(sizes), idle_fraction(sizes, threads))
 
 
 def channel_split(channels, threads, region):
-    """A parallel loop over channels (maxpool, reorg, shortcut, upsample)."""
+    """A parallel loop over channels (reorg, shortcut, upsample)."""
     return Split(region, channels, idle_fraction([1.0] * channels, threads))
+
+
+def maxpool_split(in_shape, size, out_shape, threads):
+    """A maxpool's units: channels, or bands of rows of each channel (pool.row_bands)."""
+    c, out_h, _ = out_shape
+    if c * out_h * out_shape[2] * size * size < pool_kernels.SERIAL_MAX:
+        return Split("one thread", 1, idle_fraction([1.0], threads))
+    bands = pool_kernels.row_bands(c, out_h, threads)
+    sizes = [float((b + 1) * out_h // bands - b * out_h // bands) for _ in range(c) for b in range(bands)]
+    return Split("channels" if bands == 1 else "row bands", len(sizes), idle_fraction(sizes, threads))
 
 
 def network_split(net, threads):
@@ -90,6 +106,8 @@ def network_split(net, threads):
             if split.region == "pooled bands":
                 fused.add(i + 1)
             out.append((i, layer.type, split))
-        elif layer.type in ("maxpool", "reorg", "shortcut", "upsample"):
+        elif layer.type == "maxpool":
+            out.append((i, layer.type, maxpool_split(layer.in_shape, layer.size, layer.out_shape, threads)))
+        elif layer.type in ("reorg", "shortcut", "upsample"):
             out.append((i, layer.type, channel_split(layer.out_shape[0], threads, "channels")))
     return out
