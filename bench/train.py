@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CFG_DIR = REPO.parent / "shared" / "reference" / "darknet" / "cfg"
+SETTLE_S = 0.5      # pause before each step: the last child's idle threads stop spinning
 
 
 def cfg_copy(model: str, size: int, batch: int, folder: str) -> str:
@@ -184,6 +185,7 @@ def bench(model: str, size: int, batch: int, threads: int, repeat: int, numerics
         times = {name: [] for name in children}
         for _ in range(repeat):
             for name, child in children.items():
+                time.sleep(SETTLE_S)
                 times[name].append(child.ask("step"))
         rss = {name: child.ask("rss") for name, child in children.items()}
     finally:

@@ -290,7 +290,7 @@ def work_units(M, N, nt, K):
     # by columns every thread reads all of (packed) A: fine while A is small
     if nj >= 2 * target or nj >= npan or (nj >= 2 * nt and M * K * 4 <= COL_SPLIT_MAX_A):
         cols = min(nj, target)
-        if cols >= 2 * nt or npan < 2 * ROW_UNIT_MIN:
+        if cols >= 2 * nt or npan < 2:
             return True, cols, np.int64(1), _cdiv(nj, cols) * NR
     else:
         # each row unit packs B again: give it ROW_UNIT_MIN panels or more if
