@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import kit
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,9 @@ needs_tbb = pytest.mark.skipif(not _tbb_installed(), reason="the tbb package is 
 
 LAYER = "import darknetpy, numba; numba.get_num_threads(); print(numba.threading_layer())"
 
-# yolov2-tiny-ish: convolutions wide and narrow, maxpools, route, reorg, region
+# the YOLOv2 kit's yolov2 at 128x128 (convolutions wide and narrow, maxpools, route,
+# reorg, region), random weights
+SMALL_CFG = kit.KIT / "cfg-small" / "yolov2-128.cfg"
 PROGRAM = """
 import hashlib, sys
 import numpy as np, numba
@@ -40,77 +44,6 @@ x = rng.random(net.layers[0].in_shape, dtype=np.float32)
 outs = net.forward_layers(x)
 print(numba.threading_layer(), hashlib.sha256(b"".join(o.tobytes() for o in outs)).hexdigest())
 """
-
-CFG = """[net]
-width=96
-height=96
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=64
-size=1
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=64
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[route]
-layers=-3
-
-[reorg]
-stride=2
-
-[route]
-layers=-1,-3
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=35
-activation=linear
-
-[region]
-anchors=1,1, 2,2, 3,3, 4,4, 5,5
-classes=2
-num=5
-"""
-
 
 def _omp_available():
     try:
@@ -156,9 +89,9 @@ def test_no_tbb_library_without_the_package(monkeypatch):
 
 
 @needs_tbb
-def test_same_bits_on_every_layer(tmp_path):
-    cfg = tmp_path / "small.cfg"
-    cfg.write_text(CFG)
+@pytest.mark.skipif(not SMALL_CFG.is_file(), reason=kit.V2.MISSING)
+def test_same_bits_on_every_layer():
+    cfg = SMALL_CFG
     layers = ("tbb", "omp", "workqueue") if _omp_available() else ("tbb", "workqueue")
     results = {layer: run(PROGRAM, {"NUMBA_THREADING_LAYER": layer}, str(cfg)) for layer in layers}
     assert {layer: r[0] for layer, r in results.items()} == {layer: layer for layer in results}
