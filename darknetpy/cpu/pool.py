@@ -67,8 +67,8 @@ def _edge(xrow, orow, j, size, x0, ftz):
 
 @njit(fastmath=False, error_model="numpy")
 def _maxpool_channel(x, k, i0, i1, size, stride, offset, out, ftz):
-    """Output rows [i0, i1) of channel k of x (c, h, w) into out (c, out_h, out_w). Each output starts at
-    -FLT_MAX and takes its taps in window order (rows, then columns), each only if
+    """Output rows [i0, i1) of channel k of x (c, h, w) into out (c, out_h, out_w).
+    Each output starts at -FLT_MAX and takes its taps in window order (rows, then columns), each only if
     strictly greater; a window row's taps go in one pass over the output row. Only the
     window rows in the image are visited: a window can be far larger than the image.
     (Called, not inlined, from both branches of _maxpool: compiled once.)"""
@@ -113,7 +113,8 @@ def maxpool(x, size, stride, pad, out, ftz):
     Taps outside the image are skipped; the running maximum starts at -FLT_MAX and
     takes a tap only when it is strictly greater (so NaN taps are passed over; with
     ftz, a subnormal compares as zero, as under the stock build's DAZ). A small pool
-    runs on this thread: a parallel region costs more than it saves there.
+    runs on this thread: a parallel region costs more than it saves there; a large one
+    with few channels goes by bands of rows (row_bands).
     """
     offset = -(pad // 2) if pad >= 0 else (-pad) // 2
     bands = row_bands(x.shape[0], out.shape[1], parallel.num_threads())

@@ -22,11 +22,10 @@ class Split:
     region: str         # which kernel: "column blocks", "pooled bands", "gemm columns", ...
     units: int
     idle: float         # largest fraction of the region's time one thread is idle
+    serial: bool = False    # too small to split: it runs on the calling thread by design
 
-    @property
-    def serial(self):
-        """A region too small to split: it runs on the calling thread by design."""
-        return self.units == 1 and self.region.endswith("one thread")
+
+ONE_THREAD = Split("one thread", 1, 0.0, True)
 
 
 def idle_fraction(costs, threads):
@@ -62,7 +61,7 @@ def convolution_split(in_shape, filters, size, stride, pad, groups, out_hw, thre
         return Split("column blocks", len(sizes), idle_fraction(sizes, threads))
     m = filters // groups
     if threads == 1 or 2.0 * m * k * n < PAR_MIN_FLOPS:
-        return Split("gemm on one thread", 1, idle_fraction([1.0], threads))
+        return ONE_THREAD
     by_cols, cols, rows, _ = work_units(m, n, threads, k)
     npan, nj = -(-m // MR), -(-n // NR)
     row_sizes = [unit_start(r + 1, rows, npan) - unit_start(r, rows, npan) for r in range(rows)]
@@ -72,16 +71,16 @@ def convolution_split(in_shape, filters, size, stride, pad, groups, out_hw, thre
     return Split(region, len(sizes), idle_fraction(sizes, threads))
 
 
-def channel_split(channels, threads, region):
+def channel_split(channels, threads):
     """A parallel loop over channels (reorg, shortcut, upsample)."""
-    return Split(region, channels, idle_fraction([1.0] * channels, threads))
+    return Split("channels", channels, idle_fraction([1.0] * channels, threads))
 
 
-def maxpool_split(in_shape, size, out_shape, threads):
+def maxpool_split(size, out_shape, threads):
     """A maxpool's units: channels, or bands of rows of each channel (pool.row_bands)."""
-    c, out_h, _ = out_shape
-    if c * out_h * out_shape[2] * size * size < pool_kernels.SERIAL_MAX:
-        return Split("one thread", 1, idle_fraction([1.0], threads))
+    c, out_h, out_w = out_shape
+    if c * out_h * out_w * size * size < pool_kernels.SERIAL_MAX:
+        return ONE_THREAD
     bands = pool_kernels.row_bands(c, out_h, threads)
     sizes = [float((b + 1) * out_h // bands - b * out_h // bands) for _ in range(c) for b in range(bands)]
     return Split("channels" if bands == 1 else "row bands", len(sizes), idle_fraction(sizes, threads))
@@ -107,7 +106,7 @@ def network_split(net, threads):
                 fused.add(i + 1)
             out.append((i, layer.type, split))
         elif layer.type == "maxpool":
-            out.append((i, layer.type, maxpool_split(layer.in_shape, layer.size, layer.out_shape, threads)))
+            out.append((i, layer.type, maxpool_split(layer.size, layer.out_shape, threads)))
         elif layer.type in ("reorg", "shortcut", "upsample"):
-            out.append((i, layer.type, channel_split(layer.out_shape[0], threads, "channels")))
+            out.append((i, layer.type, channel_split(layer.out_shape[0], threads)))
     return out
