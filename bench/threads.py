@@ -175,7 +175,7 @@ def measure(model, numerics, args):
 
 def table(rows) -> list[str]:
     out = ["| model | numerics | quiet 1t ms | quiet 2t ms | quiet 1t/2t (goal) | busy 1t ms | busy 2t ms "
-           "| busy 2t/1t (goal <= 1.05) | two processes / one (goal >= 1) |",
+           f"| busy 2t/1t (goal <= {GOAL_BUSY}) | two processes / one (goal >= 1) |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         q, b = r["quiet"], r["busy"]
