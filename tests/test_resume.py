@@ -105,22 +105,27 @@ def final_sha(root: Path) -> str:
     return hashlib.sha256((root / "backup" / "tiny_final.weights").read_bytes()).hexdigest()
 
 
-def logged_batch(log: Path) -> int:
+def last_logged(log: Path) -> dict:
     try:
         lines = log.read_text().splitlines()
-        return json.loads(lines[-1])["batch"] if lines else 0
-    except (OSError, ValueError, KeyError):
-        return 0
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def logged_batch(log: Path) -> int:
+    return last_logged(log).get("batch", 0)
 
 
 def kill_at(cmd, log: Path, batch: int, rng: random.Random) -> bool:
     """Start `cmd`, SIGKILL it once the log reaches `batch` plus a random part of an
-    iteration; True if it was killed before it finished."""
+    iteration (of the last logged one's time: a fixed delay can outlast the few
+    remaining iterations of this tiny run); True if it was killed before it finished."""
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while p.poll() is None and logged_batch(log) < batch and time.time() < deadline:
         time.sleep(0.005)
-    time.sleep(rng.uniform(0, 0.08))
+    time.sleep(rng.uniform(0, last_logged(log).get("seconds", 0.0)))
     alive = p.poll() is None
     if alive:
         p.send_signal(signal.SIGKILL)
