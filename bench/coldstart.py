@@ -49,10 +49,16 @@ def darknetpy(args: list[str], cache: str, cwd: str, nice: int) -> tuple[float, 
     return wall, cpu, r.stderr
 
 
-def breakdown(cfg: str, weights: str, image: str, cwd: str, top: int = 25) -> None:
-    """One cold detect in this process, the kernels listed by compile time."""
-    cache = tempfile.mkdtemp(prefix="coldstart-breakdown-")
-    os.environ["NUMBA_CACHE_DIR"] = cache
+def breakdown(cfg: str, weights: str, image: str, cwd: str) -> None:
+    """One cold detect in a child process (Numba reads NUMBA_CACHE_DIR once, at import, and
+    this process has imported it), the kernels listed by compile time."""
+    with tempfile.TemporaryDirectory(prefix="coldstart-breakdown-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        subprocess.run([sys.executable, __file__, "--breakdown-child", "--cfg", cfg, "--weights", weights,
+                        "--image", image, "--cwd", cwd], env=env, check=True)
+
+
+def breakdown_child(cfg: str, weights: str, image: str, cwd: str, top: int = 25) -> None:
     sys.path.insert(0, str(REPO))
     os.chdir(cwd)
     from numba.core import event
@@ -88,7 +94,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="cold measurements of each kind")
     p.add_argument("--nice", type=int, default=10, help="niceness of the measured processes (the machine is shared)")
     p.add_argument("--breakdown", action="store_true", help="also list the kernels by compile time")
+    p.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.breakdown_child:
+        return breakdown_child(args.cfg, args.weights, args.image, args.cwd)
     weights = args.weights
     if weights is None:
         sys.path.insert(0, str(REPO / "tests"))

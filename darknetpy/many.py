@@ -514,17 +514,14 @@ def _infer_group(group: list, infer, key: str) -> Iterator[Result]:
     """One `infer` (Network.detect_inputs or classify_inputs) over a group's prepared
     inputs (on a GPU they run side by side), then each item's result, in order, with its
     share of the forward passes' time."""
-    from .kernel_cache import kernel_seconds
-
     ready = [prepared for _, prepared in group if not isinstance(prepared, BaseException)]
     seconds: list[float] = []
-    before = kernel_seconds()
     try:
         found: list | BaseException = infer([p.x for p in ready], [(p.width, p.height) for p in ready], seconds)
     except (DarknetError, MemoryError) as e:
         found = e
-    # the time of the forward passes, without getting kernels ready (a first call)
-    share = max(0.0, sum(seconds) - (kernel_seconds() - before)) / max(len(ready), 1)
+    # the time of the forward passes, without getting kernels ready (Network._timed)
+    share = sum(seconds) / max(len(ready), 1)
     done = 0
     for item, prepared in group:
         if isinstance(prepared, BaseException):

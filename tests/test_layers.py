@@ -316,6 +316,39 @@ def test_convolution_batchnorm_route(tmp_path, size, stride, bn, numerics):
     assert not outputs[3].any() and net.output_layer.index == 2
 
 
+def test_an_activation_is_a_literal_and_the_run_time_code_gives_the_same_bits():
+    """Each Activation gets a kernel of its own (Numba types it as a literal); a plain int
+    goes through the kernel holding every activation, with the same bits."""
+    import numba
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(300).astype(np.float32) * np.float32(6.0),
+                        np.array([0.0, -0.0, 1e-40, -1e-40, np.inf, -np.inf, np.nan, -1.0, 1.0, 4.0, -4.0],
+                                 np.float32)])
+    for name, a in act.CODES.items():
+        assert act.constant(int(a)) is a and numba.typeof(a) == numba.types.IntegerLiteral(int(a))
+        for ftz in (False, True):
+            own, any_ = x.copy(), x.copy()
+            act.activate_array_kernel(own, a, ftz)
+            act.activate_array_kernel(any_, int(a), ftz)
+            assert np.array_equal(own.view(np.uint32), any_.view(np.uint32)), (name, ftz)
+
+
+def test_a_kernel_holds_only_its_activation():
+    """leaky's epilogue has no exp in it (logistic's has): the whole chain compiled into
+    every kernel made the first run take minutes."""
+    import numba
+
+    kernel = act.batchnorm_bias_activate_kernel
+    v = np.ones(3, np.float32)
+    ir = {}
+    for a in (act.LEAKY, act.LOGISTIC):
+        fresh = numba.njit(parallel=True, fastmath=False, error_model="numpy")(kernel.py_func)
+        fresh(np.ones((3, 5), np.float32), v, v, v, v, True, a, False)
+        ir[a] = "".join(fresh.inspect_llvm().values())
+    assert "llvm.exp.f64" not in ir[act.LEAKY] and "llvm.exp.f64" in ir[act.LOGISTIC]
+
+
 def test_no_fma_in_compiled_kernels():
     """Darknet's build has no fused multiply-add in its own code: no kernel may contain one.
     The tree softmax has glibc's expf inlined (softmax.expf_main), whose FMA build fuses
@@ -325,16 +358,18 @@ def test_no_fma_in_compiled_kernels():
     import numba
 
     from darknetpy.cpu import softmax as sm
-    for fn in (act.batchnorm_bias_activate, act.activate_array, sm.softmax_groups, sm.softmax_tree):
+    for fn in (act.batchnorm_bias_activate_kernel, act.activate_array_kernel, sm.softmax_groups, sm.softmax_tree):
         assert fn.signatures, f"{fn.__name__} was not compiled by the tests above"
         options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
         fresh = numba.njit(**options)(fn.py_func)  # cached code keeps no assembly to inspect
+        multiplies = False   # (each activation has a kernel of its own: hardtan's multiplies nothing)
         for sig in fn.signatures:
             fresh.compile(sig)
             asm = fresh.inspect_asm(sig)
-            assert "mulss" in asm or "mulps" in asm or "mulsd" in asm, fn.__name__
+            multiplies |= "mulss" in asm or "mulps" in asm or "mulsd" in asm
             fmas = set(re.findall(r"\bvf(?:n)?m(?:add|sub)\w*", asm))
             if fn is sm.softmax_tree:
                 assert fmas and all(f.endswith(("sd", "pd")) for f in fmas), (fn.__name__, fmas)
             else:
                 assert not fmas, (fn.__name__, fmas)
+        assert multiplies, fn.__name__

@@ -243,6 +243,7 @@ def convolution_epilogue_maxpool(x, weights, size, stride, pad, out_hw, workspac
     the two layers apart (each output's sum, epilogue and taps are the same operations).
     A Winograd layer's (weights from `prepare_weights`) pools each 2x2 output tile as
     its output transform makes it."""
+    activation = activations.constant(activation)
     if isinstance(weights, winograd.WinogradWeights):
         return winograd.convolution3x3(x, weights, None, workspace,
                                        _winograd_epilogue(bn, biases, activation, ftz), pooled)
@@ -320,6 +321,7 @@ def convolution_epilogue(x, weights, groups, size, stride, pad, out_hw, workspac
                          bn, biases, activation, ftz, out=None):
     """`convolution` then `epilogue`, the epilogue done block by block while in cache.
     weights: an array, or what `prepare_weights` made of it (a Winograd layer's)."""
+    activation = activations.constant(activation)
     if isinstance(weights, winograd.WinogradWeights):
         out = np.empty((weights.m, out_hw[0] * out_hw[1]), np.float32) if out is None else out
         return winograd.convolution3x3(x, weights, out.reshape(weights.m, -1), workspace,

@@ -239,7 +239,10 @@ def gemm_block(g, ap, p0, p1, j0, j1, kcs, bp, tile, nt_ok, pack_a, ring):
                         for k in range(kc):
                             src = (pc + k) * ldb + jb
                             d = boff + k * ldp
-                            bp[d:d + w] = bf[src:src + w]
+                            # element by element: an array assignment would compile its
+                            # shape-mismatch error (string formatting) into every caller
+                            for jj in range(w):
+                                bp[d + jj] = bf[src + jj]
                             bp[d + w:d + ldp] = 0.0
                 apf = 0 if ring else kc * MR    # next panel's A slice, prefetched
                 # a fused kernel prefetches the same B rows dk micro-panels on

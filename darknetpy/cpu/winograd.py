@@ -551,6 +551,7 @@ def convolution3x3(x, U, out, workspace=None, epilogue=None, pooled=None):
         return result
     ep = _NO_EPILOGUE if epilogue is None else epilogue
     use_bn, mean, variance, scales, biases, a, ftz = ep
+    a = activations.constant(a)
     threads = parallel.num_threads()
     shared, t, workers = plan(c, h, w, U.m, threads)
     need = workers * 16 * (c + U.m) * t
