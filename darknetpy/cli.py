@@ -847,7 +847,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = _parse(parser, argv)
     _numba_without_scipy_linalg()
-    from .kernel_cache import install_clock, install_notice
+    from .kernel_cache import install_notice
+    from .kernel_clock import install_clock
 
     install_notice()
     install_clock()

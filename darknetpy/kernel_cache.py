@@ -10,9 +10,8 @@ coldstart.py measures it; the README has the figures).
 * `install_notice` prints one line on stderr when a kernel starts compiling, so that a
   first run is not silent: Numba announces only real compilations (not cache loads)
   through its `numba:compile` event.
-* `kernel_seconds` is how long this thread has spent getting kernels ready (compiling
-  them, or loading them from the cache, which each kernel's first call does): the
-  pipeline leaves it out of Darknet's "Predicted in" line, which times the forward pass.
+* kernel_clock.py counts the time spent getting kernels ready (compiling them, or
+  loading them from the cache, which each kernel's first call does).
 * `compile_model` compiles what running a model needs, ahead: `darknetpy compile CFG`,
   and `darknetpy download`, which starts it for the models' cfg files while their
   weights download (`start_compile`).
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 NOTICE = ("darknetpy: compiling darknetpy's kernels for this CPU, first run only "
@@ -63,67 +61,6 @@ def install_notice(stream=None) -> None:
 
     _notice = Notice()
     event.register("numba:compile", _notice)
-
-
-class _Clock(threading.local):
-    depth = 0
-    start = 0.0
-    total = 0.0
-
-
-class _ProcessClock:
-    lock = threading.Lock()
-    inside = 0          # threads in the compiler lock (or waiting for it)
-    start = 0.0
-    total = 0.0
-
-
-_clock = _Clock()
-_clock_listener = None
-
-
-def kernel_seconds() -> float:
-    """Seconds this thread has spent in Numba's compiler lock since the clock was
-    installed (install_clock): loading kernels from the cache or compiling them, the
-    lock's waits included."""
-    return _clock.total
-
-
-def process_kernel_seconds() -> float:
-    """Seconds during which some thread of this process was getting kernels ready."""
-    return _ProcessClock.total
-
-
-def install_clock() -> None:
-    """Start counting `kernel_seconds` (outermost holds of the lock, per thread) and
-    `process_kernel_seconds`."""
-    global _clock_listener
-    if _clock_listener is not None:
-        return
-    from numba.core import event
-
-    class Clock(event.Listener):
-        def on_start(self, ev):
-            if _clock.depth == 0:
-                now = _clock.start = time.perf_counter()
-                with _ProcessClock.lock:
-                    if _ProcessClock.inside == 0:
-                        _ProcessClock.start = now
-                    _ProcessClock.inside += 1
-            _clock.depth += 1
-
-        def on_end(self, ev):
-            _clock.depth -= 1
-            if _clock.depth == 0:
-                now = time.perf_counter()
-                _clock.total += now - _clock.start
-                with _ProcessClock.lock:
-                    _ProcessClock.inside -= 1
-                    if _ProcessClock.inside == 0:
-                        _ProcessClock.total += now - _ProcessClock.start
-
-    _clock_listener = Clock()
-    event.register("numba:compiler_lock", _clock_listener)
 
 
 def _blank_jpeg() -> bytes:

@@ -908,7 +908,7 @@ def run_many(net, names: Sequence[str], sources: Sequence[Source] | None, *, thr
     each, written by `Output`. sources=None: Darknet's prompt (see prompt_items), one
     path at a time. Exit status 0 (all done), 1 (some failed), 130 (Ctrl-C; the JSON
     Lines so far are complete lines and the summary says how many were done)."""
-    from .kernel_cache import process_kernel_seconds
+    from .kernel_clock import process_kernel_seconds
 
     guard = InterruptGuard()
     writer = JsonLines(json_target, guard) if json_target is not None else None

@@ -14,7 +14,7 @@ from .memory import available_memory
 from .backend import get_backend
 from .errors import CfgError, DarknetError
 from .image import letterbox_image, load_image_color, to_float_chw
-from .kernel_cache import kernel_seconds
+from .kernel_clock import kernel_seconds
 from .layers.base import Layer
 from .layers.region import COMPAT
 from .model import DETECTION_TYPES, Model

@@ -354,9 +354,9 @@ def test_predicted_in_is_the_forward_pass_only(images, capsys):
 def test_predicted_in_keeps_the_forward_pass_when_decoding_compiles(images, capsys, monkeypatch):
     """A first run compiles the decoding's kernels (region, NMS) after the forward pass:
     that time is not the forward pass's and must not be taken off it (it printed 0)."""
-    from darknetpy import kernel_cache
+    from darknetpy import kernel_clock
     clock = {"s": 0.0}
-    monkeypatch.setattr(kernel_cache, "kernel_seconds", lambda: clock["s"])
+    monkeypatch.setattr(kernel_clock, "kernel_seconds", lambda: clock["s"])
 
     class CompilingHead(SlowHeadNetwork):
         def detect_inputs(self, xs, sizes, *args, seconds=None, **kwargs):
