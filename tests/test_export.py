@@ -583,6 +583,47 @@ def readme_lines(onnx_path, image, size, thresh, yolo=False):
     return darknetpy.export.detections(boxes[0], scores[0], objectness[0], thresh=thresh, nms=.45, yolo=yolo)
 
 
+def iou(a, b) -> float:
+    """Darknet's box_iou of two (x, y, w, h) boxes, in float64."""
+    def overlap(x1, w1, x2, w2):
+        return min(x1 + w1 / 2, x2 + w2 / 2) - max(x1 - w1 / 2, x2 - w2 / 2)
+    w, h = overlap(a.x, a.w, b.x, b.w), overlap(a.y, a.h, b.y, b.h)
+    inter = w * h if w > 0 and h > 0 else 0.0
+    return inter / (float(a.w) * a.h + float(b.w) * b.h - inter)
+
+
+def nms_twins(got, want, nms=.45):
+    """Pairs (index in got, index in want) of detections found on one side only that are
+    the same object: NMS kept one box of two that suppress each other (IoU above `nms`),
+    whose probabilities are equal within TOLERANCE, so a difference in their last bits
+    decides which one survives (random-weight yolov2 gives many boxes of probability 1.0
+    a million pixels wide)."""
+    only_got = [i for i in got if i not in want]
+    only_want = [i for i in want if i not in got]
+    pairs = []
+    for g in only_got:
+        for w in only_want:
+            a, b = got[g], want[w]
+            if a.probs.keys() == b.probs.keys() and iou(a.bbox, b.bbox) > nms and \
+                    max(abs(a.probs[k] - b.probs[k]) for k in a.probs) < TOLERANCE:
+                pairs.append((g, w))
+                only_want.remove(w)
+                break
+    return pairs
+
+
+def test_nms_twins_pairs_only_boxes_that_suppress_each_other():
+    from types import SimpleNamespace as D
+
+    from darknetpy.detect import Box
+    big, shifted, far = Box(.5, .5, 1e5, 1e6), Box(.9, .4, 1e5, 1e6), Box(5e5, .5, 1e5, 1e6)
+    got = {1: D(probs={4: 1.0}, bbox=big), 7: D(probs={2: .6}, bbox=big)}
+    want = {2: D(probs={4: 1.0}, bbox=shifted), 9: D(probs={2: .6}, bbox=far)}
+    assert nms_twins(got, want) == [(1, 2)]
+    want[2] = D(probs={4: .9}, bbox=shifted)
+    assert nms_twins(got, want) == []
+
+
 @pytest.mark.parametrize("which,model", [("V2", "yolov2-tiny"), pytest.param("V2", "yolov2", marks=pytest.mark.slow),
                                          ("V3", "yolov3-tiny")])
 def test_readme_lines_give_detects_detections(tmp_path, which, model):
@@ -608,6 +649,8 @@ def test_readme_lines_give_detects_detections(tmp_path, which, model):
             assert sorted(detection_lines(got, names, thresh)) == sorted(detection_lines(want, names, thresh))
             got = {d.index: d for d in got}
             want = {d.index: d for d in want}
+            for g, w in nms_twins(got, want):
+                got[w] = got.pop(g)
             assert got.keys() == want.keys(), (image, thresh)
             boxes = np.array([want[i].bbox for i in want])
             assert rel(np.array([got[i].bbox for i in want]).reshape(boxes.shape), boxes) < BOX_TOLERANCE.get(
