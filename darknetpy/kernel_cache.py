@@ -1,5 +1,5 @@
 """darknetpy's compiled kernels: a notice while they compile, the time spent getting them
-ready, and compiling them ahead.
+ready, and compiling them ahead, in two processes at once.
 
 The kernels are Numba functions, compiled for this CPU the first time a model needs
 them and cached (`cache=True`: in darknetpy's `__pycache__` folders, or under
@@ -12,23 +12,29 @@ coldstart.py measures it; the README has the figures).
   through its `numba:compile` event.
 * kernel_clock.py counts the time spent getting kernels ready (compiling them, or
   loading them from the cache, which each kernel's first call does).
-* `compile_model` compiles what running a model needs, ahead: `darknetpy compile CFG`,
-  and `darknetpy download`, which starts it for the models' cfg files while their
-  weights download (`start_compile`).
-
-Compiling in two processes at once (one from the first layer, one from the last) was
-measured and left out: on this project's shared 2-core machine it gained 23% in one run
-and lost 29% in another (the processes duplicate the kernels both reach first, and a
-busy machine has no idle core to give); see bench/coldstart.py.
+* `prepare` (the first `detect`, `detector test` or `classifier predict` on a machine)
+  and `compile_model` (`darknetpy compile CFG`, and `download`, which starts it while
+  the weights download) compile a model's kernels in two processes at once: this one
+  the convolutions (the GEMM, its workers and epilogues, which they share), a child
+  (`compile --side`) everything else: the JPEG decoder, the letterbox, the other layers
+  and the head. The two parts share no kernel, so neither compiles what the other
+  does, and each loads the other's from the cache once both are done.
+* `lock_cache_files` makes that safe: Numba numbers a function's cache files by reading
+  its index and taking the first free number, so two processes saving two signatures
+  of one function at once could both take the same number; an advisory lock around
+  each index update (and read) orders them.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 
+from numba import njit
+
 NOTICE = ("darknetpy: compiling darknetpy's kernels for this CPU, first run only "
-          "(about a minute; 'darknetpy compile CFG' does it ahead)")
+          "(under a minute; 'darknetpy compile CFG' does it ahead)")
 
 
 def _is_ours(event) -> bool:
@@ -76,24 +82,123 @@ def _blank_jpeg() -> bytes:
     return data.tobytes()
 
 
-def compile_model(cfg: str, numerics: str = "darknet", compat: str | None = None, warn=None) -> float:
-    """Compile (or load from the cache) every kernel that `detect` or `classifier
-    predict` of `cfg` in `numerics` needs: the JPEG decoder, the letterbox, the forward
-    pass and the head, on a blank image. Returns the seconds it took."""
+def uses_gemm(layer) -> bool:
+    """The layers whose kernels the main part compiles: the convolutions (with the
+    maxpools fused into them), which share the GEMM and its workers."""
+    return layer.type == "convolutional"
+
+
+def _others(layer) -> bool:
+    return not uses_gemm(layer)
+
+
+def compile_part(net, part: str) -> None:
+    """Run what `detect` or `classifier predict` of `net` runs, on blank images, limited
+    to one part of it: "main" (the convolutions), "side" (the JPEG decoder, the
+    letterbox, the other layers, the head) or "all"."""
     import numpy as np
 
     from .image import decode_rgb
+
+    if part == "main":
+        net.forward_part(np.zeros(net.model.options.input_shape, np.float32), uses_gemm)
+        return
+    decode_rgb(_blank_jpeg(), "blank.jpg", "stb")
+    blank = np.zeros((net.height, net.width + 2, 3), np.uint8)  # + 2: the letterbox resizes
+    outs = net.forward_part(net.letterbox(net.image(blank)), None if part == "all" else _others)
+    if net.model.detection_layers:
+        net.detections(outs[1:], blank.shape[1], blank.shape[0])
+        # a blank image has no box above the threshold, and NMS compares only such boxes
+        _compile_nms(net.model.detection_layers[-1].classes, net.numerics.ftz)
+    else:
+        from .heads import classify
+
+        classify(net.model, outs[0].reshape(-1).copy(), 5, net.numerics.ftz)
+
+
+def _compile_nms(classes: int, ftz: bool) -> None:
+    import numpy as np
+
+    from .detect import Box, Detection, do_nms_sort
+
+    box, one = Box(np.float32(.5), np.float32(.5), np.float32(.2), np.float32(.2)), np.float32(1)
+    do_nms_sort([Detection(i, box, one, classes, {0: np.float32(p)}) for i, p in enumerate((.9, .8))], classes, .45,
+                ftz=ftz)
+
+
+def compile_model(cfg: str, numerics: str = "darknet", compat: str | None = None, warn=None) -> float:
+    """Compile (or load from the cache) every kernel that `detect` or `classifier
+    predict` of `cfg` in `numerics` needs, in two processes when the cache is cold (see
+    `prepare`). Returns the seconds it took."""
     from .network import Network
 
     start = time.perf_counter()
-    decode_rgb(_blank_jpeg(), "blank.jpg", "stb")
     net = Network(cfg, None, numerics=numerics, compat=compat, warn=warn)
-    blank = np.zeros((net.height, net.width + 2, 3), np.uint8)  # + 2: the letterbox resizes
-    if net.model.detection_layers:
-        net.detect(blank)
-    else:
-        net.classify(blank)
+    prepare(net, cfg, numerics, compat)
+    compile_part(net, "all")
     return time.perf_counter() - start
+
+
+@njit(cache=True)
+def _probe(x):
+    """Looked up in the cache, not used: missing there means the kernels of this darknetpy
+    have not been compiled on this machine (or in this NUMBA_CACHE_DIR)."""
+    return x + 1
+
+
+def cold() -> bool:
+    """Whether the kernel cache is cold: a first run, which compiles."""
+    _probe(1)
+    return sum(_probe.stats.cache_misses.values()) > 0
+
+
+def prepare(net, cfg: str, numerics: str, compat: str | None) -> None:
+    """On a cold cache, compile `net`'s kernels in two processes: a child compiles the
+    side part (`compile_part`) while this one compiles the main part, then this one
+    waits for it, so that the run that follows loads everything from the cache. Nothing
+    on a warm cache or a GPU; if the child cannot start or fails, the run compiles what
+    is missing itself."""
+    if not net.backend.is_cpu or not cold():
+        return
+    lock_cache_files()
+    side = start_side(cfg, numerics, compat)
+    try:
+        compile_part(net, "main")
+        if side is not None:
+            side.communicate(timeout=SIDE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if side is not None and side.poll() is None:
+            side.kill()
+            side.wait()
+
+
+SIDE_TIMEOUT_S = 600
+
+
+def start_side(cfg: str, numerics: str, compat: str | None) -> subprocess.Popen | None:
+    """`darknetpy compile --side` of cfg in a child process running this darknetpy (its
+    output discarded); None if it cannot start."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p]))
+    command = [sys.executable, "-m", "darknetpy", "compile", "--side", "-q", "--numerics", numerics, cfg]
+    if compat:
+        command += ["--compat", compat]
+    try:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+    except OSError:
+        return None
+
+
+def compile_side(cfg: str, numerics: str, compat: str | None) -> None:
+    """The child's work (`darknetpy compile --side`)."""
+    from .network import Network
+
+    lock_cache_files()
+    compile_part(Network(cfg, None, numerics=numerics, compat=compat, warn=None), "side")
 
 
 def start_compile(cfgs: list[str]) -> subprocess.Popen | None:
@@ -104,3 +209,41 @@ def start_compile(cfgs: list[str]) -> subprocess.Popen | None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     except OSError:
         return None
+
+
+_locked = False
+
+
+def lock_cache_files() -> None:
+    """From now on in this process, Numba's cache index of a darknetpy kernel is read and
+    updated under an advisory lock (fcntl; where there is none, nothing changes)."""
+    global _locked
+    if _locked:
+        return
+    _locked = True
+    try:
+        import fcntl
+
+        from numba.core import caching
+        cache_file = caching.IndexDataCacheFile
+        save, load = cache_file.save, cache_file.load
+    except (ImportError, AttributeError):  # pragma: no cover - not POSIX, or another Numba
+        return
+
+    def locked(method, mode):
+        def call(self, *args):
+            if "darknetpy" not in self._cache_path:
+                return method(self, *args)
+            try:
+                fd = os.open(os.path.join(self._cache_path, "darknetpy.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return method(self, *args)
+            try:
+                fcntl.flock(fd, mode)
+                return method(self, *args)
+            finally:
+                os.close(fd)
+        return call
+
+    cache_file.save = locked(save, fcntl.LOCK_EX)
+    cache_file.load = locked(load, fcntl.LOCK_SH)

@@ -186,6 +186,12 @@ class Network:
         order = [self.output_layer.index] + [layer.index for layer in self.model.detection_layers]
         return [outs[returned.index(i)][image].reshape(self.layers[i].out_shape) for i in order]
 
+    def forward_part(self, x: np.ndarray, only) -> list[np.ndarray]:
+        """The outputs `_outputs` orders, of a pass that runs only the layers for which
+        only(layer) is true (the others' outputs are left as their buffers hold them):
+        to compile one part of the network's kernels (kernel_cache.py)."""
+        return self._outputs(self.executor.forward(x, only=only))
+
     def forward_detection(self, x: np.ndarray) -> list[np.ndarray]:
         """Each detection layer's output for one input, (c, h, w), in network order: what
         `detections` decodes."""

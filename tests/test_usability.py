@@ -181,6 +181,129 @@ def test_compile_verb_leaves_nothing_for_the_first_detect(tiny, tmp_path):
     assert NOTICE not in r.stderr
 
 
+SMALL_DETECTOR_CFG = """[net]
+width=96
+height=96
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=14
+activation=linear
+
+[region]
+anchors=1,1,2,2
+bias_match=1
+classes=2
+coords=4
+num=2
+softmax=1
+"""
+
+LIST_COMPILES = """
+import json, sys, time
+from numba.core import event
+compiled = []
+
+class Names(event.Listener):
+    def on_start(self, ev):
+        d = ev.data["dispatcher"]
+        compiled.append(d.py_func.__module__ + "." + d.py_func.__qualname__)
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Names())
+from darknetpy import kernel_cache
+from darknetpy.network import Network
+cfg, what = sys.argv[1:3]
+net = Network(cfg, None, warn=None)
+if what == "prepare":
+    kernel_cache.prepare(net, cfg, "darknet", None)
+    main = sorted(set(compiled))
+    del compiled[:]
+    dets = net.detect(sys.argv[3])
+    print(json.dumps({"main": main, "after": sorted(set(compiled)), "lines": len(dets)}))
+else:
+    kernel_cache.compile_part(net, what)
+    print(json.dumps(sorted({n for n in compiled if n.startswith("darknetpy")})))
+"""
+
+
+def _list_compiles(cfg, what, cache, *more):
+    env = dict(ENV, NUMBA_NUM_THREADS="2", NUMBA_CACHE_DIR=str(cache))
+    return subprocess.Popen([sys.executable, "-c", LIST_COMPILES, str(cfg), what, *map(str, more)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _listed(proc):
+    out, err = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_two_compile_parts_share_no_kernel(tmp_path):
+    """A first run compiles the convolutions here and the rest in a child at the same time
+    (kernel_cache.prepare): each with an empty cache of its own, the two parts compile
+    no kernel in common (none twice, and no two signatures of one kernel's cache index
+    written at once), the GEMM on one side, the JPEG decoder, the region layer and NMS
+    on the other."""
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL_DETECTOR_CFG)
+    main, side = (_list_compiles(cfg, part, tmp_path / part) for part in ("main", "side"))
+    main, side = set(_listed(main)), set(_listed(side))
+    assert "darknetpy.cpu.gemm_blocking.gemm_block" in main
+    assert {"darknetpy.detect._region_kernel", "darknetpy.detect._nms_kernel"} <= side
+    assert any(name.startswith("darknetpy.jpeg.") for name in side), side
+    assert main & side == set()
+
+
+@pytest.mark.slow
+def test_a_first_detect_compiles_the_rest_in_a_child(tmp_path):
+    """An empty cache: `prepare` compiles the convolutions in this process and waits for
+    the child that compiles the rest, after which the detection itself compiles nothing
+    (everything loads from the cache) and this process compiled none of the child's
+    kernels. The next process finds the cache warm and starts no child."""
+    import cv2
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL_DETECTOR_CFG)
+    image = tmp_path / "dog.jpg"
+    cv2.imwrite(str(image), (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8))
+    first = _listed(_list_compiles(cfg, "prepare", tmp_path / "cache", image))
+    assert "darknetpy.cpu.gemm_blocking.gemm_block" in first["main"]
+    assert not [n for n in first["main"] if n.startswith(("darknetpy.jpeg.", "darknetpy.detect."))], first["main"]
+    assert [n for n in first["after"] if n.startswith("darknetpy")] == []
+    again = _listed(_list_compiles(cfg, "prepare", tmp_path / "cache", image))
+    assert again == {"main": [], "after": [], "lines": first["lines"]}
+
+
 # ---------------------------------------------------------------------------
 # 2. --json - is JSON, with the same schema for every kind of input
 # ---------------------------------------------------------------------------

@@ -161,15 +161,18 @@ class InferenceExecutor:
             flat = [self.backend.download(out) for out in flat]
         return flat
 
-    def run(self, x, n: int, keep: bool, times: list | None = None) -> list:
+    def run(self, x, n: int, keep: bool, times: list | None = None, only=None) -> list:
         """The layers on n inputs already on the device (flat); each layer's output
-        (n, *out_shape), or None where dropped or fused."""
+        (n, *out_shape), or None where dropped or fused. only: a predicate on layers;
+        the others are skipped and their outputs left as their buffers hold them (to
+        compile one part of the network's kernels, see kernel_cache.py)."""
         self.prepare()
         if keep:
             views = {}
         else:
             views = self._arena_views(n)
-        return self._pass(x.reshape(n, *self.model.options.input_shape), n, views, self.workspace, keep, times)
+        return self._pass(x.reshape(n, *self.model.options.input_shape), n, views, self.workspace, keep, times,
+                          only)
 
     def _arena_views(self, n: int) -> dict:
         """The views of the plan for n inputs; kept while the same plan is used again."""
@@ -184,7 +187,7 @@ class InferenceExecutor:
         shape = (n, *layer.out_shape)
         return self.backend.empty(shape) if view is None else view.reshape(shape)
 
-    def _pass(self, x, n: int, views: dict, workspace, keep: bool, times: list | None) -> list:
+    def _pass(self, x, n: int, views: dict, workspace, keep: bool, times: list | None, only=None) -> list:
         outputs: list = []
         fused = () if keep else self.fused_pools
         pooled = None
@@ -197,7 +200,10 @@ class InferenceExecutor:
                 pool = self.layers[layer.index + 1] if layer.index in fused else None
                 out = self._buffer(pool or layer, n, views) if (pool or layer.writes_output) else None
                 step = Step(inputs, out, self.kernels, self.numerics, workspace, self.state[layer.index])
-                if pool is not None:
+                if only is not None and not only(layer):
+                    skipped = out if out is not None else self.backend.empty((n, *layer.out_shape))
+                    pooled, current = (skipped, None) if pool is not None else (None, skipped)
+                elif pool is not None:
                     pooled, current = layer.forward_maxpool(step, pool), None
                 else:
                     current = layer.forward(step)
@@ -215,14 +221,14 @@ class InferenceExecutor:
             if outputs[i] is not None and self.last_use[i] <= index:
                 outputs[i] = None
 
-    def forward(self, x: np.ndarray, n: int = 1) -> list[np.ndarray]:
+    def forward(self, x: np.ndarray, n: int = 1, only=None) -> list[np.ndarray]:
         """Darknet's `network_predict` on n inputs: the returned layers' outputs (see
-        `returned`), each (n, *out_shape), on the host."""
-        if n == 1 and self._use_graph():
+        `returned`), each (n, *out_shape), on the host. only: see `run`."""
+        if n == 1 and only is None and self._use_graph():
             out = self._graph(self.check_input(x))
             return [o.reshape(1, *self.layers[i].out_shape) for o, i in zip(out, self.returned)]
         x = self.backend.upload(self.check_input(x, n))
-        outputs = self.run(x, n, keep=False)
+        outputs = self.run(x, n, keep=False, only=only)
         return [self._host(outputs[i], i) for i in self.returned]
 
     def _host(self, out, index: int) -> np.ndarray:
