@@ -268,6 +268,31 @@ def _listed(proc):
     return json.loads(out.splitlines()[-1])
 
 
+CACHE_PATH = "from darknetpy import kernel_cache; print(kernel_cache._probe._cache._cache_path)"
+SAVE_LOCKED = "from darknetpy import kernel_cache; kernel_cache.lock_cache_files(); kernel_cache._probe(1)"
+
+
+def test_cache_index_updates_wait_for_the_lock(tmp_path):
+    """kernel_cache.lock_cache_files: a process saving a kernel to the cache waits while
+    another holds the cache folder's lock (two processes compiling at once cannot number
+    two signatures' files alike), and saves once it is released."""
+    import fcntl
+    env = dict(ENV, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-c", CACHE_PATH], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    folder = r.stdout.strip()
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "darknetpy.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        child = subprocess.Popen([sys.executable, "-c", SAVE_LOCKED], env=env, stderr=subprocess.PIPE, text=True)
+        time.sleep(8)
+        assert child.poll() is None
+        assert not [f for f in os.listdir(folder) if f.endswith(".nbi")]
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert child.wait(timeout=120) == 0, child.stderr.read()
+    assert [f for f in os.listdir(folder) if f.endswith(".nbi")]
+
+
 @pytest.mark.slow
 def test_the_two_compile_parts_share_no_kernel(tmp_path):
     """A first run compiles the convolutions here and the rest in a child at the same time
