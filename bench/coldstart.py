@@ -7,10 +7,13 @@ Numba cache (the kernels compile), with a warm one, and after `darknetpy compile
 Each measurement is a fresh process of this checkout (`python3 -m darknetpy`, the
 repository first on PYTHONPATH) with NUMBA_CACHE_DIR pointing at a new empty folder, so
 the kernels cached in the source tree are not used. Wall time is what the user waits;
-CPU time (the children's user + system) is what the compilation costs, and moves less
-with the machine's load, which is printed with each line. --breakdown also runs one cold
-detect in this process and lists the kernels by compile time (Numba's own pass and LLVM
-timers, inclusive of the kernels each one calls).
+CPU time (the children's user + system, the compiling child included: a first run
+compiles in two processes, see darknetpy/kernel_cache.py) is what the compilation costs,
+and moves less with the machine's load, which is printed with each line. --busy keeps a
+`while True` process running meanwhile (a machine with no idle core). --breakdown also
+runs one cold detect in a child and lists the kernels that process compiled by compile
+time (Numba's own pass and LLVM timers, inclusive of the kernels each one calls; the
+other process's part is not listed).
 """
 from __future__ import annotations
 
@@ -94,6 +97,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="cold measurements of each kind")
     p.add_argument("--nice", type=int, default=10, help="niceness of the measured processes (the machine is shared)")
     p.add_argument("--breakdown", action="store_true", help="also list the kernels by compile time")
+    p.add_argument("--busy", action="store_true", help="a `while True` process runs during the measurements")
     p.add_argument("--breakdown-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.breakdown_child:
@@ -105,7 +109,19 @@ def main() -> None:
 
         weights = str(kit.weights("yolov2-tiny.weights"))
     detect = ["detect", args.cfg, weights, args.image, "--no-draw", "-q"]
-    print(f"{os.cpu_count()} CPUs, nice {args.nice}; each line: wall, CPU of the process, load average before it")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    print(f"{os.cpu_count()} CPUs, nice {args.nice}{', one core busy' if busy else ''}; each line: wall, CPU of the "
+          f"processes, load average before it")
+    try:
+        measure(args, detect)
+    finally:
+        if busy is not None:
+            busy.kill()
+    if args.breakdown:
+        breakdown(args.cfg, weights, args.image, args.cwd)
+
+
+def measure(args, detect: list[str]) -> None:
     for n in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="coldstart-") as cache:
             load = _load()
@@ -123,8 +139,6 @@ def main() -> None:
             wall, cpu, err = darknetpy(detect, cache, args.cwd, args.nice)
             noticed = "compiled more" if "compiling darknetpy's kernels" in err else "nothing compiled"
             print(f"then the first detect:   {wall:6.1f} s wall {cpu:6.1f} s CPU   (load {load}; {noticed})")
-    if args.breakdown:
-        breakdown(args.cfg, weights, args.image, args.cwd)
 
 
 if __name__ == "__main__":

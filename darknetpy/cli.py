@@ -338,11 +338,11 @@ def _prepare(net, args) -> None:
 
 def cmd_compile(args) -> int:
     """Compile the kernels each cfg needs, so that its first run starts at once."""
-    from .kernel_cache import compile_model, compile_side
+    from .kernel_cache import compile_in_child, compile_model
 
-    if args.side:
+    if args.part:
         for cfg in args.cfgs:
-            compile_side(cfg, args.numerics, args.compat)
+            compile_in_child(cfg, args.numerics, args.compat, args.part)
         return 0
     for cfg in args.cfgs:
         seconds = compile_model(cfg, args.numerics, args.compat, warn=None)
@@ -659,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compat", choices=("darknet-cpu",), default=None,
                    help="YOLO9000's tree as the stock CPU build computes it (see detect --help)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line when done")
-    p.add_argument("--side", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--part", choices=("pooled", "convolutions", "side"), help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_compile)
 
     from .train.partial import cmd_partial

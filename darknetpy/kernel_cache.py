@@ -1,5 +1,5 @@
 """darknetpy's compiled kernels: a notice while they compile, the time spent getting them
-ready, and compiling them ahead, in two processes at once.
+ready, and compiling them ahead, in several processes at once.
 
 The kernels are Numba functions, compiled for this CPU the first time a model needs
 them and cached (`cache=True`: in darknetpy's `__pycache__` folders, or under
@@ -14,15 +14,17 @@ coldstart.py measures it; the README has the figures).
   loading them from the cache, which each kernel's first call does).
 * `prepare` (the first `detect`, `detector test` or `classifier predict` on a machine)
   and `compile_model` (`darknetpy compile CFG`, and `download`, which starts it while
-  the weights download) compile a model's kernels in two processes at once: this one
-  the convolutions (the GEMM, its workers and epilogues, which they share), a child
-  (`compile --side`) everything else: the JPEG decoder, the letterbox, the other layers
-  and the head. The two parts share no kernel, so neither compiles what the other
-  does, and each loads the other's from the cache once both are done.
+  the weights download) compile a model's kernels in up to three processes at once
+  (PARTS): this one the convolutions fused with their maxpool, a child the other
+  convolutions (`compile --part convolutions`), a child everything else: the JPEG
+  decoder, the letterbox, the other layers and the head (`--part side`), which shares no
+  kernel with the convolutions. Each loads the others' kernels from the cache once all
+  are done.
 * `lock_cache_files` makes that safe: Numba numbers a function's cache files by reading
   its index and taking the first free number, so two processes saving two signatures
-  of one function at once could both take the same number; an advisory lock around
-  each index update (and read) orders them.
+  of one function at once could both take the same number (the two convolution parts
+  both compile the GEMM's inner kernels); an advisory lock around each index update
+  (and read) orders them.
 """
 from __future__ import annotations
 
@@ -82,30 +84,39 @@ def _blank_jpeg() -> bytes:
     return data.tobytes()
 
 
-def uses_gemm(layer) -> bool:
-    """The layers whose kernels the main part compiles: the convolutions (with the
-    maxpools fused into them), which share the GEMM and its workers."""
-    return layer.type == "convolutional"
+def _pooled(net, layer) -> bool:
+    return layer.type == "convolutional" and layer.index in net.fused_pools
 
 
-def _others(layer) -> bool:
-    return not uses_gemm(layer)
+def _convolutions(net, layer) -> bool:
+    return layer.type == "convolutional" and layer.index not in net.fused_pools
+
+
+def _others(net, layer) -> bool:
+    return layer.type != "convolutional"
+
+
+# The parts a first run compiles at once, each the layers it runs: the convolutions
+# fused with their maxpool, the other convolutions (the two share the GEMM's inner
+# kernels, but each has its own parallel kernels, which are most of the time), and the
+# "side": everything but the convolutions, with the JPEG decoder, letterbox and head.
+PARTS = {"pooled": _pooled, "convolutions": _convolutions, "side": _others}
 
 
 def compile_part(net, part: str) -> None:
     """Run what `detect` or `classifier predict` of `net` runs, on blank images, limited
-    to one part of it: "main" (the convolutions), "side" (the JPEG decoder, the
-    letterbox, the other layers, the head) or "all"."""
+    to one of PARTS, or "all"."""
     import numpy as np
 
     from .image import decode_rgb
 
-    if part == "main":
-        net.forward_part(np.zeros(net.model.options.input_shape, np.float32), uses_gemm)
+    if part != "side" and part != "all":
+        net.forward_part(np.zeros(net.model.options.input_shape, np.float32), lambda layer: PARTS[part](net, layer))
         return
     decode_rgb(_blank_jpeg(), "blank.jpg", "stb")
     blank = np.zeros((net.height, net.width + 2, 3), np.uint8)  # + 2: the letterbox resizes
-    outs = net.forward_part(net.letterbox(net.image(blank)), None if part == "all" else _others)
+    only = None if part == "all" else (lambda layer: _others(net, layer))
+    outs = net.forward_part(net.letterbox(net.image(blank)), only)
     if net.model.detection_layers:
         net.detections(outs[1:], blank.shape[1], blank.shape[0])
         # a blank image has no box above the threshold, and NMS compares only such boxes
@@ -153,37 +164,39 @@ def cold() -> bool:
 
 
 def prepare(net, cfg: str, numerics: str, compat: str | None) -> None:
-    """On a cold cache, compile `net`'s kernels in two processes: a child compiles the
-    side part (`compile_part`) while this one compiles the main part, then this one
-    waits for it, so that the run that follows loads everything from the cache. Nothing
-    on a warm cache or a GPU; if the child cannot start or fails, the run compiles what
-    is missing itself."""
+    """On a cold cache, compile `net`'s kernels in parallel: each part of PARTS that has
+    layers in a process of its own (this one takes the first part of convolutions, a
+    child each of the others), then wait for the children, so that the run that follows
+    loads everything from the cache. Nothing on a warm cache or a GPU; where a child
+    cannot start or fails, the run compiles what is missing itself."""
     if not net.backend.is_cpu or not cold():
         return
     lock_cache_files()
-    side = start_side(cfg, numerics, compat)
+    parts = [part for part, runs in PARTS.items() if any(runs(net, layer) for layer in net.layers)] or ["side"]
+    children = [start_part(cfg, numerics, compat, part) for part in parts[1:]]
     try:
-        compile_part(net, "main")
-        if side is not None:
-            side.communicate(timeout=SIDE_TIMEOUT_S)
+        compile_part(net, parts[0])
+        for child in filter(None, children):
+            child.communicate(timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         pass
     finally:
-        if side is not None and side.poll() is None:
-            side.kill()
-            side.wait()
+        for child in filter(None, children):
+            if child.poll() is None:
+                child.kill()
+                child.wait()
 
 
-SIDE_TIMEOUT_S = 600
+CHILD_TIMEOUT_S = 600
 
 
-def start_side(cfg: str, numerics: str, compat: str | None) -> subprocess.Popen | None:
-    """`darknetpy compile --side` of cfg in a child process running this darknetpy (its
-    output discarded); None if it cannot start."""
+def start_part(cfg: str, numerics: str, compat: str | None, part: str) -> subprocess.Popen | None:
+    """`darknetpy compile --part PART` of cfg in a child process running this darknetpy
+    (its output discarded); None if it cannot start."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p]))
-    command = [sys.executable, "-m", "darknetpy", "compile", "--side", "-q", "--numerics", numerics, cfg]
+    command = [sys.executable, "-m", "darknetpy", "compile", "--part", part, "-q", "--numerics", numerics, cfg]
     if compat:
         command += ["--compat", compat]
     try:
@@ -193,12 +206,12 @@ def start_side(cfg: str, numerics: str, compat: str | None) -> subprocess.Popen 
         return None
 
 
-def compile_side(cfg: str, numerics: str, compat: str | None) -> None:
-    """The child's work (`darknetpy compile --side`)."""
+def compile_in_child(cfg: str, numerics: str, compat: str | None, part: str) -> None:
+    """A child's work (`darknetpy compile --part PART`)."""
     from .network import Network
 
     lock_cache_files()
-    compile_part(Network(cfg, None, numerics=numerics, compat=compat, warn=None), "side")
+    compile_part(Network(cfg, None, numerics=numerics, compat=compat, warn=None), part)
 
 
 def start_compile(cfgs: list[str]) -> subprocess.Popen | None:

@@ -182,8 +182,8 @@ def test_compile_verb_leaves_nothing_for_the_first_detect(tiny, tmp_path):
 
 
 SMALL_DETECTOR_CFG = """[net]
-width=96
-height=96
+width=256
+height=256
 channels=3
 
 [convolutional]
@@ -294,36 +294,40 @@ def test_cache_index_updates_wait_for_the_lock(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_two_compile_parts_share_no_kernel(tmp_path):
-    """A first run compiles the convolutions here and the rest in a child at the same time
-    (kernel_cache.prepare): each with an empty cache of its own, the two parts compile
-    no kernel in common (none twice, and no two signatures of one kernel's cache index
-    written at once), the GEMM on one side, the JPEG decoder, the region layer and NMS
-    on the other."""
+def test_the_compile_parts_split_the_work(tmp_path):
+    """A first run compiles its parts at once, in processes of their own
+    (kernel_cache.prepare): each with an empty cache of its own, the side part (the JPEG
+    decoder, the region layer, NMS) compiles no kernel that a convolution part does; the
+    fused convolutions and the others each compile their own parallel kernels, and share
+    only the GEMM's inner ones."""
     cfg = tmp_path / "small.cfg"
     cfg.write_text(SMALL_DETECTOR_CFG)
-    main, side = (_list_compiles(cfg, part, tmp_path / part) for part in ("main", "side"))
-    main, side = set(_listed(main)), set(_listed(side))
-    assert "darknetpy.cpu.gemm_blocking.gemm_block" in main
+    procs = {part: _list_compiles(cfg, part, tmp_path / part) for part in ("pooled", "convolutions", "side")}
+    pooled, plain, side = (set(_listed(procs[part])) for part in ("pooled", "convolutions", "side"))
     assert {"darknetpy.detect._region_kernel", "darknetpy.detect._nms_kernel"} <= side
     assert any(name.startswith("darknetpy.jpeg.") for name in side), side
-    assert main & side == set()
+    assert side & (pooled | plain) == set()
+    assert "darknetpy.cpu.gemm_blocking.gemm_block" in pooled & plain
+    assert "darknetpy.cpu.convolution._pooled" in pooled - plain
+    assert "darknetpy.cpu.gemm_blocking.gemm_parallel" in plain - pooled
 
 
 @pytest.mark.slow
-def test_a_first_detect_compiles_the_rest_in_a_child(tmp_path):
-    """An empty cache: `prepare` compiles the convolutions in this process and waits for
-    the child that compiles the rest, after which the detection itself compiles nothing
-    (everything loads from the cache) and this process compiled none of the child's
-    kernels. The next process finds the cache warm and starts no child."""
+def test_a_first_detect_compiles_the_rest_in_children(tmp_path):
+    """An empty cache: `prepare` compiles the fused convolutions in this process and
+    waits for the children that compile the rest, after which the detection itself
+    compiles nothing (everything loads from the cache) and this process compiled none of
+    the children's parallel kernels. The next process finds the cache warm and starts no
+    child."""
     import cv2
     cfg = tmp_path / "small.cfg"
     cfg.write_text(SMALL_DETECTOR_CFG)
     image = tmp_path / "dog.jpg"
     cv2.imwrite(str(image), (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8))
     first = _listed(_list_compiles(cfg, "prepare", tmp_path / "cache", image))
-    assert "darknetpy.cpu.gemm_blocking.gemm_block" in first["main"]
-    assert not [n for n in first["main"] if n.startswith(("darknetpy.jpeg.", "darknetpy.detect."))], first["main"]
+    assert "darknetpy.cpu.convolution._pooled" in first["main"]
+    assert not [n for n in first["main"] if n.startswith(("darknetpy.jpeg.", "darknetpy.detect."))
+                or n == "darknetpy.cpu.gemm_blocking.gemm_parallel"], first["main"]
     assert [n for n in first["after"] if n.startswith("darknetpy")] == []
     again = _listed(_list_compiles(cfg, "prepare", tmp_path / "cache", image))
     assert again == {"main": [], "after": [], "lines": first["lines"]}
