@@ -169,9 +169,8 @@ def prepare(net, cfg: str, numerics: str, compat: str | None) -> None:
     child each of the others), then wait for the children, so that the run that follows
     loads everything from the cache. Nothing on a warm cache or a GPU; where a child
     cannot start or fails, the run compiles what is missing itself."""
-    if not net.backend.is_cpu or not cold():
+    if not net.backend.is_cpu or not cold() or not lock_cache_files():
         return
-    lock_cache_files()
     parts = [part for part, runs in PARTS.items() if any(runs(net, layer) for layer in net.layers)] or ["side"]
     children = [start_part(cfg, numerics, compat, part) for part in parts[1:]]
     try:
@@ -224,16 +223,16 @@ def start_compile(cfgs: list[str]) -> subprocess.Popen | None:
         return None
 
 
-_locked = False
+_locked = None
 
 
-def lock_cache_files() -> None:
+def lock_cache_files() -> bool:
     """From now on in this process, Numba's cache index of a darknetpy kernel is read and
-    updated under an advisory lock (fcntl; where there is none, nothing changes)."""
+    updated under an advisory lock. False where that cannot be done (no fcntl, or a
+    Numba without this cache class): then nothing compiles in parallel."""
     global _locked
-    if _locked:
-        return
-    _locked = True
+    if _locked is not None:
+        return _locked
     try:
         import fcntl
 
@@ -241,7 +240,8 @@ def lock_cache_files() -> None:
         cache_file = caching.IndexDataCacheFile
         save, load = cache_file.save, cache_file.load
     except (ImportError, AttributeError):  # pragma: no cover - not POSIX, or another Numba
-        return
+        _locked = False
+        return False
 
     def locked(method, mode):
         def call(self, *args):
@@ -260,3 +260,5 @@ def lock_cache_files() -> None:
 
     cache_file.save = locked(save, fcntl.LOCK_EX)
     cache_file.load = locked(load, fcntl.LOCK_SH)
+    _locked = True
+    return True
