@@ -330,7 +330,7 @@ def cmd_classifier(args) -> int:
 
 
 def _prepare(net, args) -> None:
-    """A first run on this machine compiles the kernels in two processes (kernel_cache.py)."""
+    """A first run on this machine compiles the kernels in several processes (kernel_cache.py)."""
     from .kernel_cache import prepare
 
     prepare(net, args.cfg, args.numerics, args.compat)
