@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,7 +171,54 @@ def test_state_file_sits_beside_each_checkpoint_and_a_stale_one_is_skipped(tmp_p
     assert "continue with --resume" in r.stderr
     c = checkpoint.latest(str(backup), "tiny")
     assert c is not None and c.record["seen"] == 6 * 4 and c.record["batch"] == 6
-    with open(backup / "tiny.backup", "r+b") as f:     # as if the state's rename never happened
+    with open(backup / "tiny.backup", "r+b") as f:     # weights that no state belongs to
         f.seek(100)
         f.write(b"\x01\x02\x03\x04")
     assert checkpoint.latest(str(backup), "tiny") is None
+
+
+def test_a_kill_between_a_saves_renames_keeps_a_checkpoint(tmp_path, monkeypatch):
+    """checkpoint.save overwrites `X.backup` at every save: killed before its renames the
+    old pair stays, killed between them the new weights and the new state (still at
+    `.state.next`) are found; either way --resume finds a checkpoint (a kill there used to
+    leave none, and the run started again from random weights)."""
+    from darknetpy.train import checkpoint
+
+    data, cfg = setup(tmp_path)
+    r = subprocess.run(command(data, cfg, "--max-batches", 6), env=ENV, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    backup = str(tmp_path / "backup")
+    old = checkpoint.latest(backup, "tiny")
+    real_replace = os.replace
+
+    def killed_at(n):
+        calls = []
+
+        def replace(a, b):
+            calls.append(a)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            real_replace(a, b)
+        return replace
+
+    path = os.path.join(backup, "tiny.backup")
+    monkeypatch.setattr(checkpoint, "save_weights_upto", lambda p, layers, seen: shutil.copy(path + ".orig", p))
+    shutil.copy(path, path + ".orig")
+    with open(path + ".orig", "r+b") as f:    # the new weights differ from the old
+        f.seek(100)
+        f.write(b"\x01\x02\x03\x04")
+    monkeypatch.setattr(checkpoint, "learned_updates", lambda layers: old.updates)
+    # os.replace calls in a save: the state to .state.next, the weights, the state
+    # killed at the weights' rename: the old pair
+    monkeypatch.setattr(checkpoint.os, "replace", killed_at(2))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, [], 7 * 4, {**old.record, "batch": 7})
+    c = checkpoint.latest(backup, "tiny")
+    assert c is not None and c.record["batch"] == 6
+    # killed at the state's rename: the new pair
+    monkeypatch.setattr(checkpoint.os, "replace", killed_at(3))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, [], 7 * 4, {**old.record, "batch": 7})
+    c = checkpoint.latest(backup, "tiny")
+    assert c is not None and c.record["batch"] == 7 and c.record["seen"] == 7 * 4

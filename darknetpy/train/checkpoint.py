@@ -5,10 +5,12 @@ random state, no data position, so a resumed Darknet run is another run. Beside 
 checkpoint `X.weights` darknetpy writes `X.weights.state` (an .npz: every parameter's
 `updates` buffer, and a JSON record of `seen`, `t`, the average loss, the loader's state,
 the multi-scale size and counter, and the SHA-256 of the weights file it belongs to).
-Both files are written to a temporary name and renamed; the state goes second, so a kill
-between the two renames leaves a state whose SHA-256 does not match, which `--resume`
-skips for an older consistent pair. A full disk raises DarknetError and leaves the
-previous files in place.
+A save writes the new pair whole first, as `X.weights.next` and `X.weights.state.next`
+(each to a temporary name, then renamed), then renames them over `X.weights` and its state,
+the state last. A kill before the first of those renames leaves the old pair; between the
+two, the new weights with the new state still at `.state.next`, which `load` takes when
+its SHA-256 matches: a checkpoint overwritten at every save (`X.backup`) is never lost. A
+full disk raises DarknetError and leaves the previous files in place.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..fileio import atomic_write
 from .partial import save_weights_upto
 
 STATE_SUFFIX = ".state"
+NEXT = ".next"
 STATE_VERSION = 1
 
 
@@ -95,28 +98,39 @@ def save(path: str, layers, seen: int, record: dict, log=None) -> None:
     `log` gets Darknet's "Saving weights to" line."""
     if log is not None:
         log(f"Saving weights to {path}")
-    save_weights_upto(path, layers, seen)
-    record = {**record, "version": STATE_VERSION, "seen": seen, "weights_sha256": file_sha256(path)}
+    save_weights_upto(path + NEXT, layers, seen)
+    record = {**record, "version": STATE_VERSION, "seen": seen, "weights_sha256": file_sha256(path + NEXT)}
     buf = io.BytesIO()
     np.savez(buf, record=np.array(json.dumps(record)), **learned_updates(layers))
     data = buf.getvalue()
-    atomic_write(path + STATE_SUFFIX, lambda f: f.write(data))
+    state = path + STATE_SUFFIX
+    atomic_write(state + NEXT, lambda f: f.write(data))
+    try:
+        os.replace(path + NEXT, path)
+        os.replace(state + NEXT, state)
+    except OSError as e:
+        raise DarknetError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def load(path: str) -> Checkpoint | None:
-    """The checkpoint at `path` if its state file exists and matches it, else None."""
-    state = path + STATE_SUFFIX
-    if not (os.path.isfile(path) and os.path.isfile(state)):
+    """The checkpoint at `path` with its state file, or the state a save had not yet renamed
+    into place (see the module's doc), whichever matches it; None if neither does."""
+    if not os.path.isfile(path):
         return None
-    try:
-        with np.load(state, allow_pickle=False) as z:
-            record = json.loads(str(z["record"]))
-            updates = {k: z[k] for k in z.files if k != "record"}
-    except (OSError, ValueError, KeyError) as e:
-        raise DarknetError(f"{state}: cannot read the resume state: {e}") from None
-    if record.get("version") != STATE_VERSION or record.get("weights_sha256") != file_sha256(path):
-        return None
-    return Checkpoint(path, record, updates)
+    for state, required in ((path + STATE_SUFFIX, True), (path + STATE_SUFFIX + NEXT, False)):
+        if not os.path.isfile(state):
+            continue
+        try:
+            with np.load(state, allow_pickle=False) as z:
+                record = json.loads(str(z["record"]))
+                updates = {k: z[k] for k in z.files if k != "record"}
+        except (OSError, ValueError, KeyError) as e:
+            if not required:
+                continue
+            raise DarknetError(f"{state}: cannot read the resume state: {e}") from None
+        if record.get("version") == STATE_VERSION and record.get("weights_sha256") == file_sha256(path):
+            return Checkpoint(path, record, updates)
+    return None
 
 
 def latest(backup_dir: str, base: str) -> Checkpoint | None:
@@ -124,11 +138,14 @@ def latest(backup_dir: str, base: str) -> Checkpoint | None:
     if not os.path.isdir(backup_dir):
         return None
     best = None
-    for name in sorted(os.listdir(backup_dir)):
-        if not name.startswith(base) or name[len(base):len(base) + 1] not in ("_", ".") \
-                or not name.endswith(STATE_SUFFIX):
-            continue
-        c = load(os.path.join(backup_dir, name[:-len(STATE_SUFFIX)]))
+    weights = set()
+    for name in os.listdir(backup_dir):
+        if name.startswith(base) and name[len(base):len(base) + 1] in ("_", "."):
+            for suffix in (STATE_SUFFIX, STATE_SUFFIX + NEXT):
+                if name.endswith(suffix):
+                    weights.add(name[:-len(suffix)])
+    for name in sorted(weights):
+        c = load(os.path.join(backup_dir, name))
         if c is not None and (best is None or c.record["seen"] > best.record["seen"]):
             best = c
     return best
