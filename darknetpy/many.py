@@ -588,13 +588,19 @@ def make_record(path: str, frame: int | None, time: float | None, width: int | N
 
 
 def emit(rec: dict, writer: "JsonLines | None", bar: "Progress") -> None:
-    """A record's error line on the progress bar's stream, its JSON line, its count."""
+    """A record's error line on the progress bar's stream, its JSON line, its count: the
+    line and the count in one guarded section, so that Ctrl-C cannot fall between them
+    (the summary's count is the number of lines)."""
     error = rec.get("error")
     if error is not None:
         bar.write(f"darknetpy: error: {error}")
+
+    def count() -> None:
+        bar.update(failed=error is not None, frame="frame" in rec)
     if writer is not None:
-        writer.write(rec)
-    bar.update(failed=error is not None, frame="frame" in rec)
+        writer.write(rec, then=count)
+    else:
+        count()
 
 
 class InterruptGuard:
@@ -661,12 +667,18 @@ class JsonLines:
         except OSError as e:  # a full disk: stop, with the summary of what was written
             raise DarknetError(f"{self.target}: cannot write: {e.strerror or e}") from None
 
-    def write(self, obj: dict) -> None:
+    def write(self, obj: dict, then=None) -> None:
+        """One object's line; then(), if given, right after it in the same guarded section."""
         line = json.dumps(obj) + "\n"
-        if self.guard is not None:
-            self.guard.run(self._write, line)
-        else:
+
+        def write_line() -> None:
             self._write(line)
+            if then is not None:
+                then()
+        if self.guard is not None:
+            self.guard.run(write_line)
+        else:
+            write_line()
 
     def close(self) -> None:
         if self.f is not sys.stdout:
