@@ -139,7 +139,7 @@ def _compile_nms(classes: int, ftz: bool) -> None:
 
 def compile_model(cfg: str, numerics: str = "darknet", compat: str | None = None, warn=None) -> float:
     """Compile (or load from the cache) every kernel that `detect` or `classifier
-    predict` of `cfg` in `numerics` needs, in two processes when the cache is cold (see
+    predict` of `cfg` in `numerics` needs, in several processes when the cache is cold (see
     `prepare`). Returns the seconds it took."""
     from .network import Network
 
